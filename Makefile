@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` (main job) and `make test` (whole suite).
+# Each creates .venv at the repo root if missing and installs the project into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.symnb-installed
+
+.PHONY: venv demo test lint strip clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -c "import symnb, pytorch3d; from pytorch3d import _C"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m symnb.demo $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --nbval-lax --current-env -p no:cacheprovider build/nb/*.ipynb
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+strip: $(STAMP)
+	$(PY) -m symnb.nbtools strip nbs/*.ipynb
+
+clean:
+	rm -rf build results

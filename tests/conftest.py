@@ -1,0 +1,51 @@
+"""Shared fixtures: seeding, and running notebooks headless with papermill."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from symnb import set_seed
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+NB_BUILD = ROOT / "build" / "nb"
+
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    set_seed(0)
+
+
+def execute_notebook(name: str, **params) -> dict:
+    """Run ``nbs/<name>`` with papermill and the given parameters; return its ``results.json``.
+
+    The executed copy goes to ``build/nb/<name>`` (ignored by git; `make test` then runs
+    nbval over these smoke-parameterised copies) and the notebook's own outputs to
+    ``build/nb/<stem>/`` through its ``out_dir`` parameter.
+    """
+    import papermill as pm
+
+    stem = Path(name).stem
+    out_dir = NB_BUILD / stem
+    results = out_dir / "results.json"
+    results.unlink(missing_ok=True)
+    params = {"out_dir": str(out_dir), **params}
+    NB_BUILD.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(
+        str(NBS / name), str(NB_BUILD / name), parameters=params, cwd=str(ROOT),
+        kernel_name="python3", progress_bar=False,
+    )
+    assert results.is_file(), f"{name} did not write {results}"
+    return json.loads(results.read_text())
+
+
+@pytest.fixture
+def run_notebook():
+    return execute_notebook
