@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
-	$(PY) -m pytest --nbval-lax --current-env -p no:cacheprovider build/nb/*.ipynb
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider build/nb/*.ipynb
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
