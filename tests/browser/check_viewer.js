@@ -1,0 +1,132 @@
+// Drive Debian's headless Chromium with playwright-core (no browser download):
+//  1. open a notebook in a running JupyterLab, run all cells, wait for the notebook's results file,
+//     screenshot the page and every widget canvas;
+//  2. open standalone viewer HTML files (file://) and screenshot their canvases.
+// Writes <out>/report.json with console messages, page errors, non-local requests and screenshots;
+// the pixel checks are done by tests/test_browser.py.
+// Usage: node check_viewer.js --out DIR [--lab URL --wait-file PATH --min-canvases N] [--html FILE ...]
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+function parseArgs(argv) {
+  const a = { html: [], minCanvases: 1, timeout: 180000, chromium: '/usr/bin/chromium' };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i], v = argv[i + 1];
+    if (k === '--out') { a.out = v; i++; }
+    else if (k === '--lab') { a.lab = v; i++; }
+    else if (k === '--wait-file') { a.waitFile = v; i++; }
+    else if (k === '--min-canvases') { a.minCanvases = parseInt(v, 10); i++; }
+    else if (k === '--timeout') { a.timeout = parseInt(v, 10) * 1000; i++; }
+    else if (k === '--chromium') { a.chromium = v; i++; }
+    else if (k === '--html') { a.html.push(v); i++; }
+    else throw new Error('unknown argument ' + k);
+  }
+  if (!a.out) throw new Error('--out is required');
+  return a;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(fn, timeout, what) {
+  const t0 = Date.now();
+  for (;;) {
+    if (await fn()) return Date.now() - t0;
+    if (Date.now() - t0 > timeout) throw new Error('timed out waiting for ' + what);
+    await sleep(500);
+  }
+}
+
+function watch(page, report, tag) {
+  page.on('console', (m) => report.console.push({ page: tag, type: m.type(), text: m.text() }));
+  page.on('pageerror', (e) => report.pageErrors.push({ page: tag, text: String(e) }));
+  page.on('request', (r) => {
+    const u = r.url();
+    if (!/^(file|data|blob|about):/.test(u) && !u.startsWith('http://127.0.0.1')) {
+      report.externalRequests.push({ page: tag, url: u });
+    }
+  });
+}
+
+async function shootCanvases(page, selector, prefix, out, report) {
+  const canvases = await page.$$(selector);
+  for (let i = 0; i < canvases.length; i++) {
+    const c = canvases[i];
+    await c.scrollIntoViewIfNeeded();
+    await sleep(300);
+    const box = await c.boundingBox();
+    const file = path.join(out, `${prefix}_canvas${i}.png`);
+    await c.screenshot({ path: file });
+    report.screenshots.push({ kind: prefix, index: i, file, box });
+  }
+  return canvases.length;
+}
+
+async function runNotebook(browser, a, report) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  watch(page, report, 'lab');
+  const t0 = Date.now();
+  await page.goto(a.lab, { waitUntil: 'domcontentloaded', timeout: a.timeout });
+  await page.waitForSelector('.jp-NotebookPanel .jp-Cell', { timeout: a.timeout });
+  // the kernel must be idle before "Run All Cells" is useful
+  await page.waitForSelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', { timeout: a.timeout })
+    .catch(() => sleep(5000));
+  report.lab.openedMs = Date.now() - t0;
+  await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Run$/ }).click();
+  await page.locator('.lm-Menu-itemLabel', { hasText: /^Run All Cells$/ }).click();
+  const t1 = Date.now();
+  if (a.waitFile) {
+    await waitFor(() => fs.existsSync(a.waitFile), a.timeout, a.waitFile);
+  }
+  await waitFor(async () => (await page.$$('.jp-OutputArea-output canvas')).length >= a.minCanvases,
+    60000, `${a.minCanvases} widget canvases`);
+  await sleep(3000); // let the widgets draw their first frames
+  report.lab.ranMs = Date.now() - t1;
+  await page.screenshot({ path: path.join(a.out, 'lab_top.png') });
+  report.lab.canvases = await shootCanvases(page, '.jp-OutputArea-output canvas', 'lab', a.out, report);
+  report.lab.widgetErrors = await page.$$eval('.jp-OutputArea-output', (els) =>
+    els.map((e) => e.innerText).filter((t) => /Error displaying widget|model not found|Failed to load/i.test(t)));
+  await page.screenshot({ path: path.join(a.out, 'lab_after.png') });
+  await page.close();
+}
+
+async function openHtml(browser, file, i, a, report) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  watch(page, report, `html${i}`);
+  await page.goto('file://' + path.resolve(file), { waitUntil: 'load', timeout: a.timeout });
+  await page.waitForFunction(() => window.symnbRendered > 0, null, { timeout: 60000 });
+  const n = await page.evaluate(() => window.symnbRendered);
+  await page.screenshot({ path: path.join(a.out, `html${i}_page.png`), fullPage: true });
+  const shot = await shootCanvases(page, 'canvas.symnb-view', `html${i}`, a.out, report);
+  report.html.push({ file, rendered: n, canvases: shot });
+  await page.close();
+}
+
+async function main() {
+  const a = parseArgs(process.argv.slice(2));
+  fs.mkdirSync(a.out, { recursive: true });
+  const report = { console: [], pageErrors: [], externalRequests: [], screenshots: [], lab: {}, html: [] };
+  const browser = await chromium.launch({
+    executablePath: a.chromium,
+    headless: true,
+    timeout: 60000,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+      '--disable-dev-shm-usage'],
+  });
+  let failure = null;
+  try {
+    if (a.lab) await runNotebook(browser, a, report);
+    for (let i = 0; i < a.html.length; i++) await openHtml(browser, a.html[i], i, a, report);
+  } catch (e) {
+    failure = String(e && e.stack || e);
+    report.failure = failure;
+  } finally {
+    fs.writeFileSync(path.join(a.out, 'report.json'), JSON.stringify(report, null, 2));
+    await browser.close().catch(() => {});
+  }
+  if (failure) { console.error(failure); process.exit(1); }
+}
+
+main().catch((e) => { console.error(e); process.exit(2); });
