@@ -1,0 +1,203 @@
+"""Evaluation on a test split: 2-D, 3-D, symmetry and camera errors per sample, tables per class.
+
+Per sample (one row of :func:`evaluate`'s DataFrame):
+
+* ``mask_iou``: hard silhouette (predicted mesh and camera) vs the annotated mask;
+* ``iou_3d`` / ``iou_3d_icp``: volumetric IoU vs the sample's CAD model in the canonical frame, as
+  predicted and after ICP alignment (rigid + scale) of the prediction onto the CAD model;
+* ``chamfer``, ``hausdorff`` and the directed min-max distances (``a2b_mean`` ... ``rel_max``);
+* ``symmetry_error`` (index error: max over vertices of |v - reflect(v_mirror)|) and
+  ``geom_symmetry_error`` (Hausdorff to the reflected surface / bbox diagonal);
+* ``az_err``, ``el_err``, ``roll_err``: absolute viewpoint errors in degrees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import metrics as M
+from .model import ReconstructionNet, _smap_to, _symmetry_map, export_mesh, posthoc_symmetrize
+from .train import RenderConfig, collate, render_prediction
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings.
+
+    Attributes:
+        iou_resolution: voxel grid size for 3-D IoU; n_samples: surface samples for distances.
+        icp: also report metrics after ICP alignment; max_items: evaluate at most this many samples.
+        save_meshes: export this many predicted meshes (OBJ with texture) into ``out_dir/meshes``.
+        batch_size: images per forward pass; geom_symmetry: compute the (slower) geometric symmetry error.
+    """
+
+    iou_resolution: int = 32
+    n_samples: int = 4000
+    icp: bool = True
+    max_items: int | None = None
+    save_meshes: int = 4
+    batch_size: int = 16
+    geom_symmetry: bool = True
+
+
+def viewpoint(quat: torch.Tensor) -> torch.Tensor:
+    """Azimuth, elevation and in-plane roll (degrees) of world-to-camera quaternions (B, 4) -> (B, 3).
+
+    Object frame: y up; azimuth is measured about y from +z towards +x, elevation above the xz plane;
+    roll is the image-plane angle of the object's up axis from the image's up direction (-y).
+    """
+    from pytorch3d.transforms import quaternion_to_matrix
+
+    R = quaternion_to_matrix(quat.double())
+    d = -R[:, 2, :]  # direction from the object to the camera, object coordinates (= -R^T e_z)
+    az = torch.atan2(d[:, 0], d[:, 2])
+    el = torch.asin(d[:, 1].clamp(-1, 1))
+    up = R[:, :, 1]  # object y axis in camera coordinates
+    roll = torch.atan2(up[:, 0], -up[:, 1])
+    return torch.stack([az, el, roll], -1) * 180 / math.pi
+
+
+def angle_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a - b| wrapped to [0, 180] degrees."""
+    return ((a - b + 180) % 360 - 180).abs()
+
+
+def _icp_align(src: torch.Tensor, dst: torch.Tensor, iters: int = 30) -> torch.Tensor:
+    """Align point set src (N, 3) onto dst (M, 3) by ICP with scale; returns the transformed src."""
+    try:
+        from .align import icp
+    except ImportError:  # symnb.align missing: minimal point-to-point ICP (Umeyama steps)
+        icp = None
+    if icp is not None:
+        res = icp(src, dst, with_scale=True)
+        T = res[0] if isinstance(res, tuple) else getattr(res, "transform", res)
+        if torch.is_tensor(T) and T.shape == (4, 4):
+            return src @ T[:3, :3].T.to(src) + T[:3, 3].to(src)
+    from scipy.spatial import cKDTree
+
+    x = src.double().numpy()
+    y = dst.double().numpy()
+    tree = cKDTree(y)
+    cur = x.copy()
+    for _ in range(iters):
+        _, idx = tree.query(cur)
+        p, q = cur, y[idx]
+        mp, mq = p.mean(0), q.mean(0)
+        U, S, Vt = np.linalg.svd((q - mq).T @ (p - mp))
+        D = np.diag([1, 1, np.sign(np.linalg.det(U @ Vt))])
+        R = U @ D @ Vt
+        s = (S * np.diag(D)).sum() / ((p - mp) ** 2).sum()
+        cur = s * (p - mp) @ R.T + mq
+    return torch.as_tensor(cur, dtype=src.dtype)
+
+
+@torch.no_grad()
+def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None, out_dir: str | Path | None = None,
+             symmetrize: str | None = None, mean_shape_only: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Evaluate a model on a dataset (test split) sample by sample.
+
+    Args:
+        model: a trained (or untrained) :class:`ReconstructionNet`.
+        dataset: items as :class:`symnb.data.Pascal3DDataset` (needs ``cad_mesh(class_name, cad_idx)``).
+        symmetrize: post-hoc symmetrization of the output: "l2r", "r2l", "cent", or "best" (per
+            sample, the mode whose silhouette best matches the mask).
+        mean_shape_only: evaluate the class-blended mean shape without the predicted deformation.
+        out_dir: if given, predicted meshes are exported to ``out_dir/meshes``.
+
+    Returns:
+        DataFrame, one row per sample (columns: id, class_name, mask_iou, iou_3d, iou_3d_icp, chamfer,
+        hausdorff, a2b_mean ... rel_max, symmetry_error, geom_symmetry_error, az_err, el_err, roll_err).
+    """
+    cfg = cfg or EvalConfig()
+    n = len(dataset) if cfg.max_items is None else min(cfg.max_items, len(dataset))
+    if n == 0:
+        raise ValueError("evaluation dataset is empty")
+    model.eval()
+    device = model.template.device
+    smap = _symmetry_map(model.template.detach().cpu())
+    rcfg = RenderConfig(sigma=0.0, faces_per_pixel=1)
+    rows, saved = [], 0
+    bar = tqdm(total=n, desc="evaluate", disable=not progress)
+    for start in range(0, n, cfg.batch_size):
+        batch = collate([dataset[i] for i in range(start, min(n, start + cfg.batch_size))])
+        out = model.reconstruct(batch["image"].to(device))
+        if mean_shape_only:
+            out["verts"] = out["mean_shape"]
+        img = model.config.img_size
+        if symmetrize in ("l2r", "r2l", "cent"):
+            out["verts"] = posthoc_symmetrize(out["verts"], model.template, symmetrize)
+        elif symmetrize == "best":
+            cands = [posthoc_symmetrize(out["verts"], model.template, m) for m in ("l2r", "r2l", "cent")]
+            ious = torch.stack([_mask_iou(dict(out, verts=c), batch, rcfg, img) for c in cands])  # (3, B)
+            best = ious.argmax(0)
+            out["verts"] = torch.stack(cands)[best, torch.arange(len(best))]
+        elif symmetrize is not None:
+            raise ValueError(f"symmetrize must be l2r, r2l, cent or best, got {symmetrize!r}")
+        miou = _mask_iou(out, batch, rcfg, img)
+        sym_max, _ = M.index_symmetry_error(out["verts"].cpu(), smap)
+        vp_err = angle_diff(viewpoint(out["quat"].cpu()), viewpoint(batch["quat"]))
+        for b in range(len(batch["id"])):
+            v, f = out["verts"][b].cpu(), out["faces"].cpu()
+            cv, cf = dataset.cad_mesh(batch["class_name"][b], int(batch["cad_idx"][b]))
+            row = {"id": batch["id"][b], "class_name": batch["class_name"][b], "mask_iou": float(miou[b]),
+                   "iou_3d": M.iou_3d(v, f, cv, cf, resolution=cfg.iou_resolution)}
+            if cfg.icp:
+                row["iou_3d_icp"] = M.iou_3d(_icp_align(v, cv), f, cv, cf, resolution=cfg.iou_resolution)
+            row["chamfer"] = M.chamfer(v, f, cv, cf, n_samples=cfg.n_samples)
+            mm = M.minmax_distances(v, f, cv, cf, n_samples=cfg.n_samples)
+            row["hausdorff"] = mm["max"]
+            row.update(mm)
+            row["symmetry_error"] = float(sym_max[b])
+            if cfg.geom_symmetry:
+                row["geom_symmetry_error"] = M.geometric_symmetry_error(v, f, n_samples=cfg.n_samples)
+            row.update(az_err=float(vp_err[b, 0]), el_err=float(vp_err[b, 1]), roll_err=float(vp_err[b, 2]))
+            rows.append(row)
+            if out_dir is not None and saved < cfg.save_meshes:
+                tex = out["texture"][b] if out["texture"] is not None else None
+                export_mesh(Path(out_dir) / "meshes" / f"{row['id']}.obj", v, f, tex,
+                            out["verts_uvs"].cpu(), out["faces_uvs"].cpu())
+                saved += 1
+            bar.update(1)
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def _mask_iou(out: dict, batch: dict, rcfg: RenderConfig, img_size: int) -> torch.Tensor:
+    r = render_prediction(dict(out, texture=None), rcfg, img_size)
+    mask = batch["mask"][:, 0]
+    sil = r["silhouette"].cpu()
+    if sil.shape[-1] != mask.shape[-1]:
+        sil = torch.nn.functional.interpolate(sil[:, None], size=mask.shape[-2:], mode="nearest")[:, 0]
+    return M.mask_iou(sil, mask)
+
+
+#: metrics averaged in summaries (lower is better except the IoUs)
+SUMMARY_METRICS = ("mask_iou", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mean", "rel_max",
+                   "symmetry_error", "geom_symmetry_error", "az_err", "el_err", "roll_err")
+
+
+def per_class(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each metric per class plus an "all" row (pandas table)."""
+    cols = [c for c in SUMMARY_METRICS if c in df.columns]
+    table = df.groupby("class_name")[cols].mean()
+    table.loc["all"] = df[cols].mean()
+    return table
+
+
+def error_heatmap(verts: torch.Tensor, faces: torch.Tensor, cad_verts: torch.Tensor, cad_faces: torch.Tensor):
+    """Per-vertex distance (V,) from the predicted vertices to the CAD surface, for error heat maps."""
+    from .geometry import point_mesh_closest
+
+    res = point_mesh_closest(verts.double(), cad_verts.double(), cad_faces)
+    d = res[0] if isinstance(res, tuple) else res
+    return d.float()
+
+
+__all__ = ["EvalConfig", "angle_diff", "error_heatmap", "evaluate", "per_class", "viewpoint", "_smap_to"]

@@ -1,0 +1,229 @@
+"""Training losses: plain functions of batched tensors returning a scalar (0 for an empty batch).
+
+Default weights (:class:`LossWeights`) are MCMR's Pascal3D+ settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pytorch3d.loss import mesh_laplacian_smoothing
+from pytorch3d.structures import Meshes
+
+
+@dataclass
+class LossWeights:
+    """Weight of each loss term (MCMR Pascal3D+ defaults; 0 disables a term).
+
+    Attributes:
+        mask: MSE between the rendered soft silhouette and the mask.
+        camera: geodesic quaternion angle + L2 on scale and translation against the annotation.
+        quat: quaternion-norm regulariser on the raw (unnormalised) quaternion.
+        deformation: mean squared per-vertex offset.
+        laplacian: uniform Laplacian of the output vertices.
+        laplacian_offsets: uniform Laplacian of the offsets.
+        colour: L1 in CIE Lab between the rendered texture and the image, inside the mask.
+        pixel: L1 in RGB inside the mask.
+        ssim: 1 - SSIM of the masked images.
+        perceptual: VGG-16 feature distance (only with a local weights file).
+        keypoint: reprojection of 3-D keypoints (needs keypoint annotations).
+    """
+
+    mask: float = 100.0
+    camera: float = 20.0
+    quat: float = 0.1
+    deformation: float = 0.05
+    laplacian: float = 6.0
+    laplacian_offsets: float = 1.8
+    colour: float = 0.03
+    pixel: float = 0.005
+    ssim: float = 0.0
+    perceptual: float = 0.0
+    keypoint: float = 0.0
+
+
+def _empty(x: torch.Tensor) -> torch.Tensor | None:
+    return x.new_zeros(()) if x.shape[0] == 0 else None
+
+
+def mask_loss(silhouette: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE between soft silhouettes and masks.  silhouette, mask: (B, H, W) float in [0, 1]."""
+    if silhouette.shape != mask.shape:
+        raise ValueError(f"silhouette {tuple(silhouette.shape)} and mask {tuple(mask.shape)} differ in shape")
+    e = _empty(silhouette)
+    return e if e is not None else ((silhouette - mask) ** 2).mean()
+
+
+def quat_geodesic(q1: torch.Tensor, q2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Rotation angle (radians) between unit quaternions.  q1, q2: (B, 4) -> (B,) in [0, pi]."""
+    dot = (F.normalize(q1, dim=-1) * F.normalize(q2, dim=-1)).sum(-1).abs()
+    return 2 * torch.acos(dot.clamp(max=1 - eps))
+
+
+def camera_loss(scale, trans, quat, scale_gt, trans_gt, quat_gt) -> torch.Tensor:
+    """Geodesic angle of the quaternion plus squared errors of scale and translation, batch mean.
+
+    Args:
+        scale: (B,); trans: (B, 2); quat: (B, 4) unit, and the annotated ``*_gt`` of the same shapes.
+    """
+    e = _empty(quat)
+    if e is not None:
+        return e
+    angle = quat_geodesic(quat, quat_gt)
+    return (angle + (scale - scale_gt) ** 2 + ((trans - trans_gt) ** 2).sum(-1)).mean()
+
+
+def quat_norm_loss(quat_raw: torch.Tensor) -> torch.Tensor:
+    """(|q| - 1)^2 of the raw predicted quaternions (B, 4), batch mean."""
+    e = _empty(quat_raw)
+    return e if e is not None else ((quat_raw.norm(dim=-1) - 1) ** 2).mean()
+
+
+def deformation_loss(offsets: torch.Tensor) -> torch.Tensor:
+    """Mean squared norm of per-vertex offsets (B, V, 3)."""
+    e = _empty(offsets)
+    return e if e is not None else (offsets**2).sum(-1).mean()
+
+
+def laplacian_loss(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Uniform Laplacian smoothing (PyTorch3D) of a batch sharing one topology.
+
+    Args:
+        verts: (B, V, 3) (vertices, or offsets for the Laplacian-on-offsets term); faces: (F, 3) long.
+    """
+    e = _empty(verts)
+    if e is not None:
+        return e
+    meshes = Meshes(verts=list(verts), faces=[faces] * verts.shape[0])
+    return mesh_laplacian_smoothing(meshes, method="uniform")
+
+
+def _masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """err (B, C, H, W), mask (B, 1, H, W) -> mean of err over masked pixels and channels."""
+    denom = mask.sum() * err.shape[1]
+    return (err * mask).sum() / denom.clamp(min=1.0)
+
+
+def pixel_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 RGB error inside the mask.  render, image: (B, 3, H, W); mask: (B, 1, H, W)."""
+    e = _empty(render)
+    return e if e is not None else _masked_mean((render - image).abs(), mask)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB (B, 3, H, W) in [0, 1] -> CIE Lab (D65) (B, 3, H, W): L in [0, 100], a and b roughly +-100."""
+    rgb = rgb.clamp(0, 1)
+    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).clamp(min=1e-8) ** 2.4, rgb / 12.92)
+    m = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                      [0.019334, 0.119193, 0.950227]], dtype=rgb.dtype, device=rgb.device)
+    xyz = torch.einsum("ij,bjhw->bihw", m, lin)
+    white = torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    t = xyz / white
+    delta = 6 / 29
+    f = torch.where(t > delta**3, t.clamp(min=1e-8) ** (1 / 3), t / (3 * delta**2) + 4 / 29)
+    L = 116 * f[:, 1] - 16
+    a = 500 * (f[:, 0] - f[:, 1])
+    b = 200 * (f[:, 1] - f[:, 2])
+    return torch.stack([L, a, b], dim=1)
+
+
+def colour_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 error in CIE Lab (divided by 100) inside the mask.  Shapes as :func:`pixel_loss`."""
+    e = _empty(render)
+    return e if e is not None else _masked_mean((rgb_to_lab(render) - rgb_to_lab(image)).abs() / 100, mask)
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
+    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004, Gaussian window, valid region), per image.
+
+    Args:
+        a, b: (B, C, H, W) in [0, 1].
+
+    Returns:
+        (B,) mean SSIM.
+    """
+    C = a.shape[1]
+    w = _gaussian_window(window, sigma, C, a)
+    conv = lambda x: F.conv2d(x, w, groups=C)
+    mu_a, mu_b = conv(a), conv(b)
+    var_a = conv(a * a) - mu_a**2
+    var_b = conv(b * b) - mu_b**2
+    cov = conv(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.flatten(1).mean(1)
+
+
+def ssim_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """1 - SSIM between the masked render and the masked image (batch mean)."""
+    e = _empty(render)
+    return e if e is not None else (1 - ssim(render * mask, image * mask)).mean()
+
+
+class PerceptualLoss(torch.nn.Module):
+    """VGG-16 feature (relu1_2 .. relu4_3) L2 distance; weights only from a local torchvision file."""
+
+    def __init__(self, weights_path: str):
+        super().__init__()
+        import torchvision
+
+        path = Path(weights_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"VGG-16 weights not found: {path} (perceptual loss needs local weights)")
+        vgg = torchvision.models.vgg16(weights=None)
+        vgg.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.slices = torch.nn.ModuleList([vgg.features[a:b] for a, b in ((0, 4), (4, 9), (9, 16), (16, 23))])
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x, y = (render * mask - self.mean) / self.std, (image * mask - self.mean) / self.std
+        loss = render.new_zeros(())
+        for s in self.slices:
+            x, y = s(x), s(y)
+            loss = loss + ((x - y) ** 2).mean()
+        return loss
+
+
+def keypoint_loss(pred: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
+    """Squared reprojection error of visible keypoints.
+
+    Args:
+        pred: (B, N, 2) projected 3-D keypoints in normalised image coordinates.
+        kp: (B, N, 3) annotated (x, y, visible) in the same coordinates.
+    """
+    vis = kp[..., 2]
+    err = ((pred - kp[..., :2]) ** 2).sum(-1) * vis
+    return err.sum() / vis.sum().clamp(min=1.0)
+
+
+def weighted_sum(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
+    """sum_k weights.k * terms[k] over the terms present (unknown names raise)."""
+    total = None
+    for k, v in terms.items():
+        w = getattr(weights, k)
+        if w == 0:
+            continue
+        total = w * v if total is None else total + w * v
+    if total is None:
+        raise ValueError("no loss term with a non-zero weight")
+    return total
+
+
+__all__ = [
+    "LossWeights", "PerceptualLoss", "camera_loss", "colour_loss", "deformation_loss", "keypoint_loss",
+    "laplacian_loss", "mask_loss", "pixel_loss", "quat_geodesic", "quat_norm_loss", "rgb_to_lab", "ssim",
+    "ssim_loss", "weighted_sum",
+]
