@@ -1,6 +1,19 @@
 """Renderers composed from PyTorch3D pieces: a rasterizer plus a shader, settings in a dataclass.
 
+Every renderer rasterizes with :class:`symnb.rasterizer.FastMeshRasterizer` (PyTorch3D's outputs
+and gradients, much faster backward on a CPU; ``RenderSettings.rasterizer = "stock"`` restores
+PyTorch3D's own). Renderers accept any PyTorch3D cameras, in particular the orthographic cameras
+of :func:`symnb.camera.to_pytorch3d`.
+
 Shapes: images come back as (B, H, W, 4) float, RGB in [..., :3] and alpha / silhouette in [..., 3].
+
+Texture sampling, the two modes of the research's ablation (:func:`textured_renderer`):
+
+* ``"uv"``: ``TexturesUV``; every pixel samples the UV image bilinearly at its own interpolated
+  UV coordinate, so the detail a face shows grows with its size on screen.
+* ``"atlas"``: ``TexturesAtlas``; every face carries a fixed R x R grid of colours (SoftRas), built
+  by :func:`uv_to_atlas` from the UV image, and a pixel takes the colour of the grid cell its
+  barycentric coordinates fall in: detail finer than a face's R x R cells is lost.
 """
 
 from __future__ import annotations
@@ -9,31 +22,45 @@ import math
 from dataclasses import dataclass
 
 import torch
+from pytorch3d.io.mtl_io import make_material_atlas
 from pytorch3d.renderer import (
+    AmbientLights,
     BlendParams,
     FoVPerspectiveCameras,
     HardPhongShader,
-    MeshRasterizer,
     MeshRenderer,
     PointLights,
     RasterizationSettings,
     SoftPhongShader,
     SoftSilhouetteShader,
+    TexturesAtlas,
+    TexturesUV,
     look_at_view_transform,
 )
+
+from .rasterizer import FastMeshRasterizer
+
+#: Probability below which a face's soft coverage counts as zero when deriving the blur radius.
+COVERAGE_EPS = 1e-4
 
 
 @dataclass
 class RenderSettings:
-    """Settings shared by the silhouette and shaded renderers.
+    """Settings shared by the silhouette, shaded and textured renderers.
 
     Attributes:
         image_size: output height = width in pixels.
-        sigma: softness of silhouette edges (SoftRas' sigma); 0 gives hard edges.
-        gamma: softness of the depth blend.
-        faces_per_pixel: faces kept per pixel by the rasterizer (1 for hard renders).
+        sigma: softness of silhouette edges (SoftRas' sigma, NDC units squared); 0 = hard edges.
+        gamma: softness of the depth blend of soft RGB renders.
+        faces_per_pixel: faces kept per pixel by soft renderers (hard renders keep 1).
         background: RGB background colour in [0, 1].
-        light_location: point light position in world coordinates.
+        light_location: point light position in world coordinates (``lighting="point"``).
+        lighting: "point" (Phong shading with a point light) or "ambient" (unlit: the
+            rendered colour is the texture colour).
+        atlas_size: R of the R x R per-face colour grid of ``textured_renderer(mode="atlas")``.
+        rasterizer: "auto" (fast on CPU, PyTorch3D's on CUDA), "fast" or "stock".
+        perspective_correct: perspective-correct barycentrics; None = when the camera is perspective.
+        cull_backfaces: skip faces seen from behind (needs consistently oriented faces).
     """
 
     image_size: int = 64
@@ -42,14 +69,42 @@ class RenderSettings:
     faces_per_pixel: int = 25
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     light_location: tuple[float, float, float] = (0.0, 2.0, -2.0)
+    lighting: str = "point"
+    atlas_size: int = 4
+    rasterizer: str = "auto"
+    perspective_correct: bool | None = None
+    cull_backfaces: bool = False
+
+    def __post_init__(self):
+        if self.image_size < 1 or self.faces_per_pixel < 1 or self.atlas_size < 1:
+            raise ValueError(
+                f"image_size, faces_per_pixel and atlas_size must be >= 1, got {self.image_size}, "
+                f"{self.faces_per_pixel}, {self.atlas_size}"
+            )
+        if self.sigma < 0 or self.gamma <= 0:
+            raise ValueError(f"need sigma >= 0 and gamma > 0, got sigma={self.sigma}, gamma={self.gamma}")
+        if self.lighting not in ("point", "ambient"):
+            raise ValueError(f"lighting must be 'point' or 'ambient', got {self.lighting!r}")
+        if self.rasterizer not in ("auto", "fast", "stock"):
+            raise ValueError(f"rasterizer must be 'auto', 'fast' or 'stock', got {self.rasterizer!r}")
 
     @property
     def blur_radius(self) -> float:
         """NDC radius beyond which a face's soft coverage is negligible: log(1/eps - 1) * sigma."""
-        return math.log(1.0 / 1e-4 - 1.0) * self.sigma if self.sigma > 0 else 0.0
+        return math.log(1.0 / COVERAGE_EPS - 1.0) * self.sigma if self.sigma > 0 else 0.0
 
     def blend_params(self) -> BlendParams:
         return BlendParams(sigma=self.sigma, gamma=self.gamma, background_color=self.background)
+
+    def raster_settings(self, soft: bool = True) -> RasterizationSettings:
+        """PyTorch3D rasterization settings: soft (blurred, many faces) or hard (1 face, no blur)."""
+        return RasterizationSettings(
+            image_size=self.image_size,
+            blur_radius=self.blur_radius if soft else 0.0,
+            faces_per_pixel=self.faces_per_pixel if soft else 1,
+            perspective_correct=self.perspective_correct,
+            cull_backfaces=self.cull_backfaces,
+        )
 
 
 def make_cameras(
@@ -64,29 +119,112 @@ def make_cameras(
     return FoVPerspectiveCameras(R=R, T=T, fov=fov, device=device)
 
 
+def make_rasterizer(cameras, settings: RenderSettings, soft: bool = True) -> FastMeshRasterizer:
+    """The rasterizer all renderers here use (``settings.rasterizer`` picks fast or stock)."""
+    return FastMeshRasterizer(
+        cameras=cameras, raster_settings=settings.raster_settings(soft), mode=settings.rasterizer
+    )
+
+
+def _lights(cameras, s: RenderSettings):
+    if s.lighting == "ambient":
+        return AmbientLights(device=cameras.device)
+    return PointLights(device=cameras.device, location=[list(s.light_location)])
+
+
 def silhouette_renderer(cameras, settings: RenderSettings | None = None) -> MeshRenderer:
     """Soft silhouette renderer: alpha channel is the differentiable coverage in [0, 1]."""
     s = settings or RenderSettings()
-    raster = RasterizationSettings(
-        image_size=s.image_size, blur_radius=s.blur_radius, faces_per_pixel=s.faces_per_pixel
-    )
-    return MeshRenderer(
-        MeshRasterizer(cameras=cameras, raster_settings=raster),
-        SoftSilhouetteShader(blend_params=s.blend_params()),
-    )
+    shader = SoftSilhouetteShader(blend_params=s.blend_params())
+    return MeshRenderer(make_rasterizer(cameras, s, soft=True), shader)
 
 
 def shaded_renderer(cameras, settings: RenderSettings | None = None, soft: bool = False) -> MeshRenderer:
-    """Phong-shaded renderer with a point light; textures come from the mesh (TexturesVertex/UV/Atlas)."""
+    """Phong-shaded renderer; textures come from the mesh (TexturesVertex/UV/Atlas)."""
     s = settings or RenderSettings(faces_per_pixel=1, sigma=0.0)
-    raster = RasterizationSettings(
-        image_size=s.image_size, blur_radius=s.blur_radius if soft else 0.0,
-        faces_per_pixel=s.faces_per_pixel if soft else 1,
-    )
-    device = cameras.device
-    lights = PointLights(device=device, location=[list(s.light_location)])
     shader_cls = SoftPhongShader if soft else HardPhongShader
-    return MeshRenderer(
-        MeshRasterizer(cameras=cameras, raster_settings=raster),
-        shader_cls(device=device, cameras=cameras, lights=lights, blend_params=s.blend_params()),
+    shader = shader_cls(
+        device=cameras.device, cameras=cameras, lights=_lights(cameras, s), blend_params=s.blend_params()
     )
+    return MeshRenderer(make_rasterizer(cameras, s, soft=soft), shader)
+
+
+def uv_to_atlas(textures: TexturesUV, atlas_size: int) -> TexturesAtlas:
+    """Per-face R x R colour grids sampled from a UV texture (differentiable in the UV image).
+
+    Cell (i, j) of face f takes the UV image's bilinear sample at the UV position of the
+    barycentric centroid of the cell's sub-triangle, PyTorch3D's ``make_material_atlas``
+    layout, i.e. the cell ``TexturesAtlas.sample_textures`` reads for those barycentrics.
+    UVs are clamped to [0, 1] and the image is sampled as ``TexturesUV`` does (v up,
+    ``align_corners=True``).
+
+    Args:
+        textures: TexturesUV with maps (B, Ht, Wt, C), faces_uvs (B, F, 3), verts_uvs (B, T, 2).
+        atlas_size: R.
+
+    Returns:
+        TexturesAtlas with atlas (B, F, R, R, C) (a list for meshes of different face counts).
+    """
+    if not isinstance(textures, TexturesUV):
+        raise TypeError(f"uv_to_atlas needs TexturesUV, got {type(textures).__name__}")
+    if atlas_size < 1:
+        raise ValueError(f"atlas_size must be >= 1, got {atlas_size}")
+    atlases = []
+    per_mesh = zip(textures.maps_list(), textures.faces_uvs_list(), textures.verts_uvs_list(), strict=True)
+    for image, fuv, vuv in per_mesh:
+        corner_uvs = vuv[fuv].clamp(0.0, 1.0)  # (F, 3, 2)
+        atlases.append(make_material_atlas(torch.flip(image, [0]), corner_uvs, atlas_size))
+    return TexturesAtlas(atlas=atlases)
+
+
+class TexturedRenderer(MeshRenderer):
+    """``MeshRenderer`` that samples the mesh's texture in one of the two ablation modes.
+
+    ``mode="uv"`` needs meshes with ``TexturesUV``. ``mode="atlas"`` renders ``TexturesAtlas``
+    as is and converts ``TexturesUV`` on the fly with :func:`uv_to_atlas` (R = ``atlas_size``),
+    so one textured mesh renders in both modes and gradients reach the UV image in both.
+    """
+
+    def __init__(self, rasterizer, shader, mode: str = "uv", atlas_size: int = 4) -> None:
+        super().__init__(rasterizer, shader)
+        if mode not in ("uv", "atlas"):
+            raise ValueError(f"mode must be 'uv' or 'atlas', got {mode!r}")
+        self.mode = mode
+        self.atlas_size = atlas_size
+
+    def forward(self, meshes_world, **kwargs) -> torch.Tensor:
+        tex = meshes_world.textures
+        if self.mode == "uv" and not isinstance(tex, TexturesUV):
+            raise TypeError(f"mode='uv' needs meshes with TexturesUV, got {type(tex).__name__}")
+        if self.mode == "atlas" and not isinstance(tex, TexturesAtlas):
+            if not isinstance(tex, TexturesUV):
+                raise TypeError(
+                    f"mode='atlas' needs meshes with TexturesAtlas or TexturesUV, got {type(tex).__name__}"
+                )
+            meshes_world = meshes_world.clone()
+            meshes_world.textures = uv_to_atlas(tex, self.atlas_size)
+        return super().forward(meshes_world, **kwargs)
+
+
+def textured_renderer(
+    cameras, settings: RenderSettings | None = None, mode: str = "uv", soft: bool = False
+) -> TexturedRenderer:
+    """Textured renderer, texture sampled per pixel ("uv") or from per-face R x R grids ("atlas").
+
+    Args:
+        cameras: any PyTorch3D cameras (e.g. ``symnb.camera.to_pytorch3d(scale, trans, quat)``).
+        settings: image size, lighting ("point" or "ambient" = unlit), background, atlas size.
+        mode: "uv" or "atlas" (see the module docstring).
+        soft: SoftRas-style blending over ``faces_per_pixel`` blurred faces (gradients reach the
+            silhouette edges) instead of the nearest face only.
+
+    Returns:
+        A renderer mapping textured Meshes to (B, H, W, 4) images.
+    """
+    s = settings or RenderSettings(faces_per_pixel=1, sigma=0.0)
+    shader_cls = SoftPhongShader if soft else HardPhongShader
+    shader = shader_cls(
+        device=cameras.device, cameras=cameras, lights=_lights(cameras, s), blend_params=s.blend_params()
+    )
+    rasterizer = make_rasterizer(cameras, s, soft=soft)
+    return TexturedRenderer(rasterizer, shader, mode=mode, atlas_size=s.atlas_size)

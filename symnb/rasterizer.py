@@ -1,0 +1,392 @@
+"""A drop-in for PyTorch3D's ``MeshRasterizer`` whose backward pass is ordinary autograd.
+
+PyTorch3D's rasterizer returns four tensors per (image, row, column, k): the face index
+``pix_to_face`` (discrete, no gradient) and three closed-form functions of that face's projected
+vertices: barycentric coordinates, depth ``zbuf`` and the signed squared distance ``dists`` from
+the pixel centre to the face's edges. Its CPU backward loops over every pixel in C++ and is slow.
+:class:`FastMeshRasterizer` takes ``pix_to_face`` from a vectorised rasterizer (or PyTorch3D's
+kernel) without gradient tracking and recomputes the three continuous outputs with PyTorch
+operations in exactly the kernel's order of floating-point operations
+(``pytorch3d/csrc/utils/geometry_utils.h``, ``rasterize_meshes_cpu.cpp``), so the values match
+and autograd yields the kernel's gradients for the vertices and, through the projection, for
+the cameras.
+
+Conventions (PyTorch3D's): NDC +X points left and +Y up; pixel ``(y, x)`` of an ``(H, W)`` image
+has its centre at ``(PixToNonSquareNdc(W - 1 - x, W, H), PixToNonSquareNdc(H - 1 - y, H, W))``;
+the shorter side spans [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pytorch3d import _C
+from pytorch3d.renderer import MeshRasterizer
+from pytorch3d.renderer.mesh.clip import (
+    ClipFrustum,
+    clip_faces,
+    convert_clipped_rasterization_to_original_faces,
+)
+from pytorch3d.renderer.mesh.rasterize_meshes import kMaxFacesPerBin
+from pytorch3d.renderer.mesh.rasterizer import Fragments
+from pytorch3d.renderer.utils import parse_image_size
+
+#: PyTorch3D's epsilon (a C++ ``double``: areas are offset in double precision, then rounded).
+K_EPSILON = 1e-8
+#: Candidate (pixel, face) pairs processed at once by the vectorised forward pass.
+MAX_PAIRS = 8_000_000
+
+__all__ = ["FastMeshRasterizer", "pixel_centers", "rasterize_meshes_fast", "recompute_fragments"]
+
+
+def _ndc_range(s1: int, s2: int) -> np.float32:
+    r = np.float32(2.0)
+    if s1 > s2:
+        r = np.float32(np.float32(s1) * r) / np.float32(s2)
+    return np.float32(r)
+
+
+def pixel_centers(size: int, other: int, device=None) -> torch.Tensor:
+    """PyTorch3D's ``PixToNonSquareNdc(i, size, other)`` for i = 0..size-1, bit-exact float32.
+
+    Returns:
+        (size,) float32, ascending: the NDC centre of the pixel whose *reversed* index is i.
+    """
+    r = _ndc_range(size, other)
+    off = np.float32(r / np.float32(2.0))
+    i = np.arange(size, dtype=np.float32)
+    centers = -off + (r * i + off) / np.float32(size)
+    return torch.from_numpy(centers.astype(np.float32)).to(device)
+
+
+def _edge(px, py, x0, y0, x1, y1):
+    """EdgeFunctionForward(p, v0, v1), same operation order as the C++ kernel."""
+    return (px - x0) * (y1 - y0) - (py - y0) * (x1 - x0)
+
+
+def _offset_area(area: torch.Tensor) -> torch.Tensor:
+    """``area + kEpsilon`` evaluated as the kernel does (float + double, rounded to float)."""
+    if area.dtype == torch.float64:
+        return area + K_EPSILON
+    return (area.double() + K_EPSILON).to(area.dtype)
+
+
+def _point_line_dist(px, py, ax, ay, bx, by):
+    """Squared distance from p to segment [a, b] (PointLineDistanceForward).
+
+    The segment parameter ``tt`` is detached: the distance is stationary in ``tt`` where it is
+    not clamped, so this is the exact gradient and the one PyTorch3D's backward uses.
+    """
+    dx, dy = bx - ax, by - ay
+    l2 = dx * dx + dy * dy
+    degenerate = l2 <= K_EPSILON
+    with torch.no_grad():
+        l2s = torch.where(degenerate, torch.ones_like(l2), l2)
+        tt = ((dx * (px - ax) + dy * (py - ay)) / l2s).clamp(0.0, 1.0)
+    qx = px - (ax + tt * dx)
+    qy = py - (ay + tt * dy)
+    d = qx * qx + qy * qy
+    if bool(degenerate.any()):
+        ex, ey = px - bx, py - by
+        d = torch.where(degenerate, ex * ex + ey * ey, d)
+    return d
+
+
+def _face_pixel_quantities(fv, px, py, perspective_correct, clip_barycentric_coords, area=None):
+    """Barycentrics, depth, squared distance and inside flag of pixel centres w.r.t. faces.
+
+    Args:
+        fv: (M, 3, 3) face vertices (x, y in NDC, z in view space), one face per query.
+        px, py: (M,) pixel centres in NDC.
+        area: optional (M,) ``EdgeFunction(v2, v0, v1) + eps`` (recomputed if None).
+
+    Returns:
+        bary_clip (M, 3), pz (M,), dist (M,) unsigned squared distance, inside (M,) bool.
+    """
+    x0, y0, z0 = fv[:, 0, 0], fv[:, 0, 1], fv[:, 0, 2]
+    x1, y1, z1 = fv[:, 1, 0], fv[:, 1, 1], fv[:, 1, 2]
+    x2, y2, z2 = fv[:, 2, 0], fv[:, 2, 1], fv[:, 2, 2]
+    if area is None:
+        area = _offset_area(_edge(x2, y2, x0, y0, x1, y1))
+    w0 = _edge(px, py, x1, y1, x2, y2) / area
+    w1 = _edge(px, py, x2, y2, x0, y0) / area
+    w2 = _edge(px, py, x0, y0, x1, y1) / area
+    if perspective_correct:
+        t0 = w0 * z1 * z2
+        t1 = w1 * z0 * z2
+        t2 = w2 * z0 * z1
+        denom = t0 + t1 + t2
+        # PyTorch3D clamps the denominator at kEpsilon in value but its backward treats the
+        # clamp as the identity: the same straight-through clamp here.
+        floor = denom.detach().clamp(min=K_EPSILON)
+        denom = denom - denom.detach() + floor
+        w0, w1, w2 = t0 / denom, t1 / denom, t2 / denom
+    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
+    if clip_barycentric_coords:
+        c0, c1, c2 = w0.clamp(min=0.0), w1.clamp(min=0.0), w2.clamp(min=0.0)
+        s = (c0 + c1 + c2).clamp(min=1e-5)
+        w0, w1, w2 = c0 / s, c1 / s, c2 / s
+    pz = w0 * z0 + w1 * z1 + w2 * z2
+    e01 = _point_line_dist(px, py, x0, y0, x1, y1)
+    e02 = _point_line_dist(px, py, x0, y0, x2, y2)
+    e12 = _point_line_dist(px, py, x1, y1, x2, y2)
+    # The kernel's backward sends the gradient to the first minimal edge in this order.
+    dist = torch.where((e01 <= e02) & (e01 <= e12), e01, torch.where(e02 <= e12, e02, e12))
+    return torch.stack([w0, w1, w2], dim=-1), pz, dist, inside
+
+
+def recompute_fragments(
+    face_verts: torch.Tensor,
+    pix_to_face: torch.Tensor,
+    perspective_correct: bool,
+    clip_barycentric_coords: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """zbuf, barycentrics and signed distances for a given ``pix_to_face``, differentiably.
+
+    Args:
+        face_verts: (F, 3, 3) packed face vertices, x/y in NDC, z in view space; any float dtype.
+        pix_to_face: (N, H, W, K) long face indices into ``face_verts`` (-1 = empty).
+
+    Returns:
+        zbuf (N, H, W, K), bary_coords (N, H, W, K, 3), dists (N, H, W, K); -1 where empty.
+    """
+    N, H, W, K = pix_to_face.shape
+    flat = pix_to_face.reshape(-1)
+    sel = torch.nonzero(flat >= 0).squeeze(1)
+    faces = flat[sel]
+    pix = torch.div(sel, K, rounding_mode="floor")
+    xi = pix % W
+    yi = torch.div(pix, W, rounding_mode="floor") % H
+    xs = pixel_centers(W, H, face_verts.device).to(face_verts.dtype)
+    ys = pixel_centers(H, W, face_verts.device).to(face_verts.dtype)
+    px, py = xs[W - 1 - xi], ys[H - 1 - yi]
+    bary, pz, dist, inside = _face_pixel_quantities(
+        face_verts[faces], px, py, perspective_correct, clip_barycentric_coords
+    )
+    signed = torch.where(inside, -dist, dist)
+    dtype, dev = face_verts.dtype, face_verts.device
+    zbuf = torch.full((N * H * W * K,), -1.0, dtype=dtype, device=dev).index_put((sel,), pz)
+    dists = torch.full((N * H * W * K,), -1.0, dtype=dtype, device=dev).index_put((sel,), signed)
+    bary_all = torch.full((N * H * W * K, 3), -1.0, dtype=dtype, device=dev).index_put((sel,), bary)
+    return zbuf.view(N, H, W, K), bary_all.view(N, H, W, K, 3), dists.view(N, H, W, K)
+
+
+@torch.no_grad()
+def _pix_to_face_vectorised(
+    face_verts: torch.Tensor,
+    mesh_to_face_first_idx: torch.Tensor,
+    num_faces_per_mesh: torch.Tensor,
+    image_size: tuple[int, int],
+    blur_radius: float,
+    faces_per_pixel: int,
+    perspective_correct: bool,
+    clip_barycentric_coords: bool,
+    cull_backfaces: bool,
+) -> torch.Tensor | None:
+    """PyTorch3D's naive CPU rasterization, vectorised over candidate (pixel, face) pairs.
+
+    Each face is tested only against pixels inside its blur-expanded bounding box; the kept
+    pairs are ordered per pixel by (depth, face index) as the kernel's sorted queue does.
+    Returns None when the batch is too large for one pass (the caller falls back to the kernel).
+    """
+    fv = face_verts.float()
+    dev = fv.device
+    H, W = image_size
+    N, K = mesh_to_face_first_idx.shape[0], faces_per_pixel
+    out = torch.full((N * H * W * K,), -1, dtype=torch.int64, device=dev)
+    counts = num_faces_per_mesh.to(dev)
+    if N == 0 or int(counts.sum()) == 0:
+        return out.view(N, H, W, K)
+    mesh_of = torch.repeat_interleave(torch.arange(N, device=dev), counts)
+    face_idx = torch.repeat_interleave(mesh_to_face_first_idx.to(dev), counts)
+    face_idx = face_idx + torch.arange(face_idx.shape[0], device=dev) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts
+    )
+    v = fv[face_idx]
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    area = _edge(x[:, 0], y[:, 0], x[:, 1], y[:, 1], x[:, 2], y[:, 2])  # ComputeFaceAreas
+    sqrt_r = float(np.sqrt(np.float32(blur_radius)))
+    xmin, xmax = x.min(1).values - sqrt_r, x.max(1).values + sqrt_r
+    ymin, ymax = y.min(1).values - sqrt_r, y.max(1).values + sqrt_r
+    ok = (area.abs() > K_EPSILON) & (z.min(1).values.double() >= K_EPSILON)
+    if cull_backfaces:
+        ok &= area >= 0
+    xs, ys = pixel_centers(W, H, dev), pixel_centers(H, W, dev)
+    # reversed column/row index ranges [lo, hi) whose centres lie inside the expanded bbox
+    cx0 = torch.searchsorted(xs, xmin.contiguous(), right=False)
+    cx1 = torch.searchsorted(xs, xmax.contiguous(), right=True)
+    cy0 = torch.searchsorted(ys, ymin.contiguous(), right=False)
+    cy1 = torch.searchsorted(ys, ymax.contiguous(), right=True)
+    nx, ny = (cx1 - cx0).clamp(min=0), (cy1 - cy0).clamp(min=0)
+    npairs = torch.where(ok, nx * ny, torch.zeros_like(nx))
+    total = int(npairs.sum())
+    if total > MAX_PAIRS:
+        return None
+    if total == 0:
+        return out.view(N, H, W, K)
+    owner = torch.repeat_interleave(torch.arange(len(face_idx), device=dev), npairs)
+    local = torch.arange(total, device=dev) - torch.repeat_interleave(
+        torch.cumsum(npairs, 0) - npairs, npairs
+    )
+    nxo = nx[owner]
+    xidx = cx0[owner] + local % nxo
+    yidx = cy0[owner] + torch.div(local, nxo, rounding_mode="floor")
+    area_b = _offset_area(_edge(x[:, 2], y[:, 2], x[:, 0], y[:, 0], x[:, 1], y[:, 1]))
+    bary, pz, dist, inside = _face_pixel_quantities(
+        v[owner], xs[xidx], ys[yidx], perspective_correct, clip_barycentric_coords, area_b[owner]
+    )
+    keep = ~(pz < 0) & (inside | (dist < float(np.float32(blur_radius))))
+    if not bool(torch.isfinite(pz[keep]).all()):
+        return None  # the kernel's ordering is undefined for NaN depths; defer to it
+    owner, pz = owner[keep], pz[keep] + 0.0  # + 0.0 turns -0.0 into +0.0
+    pixel = (mesh_of[owner] * H + (H - 1 - yidx[keep])) * W + (W - 1 - xidx[keep])
+    # non-negative float32 depths sort like their bit patterns: one int64 key (pixel, depth);
+    # the stable sort keeps ascending face order among equal depths, as the kernel's tuples do
+    key = pixel * (1 << 31) + pz.view(torch.int32).to(torch.int64)
+    key, order = torch.sort(key, stable=True)
+    pixel = torch.div(key, 1 << 31, rounding_mode="floor")
+    pos = torch.arange(len(key), device=dev)
+    start = torch.ones_like(pixel, dtype=torch.bool)
+    start[1:] = pixel[1:] != pixel[:-1]
+    first = torch.cummax(torch.where(start, pos, torch.zeros_like(pos)), 0).values
+    rank = pos - first
+    m = rank < K
+    out[pixel[m] * K + rank[m]] = face_idx[owner[order[m]]]
+    return out.view(N, H, W, K)
+
+
+def rasterize_meshes_fast(
+    meshes,
+    image_size=256,
+    blur_radius: float = 0.0,
+    faces_per_pixel: int = 8,
+    bin_size: int | None = None,
+    max_faces_per_bin: int | None = None,
+    perspective_correct: bool = False,
+    clip_barycentric_coords: bool = False,
+    cull_backfaces: bool = False,
+    z_clip_value: float | None = None,
+    cull_to_frustum: bool = False,
+    vectorised_forward: bool = True,
+):
+    """Same arguments and outputs as ``pytorch3d.renderer.mesh.rasterize_meshes``.
+
+    ``pix_to_face`` comes from the vectorised rasterizer (``vectorised_forward``, falling back
+    to PyTorch3D's kernel for clipped-and-split faces, NaNs or huge batches) or from the kernel;
+    zbuf, barycentrics and distances are recomputed with autograd-tracked PyTorch operations.
+    """
+    verts_packed = meshes.verts_packed()
+    face_verts = verts_packed[meshes.faces_packed()]
+    first_idx = meshes.mesh_to_faces_packed_first_idx()
+    num_faces = meshes.num_faces_per_mesh()
+    im_size = parse_image_size(image_size)
+    clipped = None
+    neighbor_idx = None
+    if z_clip_value is not None or cull_to_frustum:
+        frustum = ClipFrustum(
+            left=-1, right=1, top=-1, bottom=1, perspective_correct=perspective_correct,
+            z_clip_value=z_clip_value, cull=cull_to_frustum,
+        )
+        clipped = clip_faces(face_verts, first_idx, num_faces, frustum=frustum)
+        face_verts = clipped.face_verts
+        first_idx, num_faces = clipped.mesh_to_face_first_idx, clipped.num_faces_per_mesh
+        neighbor_idx = clipped.clipped_faces_neighbor_idx
+    split = neighbor_idx is not None and bool((neighbor_idx != -1).any())
+
+    pix_to_face = None
+    if vectorised_forward and not split and bool(torch.isfinite(face_verts).all()):
+        pix_to_face = _pix_to_face_vectorised(
+            face_verts.detach(), first_idx, num_faces, im_size, blur_radius, faces_per_pixel,
+            perspective_correct, clip_barycentric_coords, cull_backfaces,
+        )
+    if pix_to_face is None:
+        if neighbor_idx is None:
+            neighbor_idx = torch.full(
+                (face_verts.shape[0],), -1, dtype=torch.int64, device=face_verts.device
+            )
+        if bin_size is None:
+            if not verts_packed.is_cuda:
+                bin_size = 0
+            elif max(im_size) <= 64:
+                bin_size = 8
+            else:
+                bin_size = int(2 ** max(np.ceil(np.log2(max(im_size))) - 4, 4))
+        if bin_size != 0 and 1 + (max(im_size) - 1) // bin_size >= kMaxFacesPerBin:
+            raise ValueError(f"bin_size too small, number of faces per bin must be < {kMaxFacesPerBin}")
+        if max_faces_per_bin is None:
+            max_faces_per_bin = int(max(10000, meshes._F / 5))
+        with torch.no_grad():
+            pix_to_face = _C.rasterize_meshes(
+                face_verts.detach().float(), first_idx, num_faces, neighbor_idx, im_size,
+                blur_radius, faces_per_pixel, bin_size, max_faces_per_bin, perspective_correct,
+                clip_barycentric_coords, cull_backfaces,
+            )[0]
+    zbuf, bary, dists = recompute_fragments(
+        face_verts, pix_to_face, perspective_correct, clip_barycentric_coords
+    )
+    if clipped is not None:
+        pix_to_face, bary = convert_clipped_rasterization_to_original_faces(pix_to_face, bary, clipped)
+    return pix_to_face, zbuf, bary, dists
+
+
+class FastMeshRasterizer(MeshRasterizer):
+    """``MeshRasterizer`` with PyTorch3D's outputs and gradients at a fraction of the CPU cost.
+
+    Same constructor and call as :class:`pytorch3d.renderer.MeshRasterizer`; returns
+    ``Fragments``. ``pix_to_face`` is identical to PyTorch3D's; ``zbuf``, ``bary_coords`` and
+    ``dists`` are recomputed from it with autograd-tracked PyTorch operations, so their
+    gradients (vertices, camera parameters) are PyTorch3D's up to float rounding.
+
+    Args:
+        cameras, raster_settings: as for ``MeshRasterizer``.
+        mode: "auto" (default: "fast" on CPU, "stock" on CUDA), "fast", or "stock"
+            (PyTorch3D's own rasterizer, forward and backward).
+        vectorised_forward: in "fast" mode, compute ``pix_to_face`` with the vectorised
+            bounding-box rasterizer (True) or with PyTorch3D's kernel (False).
+    """
+
+    def __init__(self, cameras=None, raster_settings=None, mode: str = "auto",
+                 vectorised_forward: bool = True) -> None:
+        super().__init__(cameras=cameras, raster_settings=raster_settings)
+        if mode not in ("auto", "fast", "stock"):
+            raise ValueError(f"mode must be 'auto', 'fast' or 'stock', got {mode!r}")
+        self.mode = mode
+        self.vectorised_forward = vectorised_forward
+
+    def forward(self, meshes_world, **kwargs) -> Fragments:
+        mode = self.mode
+        if mode == "auto":
+            mode = "stock" if meshes_world.device.type == "cuda" else "fast"
+        if mode == "stock":
+            return super().forward(meshes_world, **kwargs)
+        meshes_proj = self.transform(meshes_world, **kwargs)
+        rs = kwargs.get("raster_settings", self.raster_settings)
+        clip_bary = rs.clip_barycentric_coords
+        if clip_bary is None:
+            clip_bary = rs.blur_radius > 0.0
+        cameras = kwargs.get("cameras", self.cameras)
+        perspective_correct = (
+            rs.perspective_correct if rs.perspective_correct is not None else cameras.is_perspective()
+        )
+        if rs.z_clip_value is not None:
+            z_clip = rs.z_clip_value
+        else:
+            znear = cameras.get_znear()
+            if isinstance(znear, torch.Tensor):
+                znear = znear.min().item()
+            z_clip = None if not perspective_correct or znear is None else znear / 2
+        pix_to_face, zbuf, bary, dists = rasterize_meshes_fast(
+            meshes_proj,
+            image_size=rs.image_size,
+            blur_radius=rs.blur_radius,
+            faces_per_pixel=rs.faces_per_pixel,
+            bin_size=rs.bin_size,
+            max_faces_per_bin=rs.max_faces_per_bin,
+            perspective_correct=perspective_correct,
+            clip_barycentric_coords=clip_bary,
+            cull_backfaces=rs.cull_backfaces,
+            z_clip_value=z_clip,
+            cull_to_frustum=rs.cull_to_frustum,
+            vectorised_forward=self.vectorised_forward,
+        )
+        return Fragments(pix_to_face=pix_to_face, zbuf=zbuf, bary_coords=bary, dists=dists)
