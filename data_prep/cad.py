@@ -181,11 +181,11 @@ def fill_and_orient(verts: np.ndarray, faces: np.ndarray, hole_size: float) -> M
     return _unpoly(poly)
 
 
-def detect_plane(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """Main reflection plane (normal (3,), point (3,)) and the detector's name.
+def plane_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tuple[list[tuple], str]:
+    """Candidate reflection planes [(normal (3,), point (3,), error)] and the detector's name.
 
     Uses ``symnb.symmetry.detect_symmetries`` when that module provides it; otherwise tests the
-    three principal (PCA) planes through the area-weighted centroid and keeps the most symmetric.
+    three principal (PCA) planes through the area-weighted centroid.
     """
     try:
         from symnb.symmetry import detect_symmetries  # issue 3; optional at this point
@@ -196,19 +196,51 @@ def detect_plane(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tuple[n
 
         try:
             syms = detect_symmetries(torch.as_tensor(verts, dtype=torch.float32), torch.as_tensor(faces))
-            planes = [s for s in syms if getattr(s, "kind", "") in ("reflection", "plane")]
+            planes = [(np.asarray(s.normal, dtype=np.float64).reshape(3),
+                       np.asarray(s.point, dtype=np.float64).reshape(3), float(s.error))
+                      for s in syms if getattr(s, "kind", "") in ("reflection", "plane")]
             if planes:
-                best = min(planes, key=lambda s: float(s.error))
-                return (np.asarray(best.normal, dtype=np.float64).reshape(3),
-                        np.asarray(best.point, dtype=np.float64).reshape(3), "symnb.symmetry")
+                return planes, "symnb.symmetry"
         except Exception:  # noqa: BLE001 - fall back to the stand-in, the report says which ran
             pass
-    rng = np.random.default_rng(seed)
-    p = sample_surface(verts, faces, 4000, rng)
-    c = p.mean(0)
-    _, _, vt = np.linalg.svd(p - c, full_matrices=False)
-    errs = [symmetry_error(verts, faces, n_, c, seed=seed) for n_ in vt]
-    return vt[int(np.argmin(errs))], c, "pca"
+    c, cov = surface_moments(verts, faces)
+    _, vecs = np.linalg.eigh(cov)
+    return [(n, c, symmetry_error(verts, faces, n, c, seed=seed)) for n in vecs.T], "pca"
+
+
+def surface_moments(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact area-weighted centroid (3,) and covariance (3, 3) of the surface (closed form per triangle:
+    integral of x x^T over a triangle = A / 12 (sum_i v_i v_i^T + s s^T), s = v_0 + v_1 + v_2)."""
+    tri = verts[faces]  # (F, 3, 3)
+    area = face_areas(verts, faces)
+    total = area.sum()
+    if total <= 0:
+        raise ValueError("mesh has zero surface area")
+    ssum = tri.sum(1)
+    centroid = (area[:, None] * ssum / 3).sum(0) / total
+    second = np.einsum("f,fij->ij", area / 12, np.einsum("fki,fkj->fij", tri, tri)
+                       + np.einsum("fi,fj->fij", ssum, ssum)) / total
+    return centroid, second - np.outer(centroid, centroid)
+
+
+def detect_plane(verts: np.ndarray, faces: np.ndarray, seed: int = 0, up_hint=None, forward_hint=None,
+                 tol: float = 0.01) -> tuple[np.ndarray, np.ndarray, str]:
+    """Main reflection plane (normal (3,), point (3,)) and the detector's name.
+
+    Among the planes whose symmetry error is below ``max(tol, 2 * best)``, the one most orthogonal
+    to the up and forward hints wins (a car is nearly front-back symmetric too); without hints the
+    most symmetric plane wins.
+    """
+    cands, name = plane_candidates(verts, faces, seed)
+    best = min(e for _, _, e in cands)
+    good = [c for c in cands if c[2] <= max(tol, 2 * best)]
+    if up_hint is None and forward_hint is None:
+        n, p, _ = min(good, key=lambda c: c[2])
+        return n, p, name
+    hints = [np.asarray(h, dtype=np.float64) / np.linalg.norm(h)
+             for h in (up_hint, forward_hint) if h is not None]
+    n, p, _ = min(good, key=lambda c: (sum(abs(c[0] @ h) for h in hints) / np.linalg.norm(c[0]), c[2]))
+    return n, p, name
 
 
 def canonical_rotation(normal: np.ndarray, up_hint, forward_hint,
@@ -290,11 +322,15 @@ def mirror_symmetrize(verts: np.ndarray, faces: np.ndarray) -> Mesh:
     """
     half = _poly(verts, faces).clip(normal=(-1.0, 0.0, 0.0), origin=(0.0, 0.0, 0.0))
     v, f = _unpoly(half.extract_surface(algorithm="dataset_surface"))
-    v = v.copy()
-    scale = np.abs(v).max()
-    v[np.abs(v[:, 0]) < 1e-9 * scale, 0] = 0.0
-    v[:, 0] = np.maximum(v[:, 0], 0.0)
     (v, f), _, _ = merge_and_drop(v, f, tol=1e-9)
+    v = v.copy()
+    # the cut's boundary lies on the plane: snap it (and rounding noise) to x = 0 exactly
+    e = np.sort(f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    edges, counts = np.unique(e, axis=0, return_counts=True)
+    v[np.unique(edges[counts == 1]), 0] = 0.0
+    v[np.abs(v[:, 0]) < 1e-9 * np.abs(v).max(), 0] = 0.0
+    v[:, 0] = np.maximum(v[:, 0], 0.0)
+    (v, f), _, _ = merge_and_drop(v, f, tol=1e-12)
     on_plane = v[:, 0] == 0.0
     mv = v[~on_plane] * np.array([-1.0, 1.0, 1.0])
     index = np.arange(len(v))
@@ -350,20 +386,24 @@ def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.
         normal, point = np.array([1.0, 0.0, 0.0]), np.zeros(3)
         R = np.eye(3)
     else:
-        normal, point, rep.plane_detector = detect_plane(v, f, seed=s.seed)
-        p = sample_surface(v, f, 4000, np.random.default_rng(s.seed))
-        _, _, axes = np.linalg.svd(p - p.mean(0), full_matrices=False)
-        R = canonical_rotation(normal, up_hint, forward_hint, axes=axes)
+        normal, point, rep.plane_detector = detect_plane(v, f, seed=s.seed, up_hint=up_hint,
+                                                         forward_hint=forward_hint)
+        R = canonical_rotation(normal, up_hint, forward_hint)
     v = (v - point) @ R.T
     rep.steps.append("canonical_frame")
     rep.symmetry_error_before = symmetry_error(v, f, seed=s.seed)
     v, f = voxel_remesh(v, f, s.resolution, s.closing, s.smooth, mirror=s.symmetrize, seed=s.seed)
     rep.steps.append("voxel_remesh")
-    v, f = decimate(v, f, s.face_budget // 2 * 2 if s.symmetrize else s.face_budget)
-    rep.steps.append("decimate")
-    if s.symmetrize:
-        v, f = mirror_symmetrize(v, f)
-        rep.steps.append("mirror_symmetrize")
+    target = s.face_budget
+    for _ in range(4):  # the cut at x = 0 adds faces: shrink the decimation target until in budget
+        dv, df = decimate(v, f, target)
+        if s.symmetrize:
+            dv, df = mirror_symmetrize(dv, df)
+        if len(df) <= 1.1 * s.face_budget:
+            break
+        target = int(target * s.face_budget / len(df) * 0.97)
+    v, f = dv, df
+    rep.steps += ["decimate", "mirror_symmetrize"] if s.symmetrize else ["decimate"]
     v = normalize(v)
     if signed_volume(v, f) < 0:
         f = f[:, ::-1].copy()

@@ -36,8 +36,8 @@ def _fan(polys: list[list[int]]) -> list[list[int]]:
 
 
 def _finish(path: Path, verts: list | np.ndarray, faces: list | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    v = np.asarray(verts, dtype=np.float32).reshape(-1, 3)
-    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    v = np.array(verts, dtype=np.float32).reshape(-1, 3)  # a writable copy
+    f = np.array(faces, dtype=np.int64).reshape(-1, 3)
     if len(v) == 0 or len(f) == 0:
         raise MeshFormatError(f"{path}: mesh has no vertices or no faces")
     if not np.isfinite(v).all():

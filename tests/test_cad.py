@@ -1,0 +1,112 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+
+from data_prep import cad, shapes
+
+
+def _mirror_exact(v: np.ndarray) -> bool:
+    key = {tuple(p) for p in v}
+    return all((-p[0], p[1], p[2]) in key for p in v)
+
+
+def _chamfer(a: np.ndarray, b: np.ndarray) -> float:
+    return float(cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean()) / 2
+
+
+def test_watertight_and_volume_on_a_box():
+    v, f = shapes.box(0, 1, 0, 2, 0, 3)
+    assert cad.is_watertight(f)
+    assert cad.signed_volume(v, f) == pytest.approx(6.0)
+    assert not cad.is_watertight(f[1:])  # a missing face opens a hole
+    assert not cad.is_watertight(np.concatenate([f[:1, ::-1], f[1:]]))  # one flipped face
+
+
+def test_merge_and_drop_rebuilds_a_triangle_soup():
+    v, f = shapes.box(0, 1, 0, 1, 0, 1)
+    soup_v = v[f].reshape(-1, 3)  # every face has its own three vertices
+    soup_f = np.arange(len(soup_v)).reshape(-1, 3)
+    degenerate = np.array([[0, 0, 1], [3, 4, 3]])
+    (mv, mf), merged, dropped = cad.merge_and_drop(soup_v, np.concatenate([soup_f, soup_f[:2], degenerate]))
+    assert len(mv) == 8 and merged == len(soup_v) - 8
+    assert dropped == 4 and len(mf) == 12
+    assert cad.is_watertight(mf)
+
+
+def test_revolve_is_closed_outward_and_matches_the_closed_form_volume():
+    r, n = 0.5, 64
+    t = np.linspace(0, np.pi, 33)
+    v, f = shapes.revolve(np.stack([r * np.sin(t), -r * np.cos(t)], 1), n_theta=n)
+    assert cad.is_watertight(f)
+    assert cad.signed_volume(v, f) == pytest.approx(4 / 3 * math.pi * r**3, rel=0.01)
+
+
+def test_clean_real_airplane():
+    """PyVista's real CAD mesh: not watertight before; watertight, outward, exactly symmetric after."""
+    v, f = shapes.real_aeroplane()
+    src = shapes.sources("aeroplane", 1)[0]
+    (cv, cf), rep = cad.clean_cad(v, f, cad.CleanupSettings(face_budget=1200), up_hint=src.up_hint,
+                                  forward_hint=src.forward_hint, source=src.name)
+    assert not rep.watertight_before and rep.watertight_after and cad.is_watertight(cf)
+    assert cad.signed_volume(cv, cf) > 0
+    assert _mirror_exact(cv)
+    assert rep.symmetry_error_after < 1e-6 < rep.symmetry_error_before < 0.02
+    assert 0.8 * 1200 <= rep.faces_after <= 1.2 * 1200
+    lo, hi = cv.min(0), cv.max(0)
+    np.testing.assert_allclose((lo + hi) / 2, 0, atol=1e-12)
+    assert np.linalg.norm(hi - lo) == pytest.approx(1.0)
+    # canonical frame: thinnest extent is up (y), the wings span x (widest at the wing, not the tail)
+    ext = hi - lo
+    assert ext[1] < ext[0] and ext[1] < ext[2]
+    front = cv[cv[:, 2] > 0.5 * hi[2]]
+    back = cv[cv[:, 2] < 0.5 * lo[2]]
+    assert np.ptp(front[:, 0]) < np.ptp(back[:, 0])  # the nose (+z) is narrower than the tail-plane
+    assert back[:, 1].max() > front[:, 1].max()  # the fin sticks up at the back
+
+
+def test_clean_recovers_the_canonical_frame_of_a_broken_rotated_mesh():
+    """Break a procedural car (rotate, scale, shift, duplicate vertices, degenerate faces, holes);
+    cleaning it without the frame recovers the same shape as cleaning the intact one."""
+    rng = np.random.default_rng(3)
+    v, f = shapes.car(rng)
+    (ref_v, ref_f), _ = cad.clean_cad(v, f, canonical=True)
+    R = Rotation.from_euler("xyz", [20, 70, -15], degrees=True).as_matrix()
+    bv = (v @ R.T) * 3.0 + np.array([5.0, -2.0, 1.0])
+    bf = np.concatenate([f[1:], [[0, 0, 1]]])  # a hole (one face gone) and a degenerate face
+    bv = np.concatenate([bv, bv[:10]])  # unused duplicates
+    (cv, cf), rep = cad.clean_cad(bv, bf, up_hint=R @ [0, 1, 0], forward_hint=R @ [0, 0, 1])
+    assert rep.watertight_after and rep.degenerate_faces_dropped >= 1
+    assert _mirror_exact(cv)
+    # same shape up to the remesh's voxel size (1/64 of the longest side ~ 0.013)
+    assert _chamfer(cad.sample_surface(cv, cf, 3000, rng), cad.sample_surface(ref_v, ref_f, 3000, rng)) < 0.02
+    normal, _, _ = cad.detect_plane(bv, bf, up_hint=R @ [0, 1, 0], forward_hint=R @ [0, 0, 1])
+    assert abs(normal @ (R @ [1, 0, 0])) > math.cos(math.radians(2))
+
+
+def test_mirror_symmetrize_is_exact_on_an_asymmetric_mesh():
+    v, f = shapes.box(-0.3, 0.5, 0, 1, 0, 1, level=2)
+    sv, sf = cad.mirror_symmetrize(v, f)
+    assert _mirror_exact(sv) and cad.is_watertight(sf)
+    assert sv[:, 0].max() == pytest.approx(0.5) and sv[:, 0].min() == pytest.approx(-0.5)
+    assert cad.symmetry_error(sv, sf) < 1e-9 < cad.symmetry_error(v, f, point=(0.1, 0, 0))
+
+
+@pytest.mark.parametrize("cls", shapes.SUPPORTED_CLASSES)
+def test_procedural_instances_vary_and_clean(cls):
+    srcs = [s for s in shapes.sources(cls, 3, seed=1) if s.canonical]
+    meshes = [s.build() for s in srcs]
+    assert not np.allclose(meshes[0][0].max(0), meshes[1][0].max(0))  # per-instance variation
+    (cv, cf), rep = cad.clean_cad(*meshes[0], cad.CleanupSettings(face_budget=800), canonical=True)
+    assert rep.watertight_after and _mirror_exact(cv) and len(cf) <= 1.2 * 800
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        cad.clean_cad(np.full((3, 3), np.nan), np.array([[0, 1, 2]]))
+    with pytest.raises(ValueError, match="expected verts"):
+        cad.clean_cad(np.zeros((3, 2)), np.array([[0, 1, 2]]))
+    with pytest.raises(ValueError, match="no CAD source"):
+        shapes.sources("sofa", 2)
