@@ -72,17 +72,12 @@ def _offset_area(area: torch.Tensor) -> torch.Tensor:
 
 
 def _point_line_dist(px, py, ax, ay, bx, by):
-    """Squared distance from p to segment [a, b] (PointLineDistanceForward).
-
-    The segment parameter ``tt`` is detached: the distance is stationary in ``tt`` where it is
-    not clamped, so this is the exact gradient and the one PyTorch3D's backward uses.
-    """
+    """Squared distance from p to segment [a, b] (PointLineDistanceForward)."""
     dx, dy = bx - ax, by - ay
     l2 = dx * dx + dy * dy
     degenerate = l2 <= K_EPSILON
-    with torch.no_grad():
-        l2s = torch.where(degenerate, torch.ones_like(l2), l2)
-        tt = ((dx * (px - ax) + dy * (py - ay)) / l2s).clamp(0.0, 1.0)
+    safe_l2 = torch.where(degenerate, torch.ones_like(l2), l2)
+    tt = ((dx * (px - ax) + dy * (py - ay)) / safe_l2).clamp(0.0, 1.0)
     qx = px - (ax + tt * dx)
     qy = py - (ay + tt * dy)
     d = qx * qx + qy * qy
@@ -92,8 +87,35 @@ def _point_line_dist(px, py, ax, ay, bx, by):
     return d
 
 
+def _unpack(fv):
+    return [fv[:, i, j] for i in range(3) for j in range(3)]  # x0, y0, z0, x1, ..., z2
+
+
+def _bary_screen(px, py, x0, y0, x1, y1, x2, y2, area=None):
+    if area is None:
+        area = _offset_area(_edge(x2, y2, x0, y0, x1, y1))
+    return _edge(px, py, x1, y1, x2, y2) / area, _edge(px, py, x2, y2, x0, y0) / area, \
+        _edge(px, py, x0, y0, x1, y1) / area
+
+
+def _perspective(w0, w1, w2, z0, z1, z2):
+    """BarycentricPerspectiveCorrectionForward (denominator clamped at kEpsilon)."""
+    t0, t1, t2 = w0 * z1 * z2, w1 * z0 * z2, w2 * z0 * z1
+    denom = (t0 + t1 + t2).clamp(min=K_EPSILON)
+    return t0 / denom, t1 / denom, t2 / denom
+
+
+def _clip(w0, w1, w2):
+    """BarycentricClipForward: clamp at 0 and renormalise (sum clamped at 1e-5)."""
+    c0, c1, c2 = w0.clamp(min=0.0), w1.clamp(min=0.0), w2.clamp(min=0.0)
+    s = (c0 + c1 + c2).clamp(min=1e-5)
+    return c0 / s, c1 / s, c2 / s
+
+
 def _face_pixel_quantities(fv, px, py, perspective_correct, clip_barycentric_coords, area=None):
     """Barycentrics, depth, squared distance and inside flag of pixel centres w.r.t. faces.
+
+    The kernel's forward, operation for operation (no gradient tracking needed).
 
     Args:
         fv: (M, 3, 3) face vertices (x, y in NDC, z in view space), one face per query.
@@ -103,36 +125,149 @@ def _face_pixel_quantities(fv, px, py, perspective_correct, clip_barycentric_coo
     Returns:
         bary_clip (M, 3), pz (M,), dist (M,) unsigned squared distance, inside (M,) bool.
     """
-    x0, y0, z0 = fv[:, 0, 0], fv[:, 0, 1], fv[:, 0, 2]
-    x1, y1, z1 = fv[:, 1, 0], fv[:, 1, 1], fv[:, 1, 2]
-    x2, y2, z2 = fv[:, 2, 0], fv[:, 2, 1], fv[:, 2, 2]
-    if area is None:
-        area = _offset_area(_edge(x2, y2, x0, y0, x1, y1))
-    w0 = _edge(px, py, x1, y1, x2, y2) / area
-    w1 = _edge(px, py, x2, y2, x0, y0) / area
-    w2 = _edge(px, py, x0, y0, x1, y1) / area
+    x0, y0, z0, x1, y1, z1, x2, y2, z2 = _unpack(fv)
+    w0, w1, w2 = _bary_screen(px, py, x0, y0, x1, y1, x2, y2, area)
     if perspective_correct:
-        t0 = w0 * z1 * z2
-        t1 = w1 * z0 * z2
-        t2 = w2 * z0 * z1
-        denom = t0 + t1 + t2
-        # PyTorch3D clamps the denominator at kEpsilon in value but its backward treats the
-        # clamp as the identity: the same straight-through clamp here.
-        floor = denom.detach().clamp(min=K_EPSILON)
-        denom = denom - denom.detach() + floor
-        w0, w1, w2 = t0 / denom, t1 / denom, t2 / denom
+        w0, w1, w2 = _perspective(w0, w1, w2, z0, z1, z2)
     inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
     if clip_barycentric_coords:
-        c0, c1, c2 = w0.clamp(min=0.0), w1.clamp(min=0.0), w2.clamp(min=0.0)
-        s = (c0 + c1 + c2).clamp(min=1e-5)
-        w0, w1, w2 = c0 / s, c1 / s, c2 / s
+        w0, w1, w2 = _clip(w0, w1, w2)
     pz = w0 * z0 + w1 * z1 + w2 * z2
     e01 = _point_line_dist(px, py, x0, y0, x1, y1)
     e02 = _point_line_dist(px, py, x0, y0, x2, y2)
     e12 = _point_line_dist(px, py, x1, y1, x2, y2)
-    # The kernel's backward sends the gradient to the first minimal edge in this order.
-    dist = torch.where((e01 <= e02) & (e01 <= e12), e01, torch.where(e02 <= e12, e02, e12))
+    dist = torch.minimum(torch.minimum(e01, e02), e12)
     return torch.stack([w0, w1, w2], dim=-1), pz, dist, inside
+
+
+def _edge_backward(px, py, ax, ay, bx, by, g):
+    """EdgeFunctionBackward(p, a, b, g): gradients (dp, da, db), each an (x, y) pair."""
+    return (g * (by - ay), g * (ax - bx)), (g * (py - by), g * (bx - px)), (g * (ay - py), g * (px - ax))
+
+
+def _add(*vs):
+    out = vs[0]
+    for v in vs[1:]:
+        out = (out[0] + v[0], out[1] + v[1])
+    return out
+
+
+def _bary_backward(px, py, x0, y0, x1, y1, x2, y2, g0, g1, g2):
+    """BarycentricCoordsBackward: gradients w.r.t. the three (x, y) vertices."""
+    area = _offset_area(_edge(x2, y2, x0, y0, x1, y1))
+    area2 = area * area
+    area_inv = 1.0 / area
+    p, v0, v1, v2 = (px, py), (x0, y0), (x1, y1), (x2, y2)
+    grads = []
+    for g, (a, b) in zip((g0, g1, g2), ((v1, v2), (v2, v0), (v0, v1)), strict=True):
+        e = _edge(px, py, *a, *b)
+        d_area = g * (-e / area2)
+        d_e = g * area_inv
+        grads.append((_edge_backward(*p, *a, *b, d_e), _edge_backward(*v2, *v0, *v1, d_area)))
+    (e0, a0), (e1, a1), (e2, a2) = grads  # e*: (dp, d first, d second); a*: (dv2, dv0, dv1)
+    dv0 = _add(_add(a0[1], _add(e1[2], a1[1])), _add(e2[1], a2[1]))
+    dv1 = _add(_add(_add(e0[1], a0[2]), a1[2]), _add(e2[2], a2[2]))
+    dv2 = _add(_add(_add(e0[2], a0[0]), _add(e1[1], a1[0])), a2[0])
+    return dv0, dv1, dv2
+
+
+def _perspective_backward(w0, w1, w2, z0, z1, z2, g0, g1, g2):
+    """BarycentricPerspectiveCorrectionBackward: (grad bary0 x3, grad z x3)."""
+    t0, t1, t2 = w0 * z1 * z2, w1 * z0 * z2, w2 * z0 * z1
+    denom = (t0 + t1 + t2).clamp(min=K_EPSILON)
+    gd = (-t0 * g0 - t1 * g1 - t2 * g2) / (denom * denom)
+    gt0, gt1, gt2 = gd + g0 / denom, gd + g1 / denom, gd + g2 / denom
+    gw = (gt0 * z1 * z2, gt1 * z0 * z2, gt2 * z0 * z1)
+    gz = (gt1 * w1 * z2 + gt2 * w2 * z1, gt0 * w0 * z2 + gt2 * w2 * z0, gt0 * w0 * z1 + gt1 * w1 * z0)
+    return gw, gz
+
+
+def _clip_backward(w0, w1, w2, g0, g1, g2):
+    """BarycentricClipBackward."""
+    c0, c1, c2 = w0.clamp(min=0.0), w1.clamp(min=0.0), w2.clamp(min=0.0)
+    s = c0 + c1 + c2
+    small = s.double() < 1e-5
+    s = torch.where(small, torch.full_like(s, 1e-5), s)
+    s2 = s * s
+    keep = (~small).to(s.dtype)
+    gs0, gs1, gs2 = -c0 / s2 * keep, -c1 / s2 * keep, -c2 / s2 * keep
+    inv = 1.0 / s
+    r0 = (w0 >= 0).to(s.dtype) * (g0 * (inv + gs0) + g1 * gs1 + g2 * gs2)
+    r1 = (w1 >= 0).to(s.dtype) * (g1 * (inv + gs1) + g0 * gs0 + g2 * gs2)
+    r2 = (w2 >= 0).to(s.dtype) * (g2 * (inv + gs2) + g0 * gs0 + g1 * gs1)
+    return r0, r1, r2
+
+
+def _segment_backward(px, py, ax, ay, bx, by, g):
+    """PointLineDistanceBackward: gradients w.r.t. a and b (the segment parameter held fixed)."""
+    dx, dy = bx - ax, by - ay
+    t_bot = dx * dx + dy * dy
+    t_top = dx * (px - ax) + dy * (py - ay)
+    tt = (t_top / torch.where(t_bot > 0, t_bot, torch.ones_like(t_bot))).clamp(0.0, 1.0)
+    qx = (1.0 - tt) * ax + tt * bx - px
+    qy = (1.0 - tt) * ay + tt * by - py
+    sa, sb = g * (1.0 - tt) * 2.0, g * tt * 2.0
+    return (sa * qx, sa * qy), (sb * qx, sb * qy)
+
+
+def _distance_backward(px, py, x0, y0, x1, y1, x2, y2, g):
+    """PointTriangleDistanceBackward: the gradient goes to the first closest edge (01, 02, 12)."""
+    e01 = _point_line_dist(px, py, x0, y0, x1, y1)
+    e02 = _point_line_dist(px, py, x0, y0, x2, y2)
+    e12 = _point_line_dist(px, py, x1, y1, x2, y2)
+    m01 = (e01 <= e02) & (e01 <= e12)
+    m02 = ~m01 & (e02 <= e01) & (e02 <= e12)
+    m12 = ~m01 & ~m02 & (e12 <= e01) & (e12 <= e02)
+    zero = torch.zeros_like(g)
+    a01, b01 = _segment_backward(px, py, x0, y0, x1, y1, torch.where(m01, g, zero))
+    a02, b02 = _segment_backward(px, py, x0, y0, x2, y2, torch.where(m02, g, zero))
+    a12, b12 = _segment_backward(px, py, x1, y1, x2, y2, torch.where(m12, g, zero))
+    return _add(a01, a02), _add(b01, a12), _add(b02, b12)
+
+
+class _PixelFaceQuantities(torch.autograd.Function):
+    """(pz, clipped barycentrics, signed distance) of M (pixel, face) pairs.
+
+    The backward evaluates PyTorch3D's ``RasterizeMeshesBackwardCpu`` per pair in the same
+    order of float operations, vectorised over pairs: the gradients equal the kernel's (only
+    the summation order over pixels differs), including where the kernel's float32 arithmetic
+    is ill-conditioned (perspective denominators clamped at kEpsilon for pixels in the blur
+    band). In float64 it is the exact derivative wherever no clamp is active.
+    """
+
+    @staticmethod
+    def forward(ctx, fv, px, py, perspective_correct, clip_barycentric_coords):
+        bary, pz, dist, inside = _face_pixel_quantities(
+            fv, px, py, perspective_correct, clip_barycentric_coords
+        )
+        ctx.save_for_backward(fv, px, py)
+        ctx.flags = (perspective_correct, clip_barycentric_coords)
+        return pz, bary, torch.where(inside, -dist, dist)
+
+    @staticmethod
+    def backward(ctx, g_z, g_bary, g_dist):
+        fv, px, py = ctx.saved_tensors
+        pc, clip = ctx.flags
+        x0, y0, z0, x1, y1, z1, x2, y2, z2 = _unpack(fv)
+        b0 = _bary_screen(px, py, x0, y0, x1, y1, x2, y2)
+        b = _perspective(*b0, z0, z1, z2) if pc else b0
+        bc = _clip(*b) if clip else b
+        inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
+        g_dist = torch.where(inside, -g_dist, g_dist)
+        d0, d1, d2 = _distance_backward(px, py, x0, y0, x1, y1, x2, y2, g_dist)
+        g = (g_bary[:, 0] + g_z * z0, g_bary[:, 1] + g_z * z1, g_bary[:, 2] + g_z * z2)
+        if clip:
+            g = _clip_backward(*b, *g)
+        gz = (torch.zeros_like(z0),) * 3
+        if pc:
+            g, gz = _perspective_backward(*b0, z0, z1, z2, *g)
+        v0, v1, v2 = _bary_backward(px, py, x0, y0, x1, y1, x2, y2, *g)
+        grad = torch.stack([
+            torch.stack([v0[0] + d0[0], v0[1] + d0[1], gz[0] + g_z * bc[0]], -1),
+            torch.stack([v1[0] + d1[0], v1[1] + d1[1], gz[1] + g_z * bc[1]], -1),
+            torch.stack([v2[0] + d2[0], v2[1] + d2[1], gz[2] + g_z * bc[2]], -1),
+        ], 1)
+        return grad, None, None, None, None
 
 
 def recompute_fragments(
@@ -160,10 +295,9 @@ def recompute_fragments(
     xs = pixel_centers(W, H, face_verts.device).to(face_verts.dtype)
     ys = pixel_centers(H, W, face_verts.device).to(face_verts.dtype)
     px, py = xs[W - 1 - xi], ys[H - 1 - yi]
-    bary, pz, dist, inside = _face_pixel_quantities(
+    pz, bary, signed = _PixelFaceQuantities.apply(
         face_verts[faces], px, py, perspective_correct, clip_barycentric_coords
     )
-    signed = torch.where(inside, -dist, dist)
     dtype, dev = face_verts.dtype, face_verts.device
     zbuf = torch.full((N * H * W * K,), -1.0, dtype=dtype, device=dev).index_put((sel,), pz)
     dists = torch.full((N * H * W * K,), -1.0, dtype=dtype, device=dev).index_put((sel,), signed)

@@ -1,0 +1,208 @@
+"""FastMeshRasterizer against PyTorch3D's MeshRasterizer: identical pix_to_face, equal zbuf / bary /
+dists, equal gradients for vertices and camera parameters, over the option matrix; plus float64
+finite differences of the recomputed quantities."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pytorch3d.renderer import (
+    FoVOrthographicCameras,
+    FoVPerspectiveCameras,
+    MeshRasterizer,
+    RasterizationSettings,
+    look_at_view_transform,
+)
+from pytorch3d.structures import Meshes
+from pytorch3d.utils import ico_sphere
+
+from symnb.camera import to_pytorch3d
+from symnb.rasterizer import FastMeshRasterizer, recompute_fragments
+
+VALUE_TOL = 1e-6
+GRAD_RTOL = 1e-5
+
+
+def _mesh(batch: int, level: int = 2, hetero: bool = False, noise: float = 0.08) -> Meshes:
+    """Noisy icospheres (320 faces at level 2); hetero mixes levels 1 and 2 (80 / 320 faces)."""
+    verts, faces = [], []
+    for b in range(batch):
+        s = ico_sphere(1 if hetero and b % 2 else level)
+        verts.append(s.verts_packed() + noise * torch.randn(s.verts_packed().shape))
+        faces.append(s.faces_packed())
+    return Meshes(verts, faces)
+
+
+def _cameras(kind: str, batch: int, params: dict):
+    """Cameras whose parameters are leaves in ``params`` (gradients are compared for them)."""
+    if kind == "weak":  # symnb.camera's weak-perspective camera (orthographic PyTorch3D cameras)
+        params["scale"] = (0.7 + 0.3 * torch.rand(batch)).requires_grad_(True)
+        params["trans"] = (0.2 * torch.randn(batch, 2)).requires_grad_(True)
+        params["quat"] = torch.nn.functional.normalize(torch.randn(batch, 4), dim=1).requires_grad_(True)
+        return to_pytorch3d(params["scale"], params["trans"], params["quat"])
+    R, T = look_at_view_transform(2.2, torch.rand(batch) * 60 - 30, torch.rand(batch) * 360)
+    params["T"] = T.requires_grad_(True)
+    if kind == "fov":
+        return FoVPerspectiveCameras(R=R, T=params["T"], fov=45.0)
+    return FoVOrthographicCameras(R=R, T=params["T"], scale_xyz=((1.3, 1.3, 1.3),))
+
+
+def _lookat(cls, dist, elev, azim):
+    R, T = look_at_view_transform(dist, elev, azim)
+    return cls(R=R, T=T)
+
+
+def _run(cls, meshes, cam_kind, rs, seed=0):
+    torch.manual_seed(seed)
+    B = len(meshes)
+    params = {}
+    cams = _cameras(cam_kind, B, params)
+    verts = meshes.verts_padded().detach().clone().requires_grad_(True)
+    m = meshes.update_padded(verts)
+    rast = cls(cameras=cams, raster_settings=rs)
+    frags = rast(m)
+    return rast, m, frags, verts, params
+
+
+def _compare(meshes, cam_kind, rs):
+    _, _, a, a_verts, a_par = _run(MeshRasterizer, meshes, cam_kind, rs)
+    _, _, b, b_verts, b_par = _run(FastMeshRasterizer, meshes, cam_kind, rs)
+    assert torch.equal(a.pix_to_face, b.pix_to_face)
+    assert (a.pix_to_face >= 0).any(), "degenerate test case: nothing rasterized"
+    for name in ("zbuf", "bary_coords", "dists"):
+        diff = (getattr(a, name) - getattr(b, name)).abs().max().item()
+        assert diff <= VALUE_TOL, f"{name} differs by {diff}"
+    g = torch.Generator().manual_seed(1)
+    up = {n: torch.randn(getattr(a, n).shape, generator=g) for n in ("zbuf", "bary_coords", "dists")}
+    grads = []
+    for frags, verts, par in ((a, a_verts, a_par), (b, b_verts, b_par)):
+        loss = sum((getattr(frags, n) * u).sum() for n, u in up.items())
+        leaves = [verts, *par.values()]
+        grads.append(torch.autograd.grad(loss, leaves))
+    for name, ga, gb in zip(["verts", *a_par], *grads, strict=True):
+        rel = ((ga - gb).abs().max() / ga.abs().max().clamp(min=1e-12)).item()
+        assert rel <= GRAD_RTOL, f"gradient wrt {name}: relative difference {rel}"
+    return a
+
+
+CASES = [
+    # (camera, image_size, blur_radius, faces_per_pixel, extra settings)
+    ("fov", 16, 0.0, 1, {}),
+    ("fov", 24, 0.0, 5, {}),
+    ("fov", 20, 2e-3, 5, {}),  # perspective_correct and clip_barycentric_coords on by default
+    ("fov", 20, 2e-3, 8, {"perspective_correct": False}),
+    ("fov", 20, 2e-3, 8, {"clip_barycentric_coords": False}),
+    ("fov", 16, 0.0, 3, {"clip_barycentric_coords": True}),
+    ("fov", 20, 1e-3, 50, {}),
+    ("fov", 20, 2e-3, 5, {"cull_backfaces": True}),
+    ("ortho", 16, 0.0, 1, {}),
+    ("ortho", 20, 2e-3, 25, {}),
+    ("ortho", 20, 2e-3, 5, {"perspective_correct": True}),
+    ("ortho", 16, 1e-3, 4, {"cull_backfaces": True, "clip_barycentric_coords": False}),
+    ("weak", 16, 0.0, 1, {}),
+    ("weak", 20, 1e-3, 25, {}),
+    ("weak", (16, 24), 1e-3, 5, {}),  # non-square: the longer side spans a wider NDC range
+    ("fov", (20, 12), 2e-3, 5, {}),
+]
+
+
+@pytest.mark.parametrize("cam_kind,size,blur,fpp,extra", CASES)
+def test_matches_pytorch3d(cam_kind, size, blur, fpp, extra):
+    rs = RasterizationSettings(image_size=size, blur_radius=blur, faces_per_pixel=fpp, **extra)
+    _compare(_mesh(2), cam_kind, rs)
+
+
+@pytest.mark.parametrize("cam_kind", ["fov", "weak"])
+def test_heterogeneous_batch(cam_kind):
+    rs = RasterizationSettings(image_size=20, blur_radius=2e-3, faces_per_pixel=6)
+    a = _compare(_mesh(3, hetero=True), cam_kind, rs)
+    assert a.pix_to_face.max() >= 320  # faces of the later meshes are indexed in packed order
+
+
+def test_z_clipping_of_faces_crossing_the_near_plane():
+    """A perspective camera inside the mesh: faces crossing z = znear / 2 are clipped and split."""
+    from pytorch3d.renderer.mesh.clip import ClipFrustum, clip_faces
+
+    torch.manual_seed(0)
+    mesh = _mesh(1, level=2, noise=0.0)
+    R, T = look_at_view_transform(0.7, 10.0, 30.0)  # closer than the unit sphere's surface
+    cams = FoVPerspectiveCameras(R=R, T=T, fov=60.0, znear=0.5)
+    rs = RasterizationSettings(image_size=16, faces_per_pixel=3)
+    mp = MeshRasterizer(cameras=cams).transform(mesh)
+    clipped = clip_faces(
+        mp.verts_packed()[mp.faces_packed()], mp.mesh_to_faces_packed_first_idx(),
+        mp.num_faces_per_mesh(), ClipFrustum(z_clip_value=0.25, perspective_correct=True),
+    )
+    assert (clipped.clipped_faces_neighbor_idx >= 0).any(), "no face was split: test not exercised"
+    out = []
+    for cls in (MeshRasterizer, FastMeshRasterizer):
+        verts = mesh.verts_padded().clone().requires_grad_(True)
+        frags = cls(cameras=cams, raster_settings=rs)(mesh.update_padded(verts))
+        g = torch.Generator().manual_seed(1)
+        loss = sum((getattr(frags, n) * torch.randn(getattr(frags, n).shape, generator=g)).sum()
+                   for n in ("zbuf", "bary_coords", "dists"))
+        out.append((frags, torch.autograd.grad(loss, verts)[0]))
+    (a, ga), (b, gb) = out
+    assert torch.equal(a.pix_to_face, b.pix_to_face)
+    for name in ("zbuf", "bary_coords", "dists"):
+        assert (getattr(a, name) - getattr(b, name)).abs().max() <= VALUE_TOL
+    assert (ga - gb).abs().max() <= GRAD_RTOL * ga.abs().max()
+
+
+def test_depth_ties_keep_pytorch3d_order():
+    """Coincident duplicated faces tie in depth: the lower face index must come first."""
+    s = ico_sphere(1)
+    f = s.faces_packed()
+    mesh = Meshes([s.verts_packed()], [torch.cat([f, f.flip(0)])])
+    rs = RasterizationSettings(image_size=16, faces_per_pixel=4, blur_radius=1e-3)
+    cams = _lookat(FoVOrthographicCameras, 2.0, 20.0, 40.0)
+    a = MeshRasterizer(cameras=cams, raster_settings=rs)(mesh)
+    b = FastMeshRasterizer(cameras=cams, raster_settings=rs)(mesh)
+    assert torch.equal(a.pix_to_face, b.pix_to_face)
+
+
+def test_kernel_forward_option_and_stock_mode_agree():
+    mesh = _mesh(2)
+    rs = RasterizationSettings(image_size=16, blur_radius=1e-3, faces_per_pixel=5)
+    cams = _lookat(FoVPerspectiveCameras, 2.2, 10.0, 60.0)
+    ref = MeshRasterizer(cameras=cams, raster_settings=rs)(mesh)
+    for kw in ({"vectorised_forward": False}, {"mode": "stock"}):
+        out = FastMeshRasterizer(cameras=cams, raster_settings=rs, **kw)(mesh)
+        assert torch.equal(ref.pix_to_face, out.pix_to_face)
+        assert torch.equal(ref.zbuf, out.zbuf)
+    with pytest.raises(ValueError, match="mode"):
+        FastMeshRasterizer(cameras=cams, raster_settings=rs, mode="gpu")
+
+
+@pytest.mark.parametrize("pc,clip", [(False, False), (True, False), (True, True), (False, True)])
+def test_gradcheck_float64(pc, clip):
+    """Finite differences in float64 of zbuf, barycentrics and distances w.r.t. face vertices."""
+    torch.manual_seed(3)
+    mesh = _mesh(1, level=0, noise=0.05)
+    cams = _lookat(FoVPerspectiveCameras, 2.0, 15.0, 25.0)
+    rs = RasterizationSettings(image_size=8, faces_per_pixel=3, blur_radius=1e-2 if clip else 0.0)
+    rast = MeshRasterizer(cameras=cams, raster_settings=rs)
+    mp = rast.transform(mesh)
+    fv = mp.verts_packed()[mp.faces_packed()].detach().double()
+    p2f = FastMeshRasterizer(cameras=cams, raster_settings=rs)(mesh).pix_to_face
+    assert (p2f >= 0).sum() > 10
+    fv.requires_grad_(True)
+
+    def fn(x):
+        return recompute_fragments(x, p2f, pc, clip)
+
+    assert torch.autograd.gradcheck(fn, (fv,), eps=1e-7, atol=1e-5, rtol=1e-4, fast_mode=True)
+
+
+def test_float64_recompute_matches_float32():
+    mesh = _mesh(1)
+    cams = _lookat(FoVPerspectiveCameras, 2.2, 10.0, 60.0)
+    rs = RasterizationSettings(image_size=16, faces_per_pixel=2)
+    rast = FastMeshRasterizer(cameras=cams, raster_settings=rs)
+    frags = rast(mesh)
+    mp = rast.transform(mesh)
+    fv = mp.verts_packed()[mp.faces_packed()]
+    z64, b64, d64 = recompute_fragments(fv.double(), frags.pix_to_face, True, False)
+    assert z64.dtype == torch.float64
+    assert torch.allclose(z64.float(), frags.zbuf, atol=1e-5)
+    assert torch.allclose(b64.float(), frags.bary_coords, atol=1e-4)
