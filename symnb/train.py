@@ -263,14 +263,14 @@ def compute_losses(out: dict, batch: dict, cfg: ExperimentConfig) -> tuple[torch
         if w.ssim:
             terms["ssim"] = L.ssim_loss(r["rgb"], batch["image"], fg)
     total = L.weighted_sum(terms, w)
-    logs = {k: float(v) for k, v in terms.items()}
+    logs = {k: float(v.detach()) for k, v in terms.items()}
     with torch.no_grad():
         hard = (r["silhouette"] > 0.5).float()
         inter = (hard * mask[:, 0]).flatten(1).sum(1)
         union = ((hard + mask[:, 0]) > 0).float().flatten(1).sum(1)
         logs["mask_iou"] = float((inter / union.clamp(min=1)).mean())
         logs["cam_deg"] = float(L.quat_geodesic(out["quat"], batch["quat"]).mean() * 180 / np.pi)
-    logs["loss"] = float(total)
+    logs["loss"] = float(total.detach())
     return total, logs
 
 

@@ -1,0 +1,111 @@
+"""Losses against naive loops and closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from pytorch3d.transforms import axis_angle_to_quaternion
+
+from symnb import losses as L
+from symnb.templates import sphere_template
+
+
+def test_mask_loss_matches_naive_loop_and_empty_batch():
+    s, m = torch.rand(3, 5, 6), (torch.rand(3, 5, 6) > 0.5).float()
+    naive = sum((s[b, i, j] - m[b, i, j]) ** 2 for b in range(3) for i in range(5) for j in range(6)) / 90
+    assert torch.allclose(L.mask_loss(s, m), naive, atol=1e-6)
+    assert L.mask_loss(torch.zeros(0, 4, 4), torch.zeros(0, 4, 4)) == 0
+    with pytest.raises(ValueError, match="shape"):
+        L.mask_loss(s, m[:, :4])
+
+
+def test_quat_geodesic_closed_form_and_camera_loss():
+    angles = torch.tensor([0.0, 0.3, 1.0, 2.5, math.pi - 1e-3])
+    axis = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)
+    q1 = axis_angle_to_quaternion(torch.randn(5, 3))
+    dq = axis_angle_to_quaternion(axis * angles[:, None])
+    from pytorch3d.transforms import quaternion_raw_multiply
+
+    q2 = quaternion_raw_multiply(dq, q1)
+    assert torch.allclose(L.quat_geodesic(q1, q2), angles, atol=1e-3)
+    assert torch.allclose(L.quat_geodesic(q1, -q1), torch.zeros(5), atol=1e-3)  # q and -q: same rotation
+    scale, trans = torch.tensor([1.0, 2.0]), torch.tensor([[0.0, 0.0], [0.1, -0.2]])
+    loss = L.camera_loss(scale, trans, q1[:2], scale + torch.tensor([0.5, 0.0]), trans, q2[:2])
+    expected = (angles[0] + 0.25 + angles[1]) / 2
+    assert torch.allclose(loss, expected, atol=1e-3)
+
+
+def test_quat_norm_and_deformation_closed_forms():
+    q = torch.tensor([[2.0, 0, 0, 0], [0, 0.5, 0, 0]])
+    assert torch.allclose(L.quat_norm_loss(q), torch.tensor((1.0 + 0.25) / 2))
+    off = torch.zeros(2, 4, 3)
+    off[0, 0] = torch.tensor([3.0, 4.0, 0.0])
+    assert torch.allclose(L.deformation_loss(off), torch.tensor(25.0 / 8))
+
+
+def test_uniform_laplacian_matches_naive_neighbour_average():
+    v, f = sphere_template(42)
+    verts = (v * (1 + 0.2 * torch.rand(2, len(v), 1)))
+    nbrs = [set() for _ in range(len(v))]
+    for a, b, c in f.tolist():
+        nbrs[a] |= {b, c}
+        nbrs[b] |= {a, c}
+        nbrs[c] |= {a, b}
+    naive = 0.0
+    for b in range(2):
+        lap = torch.stack([verts[b, sorted(n)].mean(0) - verts[b, i] for i, n in enumerate(nbrs)])
+        naive += lap.norm(dim=1).mean() / 2
+    assert torch.allclose(L.laplacian_loss(verts, f), naive, atol=1e-5)
+    # a uniform translation has zero Laplacian on offsets
+    assert L.laplacian_loss(torch.ones(1, len(v), 3), f) < 1e-6
+
+
+def test_lab_known_values():
+    rgb = torch.tensor([[1.0, 1, 1], [0, 0, 0], [1, 0, 0], [0, 1, 0]]).T.reshape(1, 3, 4, 1)
+    lab = L.rgb_to_lab(rgb)[0, :, :, 0].T
+    expected = torch.tensor([[100.0, 0, 0], [0, 0, 0], [53.24, 80.09, 67.20], [87.73, -86.18, 83.18]])
+    assert torch.allclose(lab, expected, atol=0.1)
+
+
+def test_ssim_closed_form_for_constant_images_and_identity():
+    a, b = torch.full((1, 3, 16, 16), 0.3).double(), torch.full((1, 3, 16, 16), 0.7).double()
+    c1 = 0.01**2
+    expected = (2 * 0.3 * 0.7 + c1) / (0.3**2 + 0.7**2 + c1)  # variances 0: structure term is 1
+    assert torch.allclose(L.ssim(a, b), torch.tensor([expected], dtype=torch.float64), atol=1e-8)
+    x = torch.rand(2, 3, 20, 20)
+    assert torch.allclose(L.ssim(x, x), torch.ones(2), atol=1e-5)
+    assert (L.ssim(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)) < 0.9).all()
+
+
+def test_masked_texture_terms_by_hand():
+    img, ren = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    ren[0, :, 0, 0] = 0.5
+    ren[0, :, 1, 1] = 1.0  # outside the mask: ignored
+    mask = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])
+    assert torch.allclose(L.pixel_loss(ren, img, mask), torch.tensor(0.25))
+    assert L.colour_loss(img, img, mask) == 0
+    assert L.colour_loss(ren, img, mask) > 0
+
+
+def test_keypoint_loss_ignores_invisible_and_weighted_sum():
+    pred = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
+    kp = torch.tensor([[[0.0, 1.0, 1.0], [5.0, 5.0, 0.0]]])
+    assert torch.allclose(L.keypoint_loss(pred, kp), torch.tensor(1.0))
+    w = L.LossWeights()
+    total = L.weighted_sum({"mask": torch.tensor(2.0), "camera": torch.tensor(1.0)}, w)
+    assert torch.allclose(total, torch.tensor(2.0 * 100 + 20.0))
+    with pytest.raises(AttributeError):
+        L.weighted_sum({"nonsense": torch.tensor(1.0)}, w)
+
+
+def test_default_weights_are_mcmr_pascal3d():
+    w = L.LossWeights()
+    assert (w.mask, w.camera, w.quat, w.deformation, w.laplacian, w.laplacian_offsets, w.colour, w.pixel) == (
+        100.0, 20.0, 0.1, 0.05, 6.0, 1.8, 0.03, 0.005)
+
+
+def test_perceptual_loss_needs_local_weights(tmp_path):
+    with pytest.raises(FileNotFoundError, match="VGG-16 weights"):
+        L.PerceptualLoss(str(tmp_path / "vgg16.pth"))
