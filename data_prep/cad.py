@@ -188,14 +188,23 @@ def plane_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tup
     three principal (PCA) planes through the area-weighted centroid.
     """
     try:
-        from symnb.symmetry import detect_symmetries  # issue 3; optional at this point
+        from symnb.symmetry import detect_symmetries  # issue 3
     except ImportError:
         detect_symmetries = None
     if detect_symmetries is not None:
         import torch
 
+        kwargs = {}
+        try:  # coarser than the defaults: a few hundred faces need no 1000-direction scan (~1 s, not ~30 s)
+            from symnb.detect import DetectSettings
+
+            kwargs["settings"] = DetectSettings(n_samples=2000, n_scan=200, n_directions=300, n_refine=4,
+                                                icp_iters=8, n_verify=3000, max_order=4, seed=seed)
+        except ImportError:
+            pass
         try:
-            syms = detect_symmetries(torch.as_tensor(verts, dtype=torch.float32), torch.as_tensor(faces))
+            syms = detect_symmetries(torch.as_tensor(verts, dtype=torch.float32), torch.as_tensor(faces),
+                                     tol=0.05, **kwargs)
             planes = [(np.asarray(s.normal, dtype=np.float64).reshape(3),
                        np.asarray(s.point, dtype=np.float64).reshape(3), float(s.error))
                       for s in syms if getattr(s, "kind", "") in ("reflection", "plane")]
@@ -233,7 +242,10 @@ def detect_plane(verts: np.ndarray, faces: np.ndarray, seed: int = 0, up_hint=No
     """
     cands, name = plane_candidates(verts, faces, seed)
     best = min(e for _, _, e in cands)
-    good = [c for c in cands if c[2] <= max(tol, 2 * best)]
+    good: list[tuple] = []
+    for c in sorted(cands, key=lambda c: c[2]):  # near-duplicate planes: keep the most symmetric
+        if c[2] <= max(tol, 2 * best) and all(abs(c[0] @ g[0]) < np.cos(np.radians(10)) for g in good):
+            good.append(c)
     if up_hint is None and forward_hint is None:
         n, p, _ = min(good, key=lambda c: c[2])
         return n, p, name

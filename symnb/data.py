@@ -120,11 +120,12 @@ class Pascal3DDataset(Dataset):
         split: "train", "eval" or "test".
         index_name: index variant, e.g. "small" reads ``<class>_small_<split>.txt``.
         img_size: crop size S.
-        flip: randomly (p = 0.5, torch RNG) flip items horizontally: image, mask, keypoints (with
+        flip: randomly (``flip_prob``, torch RNG) flip items horizontally: image, mask, keypoints (with
             the left/right permutation of ``<class>/keypoints.json``) and camera, consistently.
         skip_bad: check every sample up front and drop bad ones (counted in ``n_skipped``, reasons
             in ``skipped``) instead of raising.
         padding: crop padding on each side, relative to the bbox's longer side.
+        flip_prob: probability of a flip when ``flip`` (1.0 flips every item).
 
     Item dict: "image" (3, S, S) float [0, 1]; "mask" (1, S, S) float {0, 1}; "class_idx" long
     (index into :data:`CLASSES`); "cad_idx" long (1-based); "scale" (), "trans" (2,), "quat" (4,)
@@ -136,7 +137,8 @@ class Pascal3DDataset(Dataset):
 
     def __init__(self, root: str | os.PathLike, classes=None, split: str = "train",
                  index_name: str | None = None,
-                 img_size: int = 64, flip: bool = False, skip_bad: bool = False, padding: float = 0.15):
+                 img_size: int = 64, flip: bool = False, skip_bad: bool = False, padding: float = 0.15,
+                 flip_prob: float = 0.5):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root {self.root} does not exist")
@@ -154,6 +156,7 @@ class Pascal3DDataset(Dataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.classes, self.split, self.index_name = classes, split, index_name
         self.img_size, self.flip, self.skip_bad, self.padding = img_size, flip, skip_bad, padding
+        self.flip_prob = flip_prob
         self.items: list[tuple[str, str]] = []
         for c in classes:
             stem = f"{c}_{index_name}_{split}" if index_name else f"{c}_{split}"
@@ -239,7 +242,7 @@ class Pascal3DDataset(Dataset):
         b = torch.from_numpy(ann["bbox"]).float()
         bbox = (b - torch.tensor([x0, y0, x0, y0]) + 0.5) * s - 0.5
         scale, trans, quat = from_perspective(K[None], R[None], t[None], torch.tensor([[0.0, 0.0, S, S]]))
-        flipped = bool(self.flip and torch.rand(()) < 0.5)
+        flipped = bool(self.flip and torch.rand(()) < self.flip_prob)
         if flipped:
             if c not in self.flip_perm and len(kp):
                 raise BadSampleError("flip needs the left/right keypoint permutation in "
