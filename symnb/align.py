@@ -64,7 +64,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = False, weights=
 
 
 def _rms_nn(tree: cKDTree, pts: np.ndarray) -> float:
-    d, _ = tree.query(pts, workers=-1)
+    d, _ = tree.query(pts, workers=1)
     return float(np.sqrt((d**2).mean()))
 
 
@@ -137,7 +137,7 @@ def icp(
     it = 0
     for it in range(1, max_iters + 1):  # noqa: B007 - the count is returned
         cur = src @ T[:3, :3].T + T[:3, 3]
-        d, j = tree.query(cur, workers=-1)
+        d, j = tree.query(cur, workers=1)
         keep = np.ones(len(d), bool)
         if trim < 1.0:
             keep = d <= np.quantile(d, trim)

@@ -28,7 +28,7 @@ import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from .geometry import check_mesh, point_mesh_closest, sample_surface, surface_centroid
+from .geometry import TriangleIndex, check_mesh, sample_surface, surface_centroid
 
 
 @dataclass
@@ -83,7 +83,7 @@ class DetectSettings:
     n_samples: int = 5000
     n_scan: int = 300
     n_directions: int = 1000
-    n_refine: int = 12
+    n_refine: int = 10
     icp_iters: int = 12
     n_verify: int = 12000
     max_order: int = 12
@@ -133,6 +133,7 @@ class _Scorer:
         q, _ = sample_surface(self.vn, faces, s.n_verify, seed=s.seed + 1)
         self.Q = np.concatenate([q.numpy(), self.vn.numpy()])
         self.tree_q = cKDTree(self.Q)
+        self.index = TriangleIndex(self.vn, faces)
         self.sub = self.Q[: s.n_scan]
         self.cap = 0.05
         self.floor = self.score_many(np.eye(3)[None])[0]
@@ -142,16 +143,17 @@ class _Scorer:
         """Capped mean NN distance of transformed scan points, for each (3, 3) matrix -> (M,)."""
         pts = self.sub if pts is None else pts
         tp = np.einsum("mij,pj->mpi", mats, pts).reshape(-1, 3)
-        d, _ = self.tree.query(tp, workers=-1, distance_upper_bound=self.cap)
+        d, _ = self.tree.query(tp, workers=1, distance_upper_bound=self.cap)
         return np.minimum(d, self.cap).reshape(len(mats), -1).mean(1)
 
-    def refine_plane(self, n: np.ndarray, d: float = 0.0) -> tuple[np.ndarray, float]:
-        P = self.P
+    def refine_plane(self, n: np.ndarray, d: float = 0.0, fine: bool = False) -> tuple[np.ndarray, float]:
+        """ICP-style plane fit: reflect, pair with nearest samples, bisector plane of the pairs."""
+        P, tree = (self.Q[:6000], self.tree_q) if fine else (self.P[:1500], self.tree)
         for _ in range(self.s.icp_iters):
             r = P - 2 * (P @ n - d)[:, None] * n
-            dist, j = self.tree.query(r, workers=-1)
+            dist, j = tree.query(r, workers=1)
             keep = dist < max(3 * np.median(dist), 1e-3)
-            p, q = P[keep], P[j[keep]]
+            p, q = P[keep], tree.data[j[keep]]
             diff = p - q
             w, vecs = np.linalg.eigh(diff.T @ diff)
             n_new = vecs[:, -1]
@@ -164,10 +166,10 @@ class _Scorer:
         return n, d
 
     def refine_axis(self, a: np.ndarray, angle: float) -> np.ndarray:
-        P = self.P[: 3000]
+        P = self.P[:2000]
         for _ in range(self.s.icp_iters):
             R = _rot_matrix(a, angle)
-            dist, j = self.tree.query(P @ R.T, workers=-1)
+            dist, j = self.tree.query(P @ R.T, workers=1)
             keep = dist < max(3 * np.median(dist), 1e-3)
             p, q = P[keep], self.P[j[keep]]
             U, _, Vt = np.linalg.svd(q.T @ p)
@@ -197,15 +199,15 @@ class _Scorer:
         the maximum over S of the distance to T^-1 S), so one direction is the two-sided distance
         up to sampling."""
         tp = self.Q @ A.T + (0 if t is None else t)
-        approx, _ = self.tree_q.query(tp, workers=-1)
+        approx, _ = self.tree_q.query(tp, workers=1)
         k = min(top_k, len(tp))
         cand = np.argpartition(-approx, k - 1)[:k]
-        exact, _, _ = point_mesh_closest(torch.as_tensor(tp[cand]), self.vn, self.faces)
+        exact, _, _ = self.index.closest(tp[cand], upper=approx[cand])
         return float(exact.max())
 
 
 def _same_plane(n, d, m, e) -> bool:
-    return abs(n @ m) > math.cos(math.radians(1.0)) and abs(d - e * np.sign(n @ m)) < 0.01
+    return abs(n @ m) > math.cos(math.radians(2.0)) and abs(d - e * np.sign(n @ m)) < 0.01
 
 
 def _plane_candidates(sc: _Scorer) -> list[np.ndarray]:
@@ -220,6 +222,49 @@ def _plane_candidates(sc: _Scorer) -> list[np.ndarray]:
     idx = idx[np.argsort(scores[idx])][: s.n_refine]
     _, vecs = np.linalg.eigh(np.cov(sc.P.T))
     return [dirs[i] for i in idx] + list(vecs.T)
+
+
+def _fit_continuous(sc: _Scorer, a0: np.ndarray, tol: float, loose: float):
+    generic = sc.score_many(np.stack([_rot_matrix(a0, t) for t in GENERIC_ANGLES]))
+    if generic.max() > loose:
+        return None
+    a = sc.refine_revolution_axis(a0)
+    if abs(a @ a0) < math.cos(math.radians(10)):
+        return None
+    err = max(sc.hausdorff(_rot_matrix(a, t)) for t in GENERIC_ANGLES)
+    return (a, 0, err) if err <= tol else None
+
+
+def _fit_rotation(sc: _Scorer, a0: np.ndarray, tol: float, loose: float):
+    """Best rotation about (a refinement of) axis a0: (axis, order, error) or None.
+
+    Continuous when the generic angles all fit; else the largest order n in 2..max_order whose
+    error is within tol and not much worse than the smallest fitting order's (a 12-fold "fit" of
+    an octagonal nut is approximate: its error is far above the 2-, 4- and 8-fold errors)."""
+    cont = _fit_continuous(sc, a0, tol, loose)
+    if cont is not None:
+        return cont
+    orders = np.arange(2, sc.s.max_order + 1)
+    scores = sc.score_many(np.stack([_rot_matrix(a0, 2 * math.pi / n) for n in orders]))
+    # orders that fit about as well as the best one (true orders score at the noise floor)
+    best_score = scores.min()
+    fits = [int(n) for n, v in zip(orders, scores, strict=True) if v <= min(loose, 1.5 * best_score + 0.002)]
+    if not fits:
+        return None
+    a = sc.refine_axis(a0, 2 * math.pi / fits[0])
+    base = sc.hausdorff(_rot_matrix(a, 2 * math.pi / fits[0]))
+    if base > tol:
+        return None
+    cont = _fit_continuous(sc, a, tol, loose)  # the refined axis may reveal a continuous rotation
+    if cont is not None:
+        return cont
+    for n in sorted(fits[1:], reverse=True):
+        err = sc.hausdorff(_rot_matrix(a, 2 * math.pi / n))
+        if err <= tol and err <= 2 * base + 0.002:
+            a2 = sc.refine_axis(a, 2 * math.pi / n)
+            err2 = sc.hausdorff(_rot_matrix(a2, 2 * math.pi / n))
+            return (a2, n, err2) if err2 <= err else (a, n, err)
+    return a, fits[0], base
 
 
 def detect_symmetries(
@@ -242,6 +287,8 @@ def detect_symmetries(
     # ---------------- reflection planes
     planes: list[tuple[np.ndarray, float, float]] = []  # (normal, offset, error)
     for n0 in _plane_candidates(sc):
+        if any(abs(n0 @ m) > math.cos(math.radians(2.0)) for m, _, _ in planes):
+            continue
         if sc.score_many(_refl_matrix(n0)[None])[0] > loose + 0.02:
             continue
         n, d = sc.refine_plane(n0)
@@ -249,47 +296,42 @@ def detect_symmetries(
             continue
         if sc.score_many(_refl_matrix(n)[None])[0] > loose:
             continue
+        n, d = sc.refine_plane(n, d, fine=True)
+        if any(_same_plane(n, d, m, e) for m, e, _ in planes):
+            continue
         err = sc.hausdorff(_refl_matrix(n), 2 * d * n)
         if err <= tol:
             planes.append((n, d, err))
 
     # ---------------- rotation axes
     axes = [np.linalg.eigh(np.cov(sc.P.T))[1][:, i] for i in range(3)]
-    axes += [n for n, _, _ in planes]
+    axes += [n for n, _, _ in sorted(planes, key=lambda x: x[2])]
     for i in range(len(planes)):
         for j in range(i + 1, len(planes)):
             cr = np.cross(planes[i][0], planes[j][0])
             if np.linalg.norm(cr) > 0.1:
                 axes.append(cr / np.linalg.norm(cr))
-    uniq: list[np.ndarray] = []
-    for a in axes:
-        if all(abs(a @ b) < math.cos(math.radians(2.0)) for b in uniq):
-            uniq.append(a / np.linalg.norm(a))
     rotations: list[tuple[np.ndarray, int, float]] = []
-    for a0 in uniq:
-        found = None
-        generic = sc.score_many(np.stack([_rot_matrix(a0, t) for t in GENERIC_ANGLES]))
-        if generic.max() <= loose:
-            a = sc.refine_revolution_axis(a0)
-            if abs(a @ a0) > math.cos(math.radians(10)):
-                err = max(sc.hausdorff(_rot_matrix(a, t)) for t in GENERIC_ANGLES)
-                if err <= tol:
-                    found = (a, 0, err)
-        if found is None:
-            orders = np.arange(s.max_order, 1, -1)
-            sc_n = sc.score_many(np.stack([_rot_matrix(a0, 2 * math.pi / n) for n in orders]))
-            for n, val in zip(orders, sc_n, strict=True):
-                if val > loose + 0.01:
-                    continue
-                a = sc.refine_axis(a0, 2 * math.pi / n)
-                err = sc.hausdorff(_rot_matrix(a, 2 * math.pi / n))
-                if err <= tol:
-                    found = (a, int(n), err)
-                    break
-        if found is not None and all(
-            abs(found[0] @ b) < math.cos(math.radians(2.0)) for b, _, _ in rotations
-        ):
+    tried: list[np.ndarray] = []
+    for a0 in axes:
+        a0 = a0 / np.linalg.norm(a0)
+        if any(abs(a0 @ b) > math.cos(math.radians(2.0)) for b in tried):
+            continue
+        # an axis perpendicular to a continuous one is implied by a plane (2-fold): skip
+        if any(o == 0 and abs(a0 @ b) < 0.035 for b, o, _ in rotations):
+            continue
+        tried.append(a0)
+        found = _fit_rotation(sc, a0, tol, loose)
+        if found is not None and all(abs(found[0] @ b) < math.cos(math.radians(2)) for b, _, _ in rotations):
             rotations.append(found)
+            tried.append(found[0])
+
+    # a continuous axis implies every plane containing it: keep only the best such plane
+    for b, o, _ in rotations:
+        if o == 0:
+            containing = [p for p in planes if abs(p[0] @ b) < 0.035]
+            keep = min(containing, key=lambda p: p[2]) if containing else None
+            planes = [p for p in planes if abs(p[0] @ b) >= 0.035 or p is keep]
 
     out = []
     for n, d, err in planes:

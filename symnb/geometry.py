@@ -156,32 +156,67 @@ def closest_point_on_triangles(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor
     return out
 
 
-def point_mesh_closest(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor, chunk: int = 4096):
-    """Exact distance from each point to a triangle mesh, with the closest surface point.
+class TriangleIndex:
+    """Exact point-to-surface queries on a fixed triangle mesh (float64, numpy).
 
-    Uses PyTorch3D's compiled point-to-triangle kernel to find the nearest face (brute force over
-    all faces, O(P F)), then computes the closest point on that face.
+    Faces are pruned with bounding spheres: face t can only hold the closest point of p if
+    |p - centre_t| - radius_t <= an upper bound of the distance (the nearest vertex, or `upper`);
+    the survivors are tested exactly (`closest_point_on_triangles`).
+    """
+
+    def __init__(self, verts, faces):
+        from scipy.spatial import cKDTree
+
+        self.verts = torch.as_tensor(verts).detach().double().cpu()
+        self.faces = torch.as_tensor(faces).long().cpu()
+        self.tris = self.verts[self.faces]
+        self.cen = self.tris.mean(1).numpy()
+        self.rad = (self.tris - self.tris.mean(1, keepdim=True)).norm(dim=-1).amax(1).numpy()
+        self.vtree = cKDTree(self.verts.numpy())
+
+    def closest(self, points, upper=None, chunk: int = 256):
+        """points (P, 3) -> dist (P,), closest point (P, 3), face index (P,) (torch float64 / long)."""
+        pts = torch.as_tensor(points).detach().double().cpu()
+        ub = self.vtree.query(pts.numpy())[0]
+        if upper is not None:
+            ub = np.minimum(ub, np.asarray(upper, dtype=np.float64))
+        dist = torch.empty(len(pts), dtype=torch.float64)
+        closest = torch.empty(len(pts), 3, dtype=torch.float64)
+        face = torch.empty(len(pts), dtype=torch.long)
+        pn = pts.numpy()
+        c2 = (self.cen**2).sum(1)
+        for s in range(0, len(pts), chunk):
+            p = pn[s : s + chunk]
+            d2 = np.maximum((p**2).sum(1)[:, None] + c2[None] - 2 * p @ self.cen.T, 0)
+            lb = np.sqrt(d2) - self.rad[None]
+            pi, fi = np.nonzero(lb <= ub[s : s + chunk, None] * (1 + 1e-9) + 1e-9)
+            pi, fi = torch.as_tensor(pi), torch.as_tensor(fi)
+            t = self.tris[fi]
+            pt = pts[s : s + chunk][pi]
+            c = closest_point_on_triangles(pt, t[:, 0], t[:, 1], t[:, 2])
+            d = (c - pt).norm(dim=-1)
+            n = len(p)
+            best = torch.full((n,), torch.inf, dtype=torch.float64).scatter_reduce(0, pi, d, "amin")
+            hit = d <= best[pi]
+            sel = torch.full((n,), len(d), dtype=torch.long).scatter_reduce(
+                0, pi[hit], torch.nonzero(hit).squeeze(1), "amin"
+            )
+            dist[s : s + chunk] = best
+            closest[s : s + chunk] = c[sel]
+            face[s : s + chunk] = fi[sel]
+        return dist, closest, face
+
+
+def point_mesh_closest(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor, upper=None):
+    """Exact distance from each point to a triangle mesh, with the closest surface point.
 
     Args:
         points: (P, 3) float; verts: (V, 3); faces: (F, 3) long.
+        upper: optional (P,) upper bounds of the distances (e.g. to known surface samples).
     Returns:
-        dist (P,), closest (P, 3), face index (P,), in float64.
+        dist (P,), closest (P, 3), face index (P,), float64.
     """
-    from pytorch3d import _C
-
-    pts64 = points.double()
-    tris = verts.double()[faces]
-    idxs = []
-    tris32 = tris.float().contiguous()
-    for s in range(0, len(points), chunk):
-        p = pts64[s : s + chunk].float().contiguous()
-        first = torch.zeros(1, dtype=torch.long)
-        _, idx = _C.point_face_dist_forward(p, first, tris32, first, len(p), 0.0)
-        idxs.append(idx)
-    idx = torch.cat(idxs) if idxs else torch.zeros(0, dtype=torch.long)
-    t = tris[idx]
-    closest = closest_point_on_triangles(pts64, t[:, 0], t[:, 1], t[:, 2])
-    return (pts64 - closest).norm(dim=-1), closest, idx
+    return TriangleIndex(verts, faces).closest(points, upper)
 
 
 # ----------------------------------------------------------------------------------------- subdivision

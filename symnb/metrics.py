@@ -71,12 +71,12 @@ def directed_distances(
     vb, fb = check_mesh(verts_b, faces_b, "mesh B")
     pa = _surface_points(va, fa, n_samples, seed)
     pb = _surface_points(vb, fb, n_samples, seed + 1)
-    approx, _ = cKDTree(pb.numpy()).query(pa.numpy(), workers=-1)
+    approx, _ = cKDTree(pb.numpy()).query(pa.numpy(), workers=1)
     approx = torch.as_tensor(approx)
     k = min(top_k, len(pa))
     while True:
         cand = approx.topk(k).indices
-        exact, closest, _ = point_mesh_closest(pa[cand], vb, fb)
+        exact, closest, _ = point_mesh_closest(pa[cand], vb, fb, upper=approx[cand])
         # samples outside the candidates have exact <= approx <= approx[cand[-1]]
         if k == len(pa) or exact.max() >= approx[cand[-1]]:
             break
