@@ -212,7 +212,9 @@ def _write_sample(root, class_name, img_id, rec, view, symmetric, out, j, rng, p
     kwargs = {"quality": 95} if cfg.image_format == "jpg" else {}
     img.save(root / class_name / "images" / name, **kwargs)
     Image.fromarray(mask.astype(np.uint8) * 255).save(root / class_name / "masks" / f"{img_id}.png")
-    (root / class_name / "annotations" / f"{img_id}.yaml").write_text(yaml.safe_dump(ann, sort_keys=False))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    (root / class_name / "annotations" / f"{img_id}.yaml").write_text(
+        yaml.dump(ann, Dumper=dumper, sort_keys=False))
 
 
 def write_index(root: Path, class_name: str, ids: list[str], cfg: DatasetConfig) -> dict[str, int]:

@@ -205,7 +205,7 @@ def render_views(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray, K: np
     B = len(K)
     v = torch.as_tensor(verts, dtype=torch.float32)
     f = torch.as_tensor(faces, dtype=torch.int64)
-    meshes = Meshes([v] * B, [f] * B)
+    meshes = Meshes(verts=v[None].expand(B, -1, -1), faces=f[None].expand(B, -1, -1))
     Kt = torch.as_tensor(K, dtype=torch.float32).clone()
     # PyTorch3D puts pixel centres at half-integers (screen space); OpenCV at integers
     Kt[:, :2, 2] += 0.5

@@ -44,6 +44,7 @@ REQUIRED_FIELDS = ("image_name", "image_size", "pascal_class", "cad_idx", "occlu
                    "difficult", "bbox", "kpoints_2d", "intrinsic", "extrinsic")
 
 _M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available (~10x faster)
 
 
 class BadSampleError(ValueError):
@@ -56,7 +57,7 @@ def load_annotation(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise BadSampleError(f"missing annotation file {path}")
     try:
-        ann = yaml.safe_load(path.read_text())
+        ann = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except yaml.YAMLError as err:
         raise BadSampleError(f"{path}: corrupt YAML ({err})") from err
     if not isinstance(ann, dict):
@@ -220,7 +221,8 @@ class Pascal3DDataset(Dataset):
             raise BadSampleError(f"{img_path}: image size {img.shape[:2]} differs from annotation {size}")
         if not mask.any():
             raise BadSampleError(f"{mask_path}: empty mask")
-        return ann, torch.from_numpy(img).permute(2, 0, 1).contiguous(), torch.from_numpy(mask)[None].float()
+        img = np.ascontiguousarray(img.transpose(2, 0, 1))
+        return ann, torch.from_numpy(img), torch.from_numpy(mask)[None].float()
 
     def __getitem__(self, idx: int) -> dict:
         c, i = self.items[idx]
