@@ -225,49 +225,91 @@ def _distance_backward(px, py, x0, y0, x1, y1, x2, y2, g):
     return _add(a01, a02), _add(b01, a12), _add(b02, b12)
 
 
-class _PixelFaceQuantities(torch.autograd.Function):
-    """(pz, clipped barycentrics, signed distance) of M (pixel, face) pairs.
+def _pair_grads(fv, px, py, g_z, g_bary, g_dist, pc, clip):
+    """PyTorch3D's ``RasterizeMeshesBackwardCpu`` for M (pixel, face) pairs, vectorised.
 
-    The backward evaluates PyTorch3D's ``RasterizeMeshesBackwardCpu`` per pair in the same
-    order of float operations, vectorised over pairs: the gradients equal the kernel's (only
-    the summation order over pixels differs), including where the kernel's float32 arithmetic
-    is ill-conditioned (perspective denominators clamped at kEpsilon for pixels in the blur
-    band). In float64 it is the exact derivative wherever no clamp is active.
+    Same float operations in the same order as the kernel, so each pair's contribution equals
+    the kernel's, including where its float32 arithmetic is ill-conditioned (perspective
+    denominators clamped at kEpsilon for pixels in the blur band). In float64 this is the
+    exact derivative wherever no clamp is active.
+
+    Args:
+        fv: (M, 3, 3) face vertices; px, py: (M,) pixel centres; g_z (M,), g_bary (M, 3),
+        g_dist (M,): upstream gradients.
+
+    Returns:
+        (M, 3, 3) gradients w.r.t. fv.
+    """
+    x0, y0, z0, x1, y1, z1, x2, y2, z2 = _unpack(fv)
+    b0 = _bary_screen(px, py, x0, y0, x1, y1, x2, y2)
+    b = _perspective(*b0, z0, z1, z2) if pc else b0
+    bc = _clip(*b) if clip else b
+    inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
+    g_dist = torch.where(inside, -g_dist, g_dist)
+    d0, d1, d2 = _distance_backward(px, py, x0, y0, x1, y1, x2, y2, g_dist)
+    g = (g_bary[:, 0] + g_z * z0, g_bary[:, 1] + g_z * z1, g_bary[:, 2] + g_z * z2)
+    if clip:
+        g = _clip_backward(*b, *g)
+    gz = (torch.zeros_like(z0),) * 3
+    if pc:
+        g, gz = _perspective_backward(*b0, z0, z1, z2, *g)
+    v0, v1, v2 = _bary_backward(px, py, x0, y0, x1, y1, x2, y2, *g)
+    return torch.stack([
+        torch.stack([v0[0] + d0[0], v0[1] + d0[1], gz[0] + g_z * bc[0]], -1),
+        torch.stack([v1[0] + d1[0], v1[1] + d1[1], gz[1] + g_z * bc[1]], -1),
+        torch.stack([v2[0] + d2[0], v2[1] + d2[1], gz[2] + g_z * bc[2]], -1),
+    ], 1)
+
+
+def _pair_pixels(sel, image_size, K, dtype, device):
+    """Pixel centres (px, py) of flat (n, y, x, k) indices ``sel``."""
+    H, W = image_size
+    pix = torch.div(sel, K, rounding_mode="floor")
+    xi = pix % W
+    yi = torch.div(pix, W, rounding_mode="floor") % H
+    xs = pixel_centers(W, H, device).to(dtype)
+    ys = pixel_centers(H, W, device).to(dtype)
+    return xs[W - 1 - xi], ys[H - 1 - yi]
+
+
+class _Fragments(torch.autograd.Function):
+    """Attaches the kernel's backward to precomputed (zbuf, bary_coords, dists).
+
+    Forward returns the given values unchanged (they come from the vectorised rasterizer or
+    from PyTorch3D's kernel); backward evaluates the kernel's per-pair gradients with
+    :func:`_pair_grads` and sums them per face.
     """
 
     @staticmethod
-    def forward(ctx, fv, px, py, perspective_correct, clip_barycentric_coords):
-        bary, pz, dist, inside = _face_pixel_quantities(
-            fv, px, py, perspective_correct, clip_barycentric_coords
-        )
-        ctx.save_for_backward(fv, px, py)
-        ctx.flags = (perspective_correct, clip_barycentric_coords)
-        return pz, bary, torch.where(inside, -dist, dist)
+    def forward(ctx, face_verts, pix_to_face, zbuf, bary, dists, pc, clip):
+        sel = torch.nonzero(pix_to_face.reshape(-1) >= 0).squeeze(1)
+        ctx.save_for_backward(face_verts, pix_to_face, sel)
+        ctx.flags = (pc, clip)
+        ctx.mark_non_differentiable(pix_to_face)
+        return zbuf.clone(), bary.clone(), dists.clone()
 
     @staticmethod
-    def backward(ctx, g_z, g_bary, g_dist):
-        fv, px, py = ctx.saved_tensors
-        pc, clip = ctx.flags
-        x0, y0, z0, x1, y1, z1, x2, y2, z2 = _unpack(fv)
-        b0 = _bary_screen(px, py, x0, y0, x1, y1, x2, y2)
-        b = _perspective(*b0, z0, z1, z2) if pc else b0
-        bc = _clip(*b) if clip else b
-        inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
-        g_dist = torch.where(inside, -g_dist, g_dist)
-        d0, d1, d2 = _distance_backward(px, py, x0, y0, x1, y1, x2, y2, g_dist)
-        g = (g_bary[:, 0] + g_z * z0, g_bary[:, 1] + g_z * z1, g_bary[:, 2] + g_z * z2)
-        if clip:
-            g = _clip_backward(*b, *g)
-        gz = (torch.zeros_like(z0),) * 3
-        if pc:
-            g, gz = _perspective_backward(*b0, z0, z1, z2, *g)
-        v0, v1, v2 = _bary_backward(px, py, x0, y0, x1, y1, x2, y2, *g)
-        grad = torch.stack([
-            torch.stack([v0[0] + d0[0], v0[1] + d0[1], gz[0] + g_z * bc[0]], -1),
-            torch.stack([v1[0] + d1[0], v1[1] + d1[1], gz[1] + g_z * bc[1]], -1),
-            torch.stack([v2[0] + d2[0], v2[1] + d2[1], gz[2] + g_z * bc[2]], -1),
-        ], 1)
-        return grad, None, None, None, None
+    def backward(ctx, g_zbuf, g_bary, g_dists):
+        face_verts, pix_to_face, sel = ctx.saved_tensors
+        N, H, W, K = pix_to_face.shape
+        faces = pix_to_face.reshape(-1)[sel]
+        px, py = _pair_pixels(sel, (H, W), K, face_verts.dtype, face_verts.device)
+        g_z = g_zbuf.reshape(-1)[sel] if g_zbuf is not None else torch.zeros_like(px)
+        g_b = g_bary.reshape(-1, 3)[sel] if g_bary is not None else torch.zeros(len(sel), 3).to(px)
+        g_d = g_dists.reshape(-1)[sel] if g_dists is not None else torch.zeros_like(px)
+        pair = _pair_grads(face_verts[faces], px, py, g_z, g_b, g_d, *ctx.flags)
+        grad = torch.zeros_like(face_verts).index_add_(0, faces, pair)
+        return grad, None, None, None, None, None, None
+
+
+def _scatter_pairs(sel, shape, pz, bary, signed, dtype):
+    """(N, H, W, K) zbuf / dists and (N, H, W, K, 3) bary with -1 outside the flat indices sel."""
+    n = int(np.prod(shape))
+    dev = pz.device
+    zbuf = torch.full((n,), -1.0, dtype=dtype, device=dev).index_put_((sel,), pz.to(dtype))
+    dists = torch.full((n,), -1.0, dtype=dtype, device=dev).index_put_((sel,), signed.to(dtype))
+    bary_all = torch.full((n, 3), -1.0, dtype=dtype, device=dev).index_put_((sel,), bary.to(dtype))
+    return zbuf.view(shape), bary_all.view(*shape, 3), dists.view(shape)
 
 
 def recompute_fragments(
@@ -286,27 +328,20 @@ def recompute_fragments(
         zbuf (N, H, W, K), bary_coords (N, H, W, K, 3), dists (N, H, W, K); -1 where empty.
     """
     N, H, W, K = pix_to_face.shape
-    flat = pix_to_face.reshape(-1)
-    sel = torch.nonzero(flat >= 0).squeeze(1)
-    faces = flat[sel]
-    pix = torch.div(sel, K, rounding_mode="floor")
-    xi = pix % W
-    yi = torch.div(pix, W, rounding_mode="floor") % H
-    xs = pixel_centers(W, H, face_verts.device).to(face_verts.dtype)
-    ys = pixel_centers(H, W, face_verts.device).to(face_verts.dtype)
-    px, py = xs[W - 1 - xi], ys[H - 1 - yi]
-    pz, bary, signed = _PixelFaceQuantities.apply(
-        face_verts[faces], px, py, perspective_correct, clip_barycentric_coords
-    )
-    dtype, dev = face_verts.dtype, face_verts.device
-    zbuf = torch.full((N * H * W * K,), -1.0, dtype=dtype, device=dev).index_put((sel,), pz)
-    dists = torch.full((N * H * W * K,), -1.0, dtype=dtype, device=dev).index_put((sel,), signed)
-    bary_all = torch.full((N * H * W * K, 3), -1.0, dtype=dtype, device=dev).index_put((sel,), bary)
-    return zbuf.view(N, H, W, K), bary_all.view(N, H, W, K, 3), dists.view(N, H, W, K)
+    with torch.no_grad():
+        sel = torch.nonzero(pix_to_face.reshape(-1) >= 0).squeeze(1)
+        px, py = _pair_pixels(sel, (H, W), K, face_verts.dtype, face_verts.device)
+        bary, pz, dist, inside = _face_pixel_quantities(
+            face_verts[pix_to_face.reshape(-1)[sel]], px, py, perspective_correct,
+            clip_barycentric_coords,
+        )
+        signed = torch.where(inside, -dist, dist)
+        values = _scatter_pairs(sel, (N, H, W, K), pz, bary, signed, face_verts.dtype)
+    return _Fragments.apply(face_verts, pix_to_face, *values, perspective_correct, clip_barycentric_coords)
 
 
 @torch.no_grad()
-def _pix_to_face_vectorised(
+def _rasterize_vectorised(
     face_verts: torch.Tensor,
     mesh_to_face_first_idx: torch.Tensor,
     num_faces_per_mesh: torch.Tensor,
@@ -316,21 +351,25 @@ def _pix_to_face_vectorised(
     perspective_correct: bool,
     clip_barycentric_coords: bool,
     cull_backfaces: bool,
-) -> torch.Tensor | None:
+):
     """PyTorch3D's naive CPU rasterization, vectorised over candidate (pixel, face) pairs.
 
-    Each face is tested only against pixels inside its blur-expanded bounding box; the kept
-    pairs are ordered per pixel by (depth, face index) as the kernel's sorted queue does.
-    Returns None when the batch is too large for one pass (the caller falls back to the kernel).
+    Each face is tested only against the pixels inside its blur-expanded bounding box (the
+    kernel's own first test), pairs farther than the blur radius outside one of the face's edge
+    lines are dropped (a safe margin over the kernel's exact test, which follows), and the kept
+    pairs are ordered per pixel by (depth, face index) as the kernel's sorted queue orders them.
+
+    Returns:
+        (pix_to_face, zbuf, bary_coords, dists) as the kernel returns them, or None when the
+        batch is too large for one pass or depths are not finite (the caller uses the kernel).
     """
     fv = face_verts.float()
     dev = fv.device
     H, W = image_size
     N, K = mesh_to_face_first_idx.shape[0], faces_per_pixel
-    out = torch.full((N * H * W * K,), -1, dtype=torch.int64, device=dev)
+    shape = (N, H, W, K)
     counts = num_faces_per_mesh.to(dev)
-    if N == 0 or int(counts.sum()) == 0:
-        return out.view(N, H, W, K)
+    empty = torch.zeros(0, dtype=torch.int64, device=dev)
     mesh_of = torch.repeat_interleave(torch.arange(N, device=dev), counts)
     face_idx = torch.repeat_interleave(mesh_to_face_first_idx.to(dev), counts)
     face_idx = face_idx + torch.arange(face_idx.shape[0], device=dev) - torch.repeat_interleave(
@@ -339,6 +378,7 @@ def _pix_to_face_vectorised(
     v = fv[face_idx]
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
     area = _edge(x[:, 0], y[:, 0], x[:, 1], y[:, 1], x[:, 2], y[:, 2])  # ComputeFaceAreas
+    r32 = float(np.float32(blur_radius))
     sqrt_r = float(np.sqrt(np.float32(blur_radius)))
     xmin, xmax = x.min(1).values - sqrt_r, x.max(1).values + sqrt_r
     ymin, ymax = y.min(1).values - sqrt_r, y.max(1).values + sqrt_r
@@ -356,23 +396,38 @@ def _pix_to_face_vectorised(
     total = int(npairs.sum())
     if total > MAX_PAIRS:
         return None
-    if total == 0:
-        return out.view(N, H, W, K)
     owner = torch.repeat_interleave(torch.arange(len(face_idx), device=dev), npairs)
-    local = torch.arange(total, device=dev) - torch.repeat_interleave(
-        torch.cumsum(npairs, 0) - npairs, npairs
-    )
+    starts = torch.cumsum(npairs, 0) - npairs
+    local = torch.arange(total, device=dev) - torch.repeat_interleave(starts, npairs)
     nxo = nx[owner]
     xidx = cx0[owner] + local % nxo
     yidx = cy0[owner] + torch.div(local, nxo, rounding_mode="floor")
+    px, py = xs[xidx], ys[yidx]
+
+    # cheap rejection: a pair on the outer side of edge line i (barycentric w_i < 0) farther from
+    # it than sqrt(blur_radius) (with margin) is neither inside nor within the blur radius
     area_b = _offset_area(_edge(x[:, 2], y[:, 2], x[:, 0], y[:, 0], x[:, 1], y[:, 1]))
+    ex = torch.stack([x[:, 2] - x[:, 1], x[:, 0] - x[:, 2], x[:, 1] - x[:, 0]], 1).double()
+    ey = torch.stack([y[:, 2] - y[:, 1], y[:, 0] - y[:, 2], y[:, 1] - y[:, 0]], 1).double()
+    reach = ((ex * ex + ey * ey).sqrt() * (sqrt_r * 1.001) + 1e-5).float()  # (F, 3) |e_i| bound
+    a = area_b[owner]
+    vo = v[owner]
+    x0, y0, _, x1, y1, _, x2, y2, _ = _unpack(vo)
+    far = torch.zeros_like(px, dtype=torch.bool)
+    for i, (ax, ay, bx, by) in enumerate(((x1, y1, x2, y2), (x2, y2, x0, y0), (x0, y0, x1, y1))):
+        e = _edge(px, py, ax, ay, bx, by)
+        far |= (e / a < 0) & (e.abs() > reach[owner, i])
+    near = torch.nonzero(~far).squeeze(1)
+    owner, px, py, xidx, yidx = owner[near], px[near], py[near], xidx[near], yidx[near]
+
     bary, pz, dist, inside = _face_pixel_quantities(
-        v[owner], xs[xidx], ys[yidx], perspective_correct, clip_barycentric_coords, area_b[owner]
+        v[owner], px, py, perspective_correct, clip_barycentric_coords, area_b[owner]
     )
-    keep = ~(pz < 0) & (inside | (dist < float(np.float32(blur_radius))))
-    if not bool(torch.isfinite(pz[keep]).all()):
+    keep = torch.nonzero(~(pz < 0) & (inside | (dist < r32))).squeeze(1)
+    pz = pz[keep] + 0.0  # + 0.0 turns -0.0 into +0.0
+    if not bool(torch.isfinite(pz).all()):
         return None  # the kernel's ordering is undefined for NaN depths; defer to it
-    owner, pz = owner[keep], pz[keep] + 0.0  # + 0.0 turns -0.0 into +0.0
+    owner = owner[keep]
     pixel = (mesh_of[owner] * H + (H - 1 - yidx[keep])) * W + (W - 1 - xidx[keep])
     # non-negative float32 depths sort like their bit patterns: one int64 key (pixel, depth);
     # the stable sort keeps ascending face order among equal depths, as the kernel's tuples do
@@ -383,10 +438,14 @@ def _pix_to_face_vectorised(
     start = torch.ones_like(pixel, dtype=torch.bool)
     start[1:] = pixel[1:] != pixel[:-1]
     first = torch.cummax(torch.where(start, pos, torch.zeros_like(pos)), 0).values
-    rank = pos - first
-    m = rank < K
-    out[pixel[m] * K + rank[m]] = face_idx[owner[order[m]]]
-    return out.view(N, H, W, K)
+    m = torch.nonzero(pos - first < K).squeeze(1) if len(pos) else empty
+    sel = pixel[m] * K + (pos - first)[m]
+    src = keep[order[m]]
+    p2f = torch.full((N * H * W * K,), -1, dtype=torch.int64, device=dev)
+    p2f[sel] = face_idx[owner[order[m]]]
+    signed = torch.where(inside[src], -dist[src], dist[src])
+    zbuf, bary_all, dists = _scatter_pairs(sel, shape, pz[order[m]], bary[src], signed, torch.float32)
+    return p2f.view(shape), zbuf, bary_all, dists
 
 
 def rasterize_meshes_fast(
@@ -405,9 +464,9 @@ def rasterize_meshes_fast(
 ):
     """Same arguments and outputs as ``pytorch3d.renderer.mesh.rasterize_meshes``.
 
-    ``pix_to_face`` comes from the vectorised rasterizer (``vectorised_forward``, falling back
-    to PyTorch3D's kernel for clipped-and-split faces, NaNs or huge batches) or from the kernel;
-    zbuf, barycentrics and distances are recomputed with autograd-tracked PyTorch operations.
+    The forward values come from the vectorised rasterizer (``vectorised_forward``; PyTorch3D's
+    kernel is used for faces clipped and split at the near plane, non-finite vertices or huge
+    batches) or from the kernel; the backward is :func:`_pair_grads`, vectorised over pairs.
     """
     verts_packed = meshes.verts_packed()
     face_verts = verts_packed[meshes.faces_packed()]
@@ -427,13 +486,13 @@ def rasterize_meshes_fast(
         neighbor_idx = clipped.clipped_faces_neighbor_idx
     split = neighbor_idx is not None and bool((neighbor_idx != -1).any())
 
-    pix_to_face = None
+    out = None
     if vectorised_forward and not split and bool(torch.isfinite(face_verts).all()):
-        pix_to_face = _pix_to_face_vectorised(
+        out = _rasterize_vectorised(
             face_verts.detach(), first_idx, num_faces, im_size, blur_radius, faces_per_pixel,
             perspective_correct, clip_barycentric_coords, cull_backfaces,
         )
-    if pix_to_face is None:
+    if out is None:
         if neighbor_idx is None:
             neighbor_idx = torch.full(
                 (face_verts.shape[0],), -1, dtype=torch.int64, device=face_verts.device
@@ -450,13 +509,15 @@ def rasterize_meshes_fast(
         if max_faces_per_bin is None:
             max_faces_per_bin = int(max(10000, meshes._F / 5))
         with torch.no_grad():
-            pix_to_face = _C.rasterize_meshes(
+            out = _C.rasterize_meshes(
                 face_verts.detach().float(), first_idx, num_faces, neighbor_idx, im_size,
                 blur_radius, faces_per_pixel, bin_size, max_faces_per_bin, perspective_correct,
                 clip_barycentric_coords, cull_backfaces,
-            )[0]
-    zbuf, bary, dists = recompute_fragments(
-        face_verts, pix_to_face, perspective_correct, clip_barycentric_coords
+            )
+    pix_to_face = out[0]
+    zbuf, bary, dists = _Fragments.apply(
+        face_verts, pix_to_face, *(t.to(face_verts.dtype) for t in out[1:]),
+        perspective_correct, clip_barycentric_coords,
     )
     if clipped is not None:
         pix_to_face, bary = convert_clipped_rasterization_to_original_faces(pix_to_face, bary, clipped)
