@@ -216,9 +216,10 @@ class Pascal3DDataset(Dataset):
         if mask.shape != img.shape[:2]:
             raise BadSampleError(f"{mask_path}: mask size {mask.shape} differs from "
                                  f"image size {img.shape[:2]}")
-        size = list(ann["image_size"])[:2]
-        if len(size) == 2 and tuple(int(s) for s in size) != img.shape[:2]:
-            raise BadSampleError(f"{img_path}: image size {img.shape[:2]} differs from annotation {size}")
+        size = tuple(int(s) for s in list(ann["image_size"])[:2])
+        if len(size) == 2 and img.shape[:2] not in (size, size[::-1]):  # [H, W] (or [W, H]) accepted
+            raise BadSampleError(f"{img_path}: image size {img.shape[:2]} differs from the annotation's "
+                                 f"{list(size)}")
         if not mask.any():
             raise BadSampleError(f"{mask_path}: empty mask")
         img = np.ascontiguousarray(img.transpose(2, 0, 1))
