@@ -93,8 +93,8 @@ def crop_box(bbox: np.ndarray, padding: float) -> tuple[int, int, int]:
     """
     x1, y1, x2, y2 = bbox
     side = max(2, int(math.ceil(max(x2 - x1 + 1, y2 - y1 + 1) * (1 + 2 * padding))))
-    x0 = int(round((x1 + x2) / 2 - (side - 1) / 2))
-    y0 = int(round((y1 + y2) / 2 - (side - 1) / 2))
+    x0 = math.floor((x1 + x2) / 2 - (side - 1) / 2 + 0.5)  # not round(): banker's rounding is not
+    y0 = math.floor((y1 + y2) / 2 - (side - 1) / 2 + 0.5)  # translation invariant
     return x0, y0, side
 
 

@@ -270,3 +270,43 @@ def test_bad_arguments(root, tmp_path):
 def test_crop_box_is_square_and_centred():
     x0, y0, side = crop_box(np.array([10.0, 20.0, 29.0, 29.0]), padding=0.0)
     assert side == 20 and x0 == 10 and y0 == 15
+
+
+def test_real_layout_non_square_images_without_keypoint_file(root, tmp_path):
+    """Real Pascal3D+ images are not square and have no keypoints.json: embed a generated sample in a
+    larger, non-square image (shifting K, bbox and keypoints accordingly); the loader's crop, camera
+    and keypoints must come out identical to those of the original sample."""
+    c = "car"
+    i = (root / c / f"{c}_train.txt").read_text().split()[0]
+    ann = yaml.safe_load((root / c / "annotations" / f"{i}.yaml").read_text())
+    dx, dy = 37, 11
+    dst = tmp_path / "real"
+    for sub in ("annotations", "images", "masks"):
+        (dst / c / sub).mkdir(parents=True)
+    shutil.copytree(root / "CAD", dst / "CAD")
+    img = np.asarray(Image.open(root / c / "images" / ann["image_name"]))
+    mask = np.asarray(Image.open(root / c / "masks" / f"{i}.png"))
+    big = np.zeros((S + 50, S + 90, 3), np.uint8)
+    big[dy:dy + S, dx:dx + S] = img
+    bigm = np.zeros(big.shape[:2], np.uint8)
+    bigm[dy:dy + S, dx:dx + S] = mask
+    Image.fromarray(big).save(dst / c / "images" / "2008_000001.png")
+    Image.fromarray(bigm).save(dst / c / "masks" / "2008_000001.png")
+    K = np.asarray(ann["intrinsic"])
+    K[0, 2] += dx
+    K[1, 2] += dy
+    kp = np.asarray(ann["kpoints_2d"]) + [dx, dy, 0]
+    x1, y1, x2, y2 = ann["bbox"]
+    ann.update(image_name="2008_000001.png", image_size=list(big.shape[:2]), intrinsic=K.tolist(),
+               kpoints_2d=kp.tolist(), bbox=[x1 + dx, y1 + dy, x2 + dx, y2 + dy])
+    (dst / c / "annotations" / "2008_000001.yaml").write_text(yaml.safe_dump(ann))
+    (dst / c / f"{c}_train.txt").write_text("2008_000001\n")
+    real = Pascal3DDataset(dst, c, "train", img_size=S)[0]
+    gen = Pascal3DDataset(root, c, "train", img_size=S)
+    ref = gen[gen.items.index((c, i))]
+    assert torch.equal(real["mask"], ref["mask"])
+    assert torch.allclose(real["image"], ref["image"], atol=1 / 255)  # PNG here, JPEG there: same pixels
+    for k in ("K", "R", "t", "scale", "trans", "quat", "kp", "bbox"):
+        assert torch.allclose(real[k], ref[k], atol=1e-4), k
+    with pytest.raises(BadSampleError, match="keypoints.json"):
+        Pascal3DDataset(dst, c, "train", img_size=S, flip=True, flip_prob=1.0)[0]
