@@ -18,6 +18,8 @@ the shorter side spans [-1, 1].
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from pytorch3d import _C
@@ -36,7 +38,26 @@ K_EPSILON = 1e-8
 #: Candidate (pixel, face) pairs processed at once by the vectorised forward pass.
 MAX_PAIRS = 8_000_000
 
+#: Intra-op threads for the many small tensor operations here (None: leave torch's setting).
+#: One thread is the robust default: with OpenMP on an oversubscribed CPU, hundreds of short
+#: parallel regions per call can cost 10x more than they save.
+NUM_THREADS: int | None = 1
+
 __all__ = ["FastMeshRasterizer", "pixel_centers", "rasterize_meshes_fast", "recompute_fragments"]
+
+
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """Temporarily set torch's intra-op thread count (restored afterwards)."""
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _ndc_range(s1: int, s2: int) -> np.float32:
@@ -297,8 +318,9 @@ class _Fragments(torch.autograd.Function):
         g_z = g_zbuf.reshape(-1)[sel] if g_zbuf is not None else torch.zeros_like(px)
         g_b = g_bary.reshape(-1, 3)[sel] if g_bary is not None else torch.zeros(len(sel), 3).to(px)
         g_d = g_dists.reshape(-1)[sel] if g_dists is not None else torch.zeros_like(px)
-        pair = _pair_grads(face_verts[faces], px, py, g_z, g_b, g_d, *ctx.flags)
-        grad = torch.zeros_like(face_verts).index_add_(0, faces, pair)
+        with _threads(NUM_THREADS if face_verts.device.type == "cpu" else None):
+            pair = _pair_grads(face_verts[faces], px, py, g_z, g_b, g_d, *ctx.flags)
+            grad = torch.zeros_like(face_verts).index_add_(0, faces, pair)
         return grad, None, None, None, None, None, None
 
 
@@ -488,10 +510,11 @@ def rasterize_meshes_fast(
 
     out = None
     if vectorised_forward and not split and bool(torch.isfinite(face_verts).all()):
-        out = _rasterize_vectorised(
-            face_verts.detach(), first_idx, num_faces, im_size, blur_radius, faces_per_pixel,
-            perspective_correct, clip_barycentric_coords, cull_backfaces,
-        )
+        with _threads(NUM_THREADS if face_verts.device.type == "cpu" else None):
+            out = _rasterize_vectorised(
+                face_verts.detach(), first_idx, num_faces, im_size, blur_radius, faces_per_pixel,
+                perspective_correct, clip_barycentric_coords, cull_backfaces,
+            )
     if out is None:
         if neighbor_idx is None:
             neighbor_idx = torch.full(

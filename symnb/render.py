@@ -37,6 +37,7 @@ from pytorch3d.renderer import (
     TexturesUV,
     look_at_view_transform,
 )
+from pytorch3d.structures import Meshes
 
 from .rasterizer import FastMeshRasterizer
 
@@ -228,3 +229,60 @@ def textured_renderer(
     )
     rasterizer = make_rasterizer(cameras, s, soft=soft)
     return TexturedRenderer(rasterizer, shader, mode=mode, atlas_size=s.atlas_size)
+
+
+def pyvista_textured_mesh(polydata, image, device="cpu") -> Meshes:
+    """A PyVista surface with texture coordinates and its image as a Meshes with TexturesUV.
+
+    The mesh is triangulated, centred at its bounding-box centre and scaled to unit
+    bounding-box diagonal (the canonical frame's size convention).
+
+    Args:
+        polydata: pyvista.PolyData with active texture coordinates (one UV per point).
+        image: (Ht, Wt, 3) texture, uint8 or float in [0, 1], row 0 at the top (v = 1).
+
+    Returns:
+        Meshes with one mesh and TexturesUV (maps (1, Ht, Wt, 3) float).
+    """
+    import numpy as np
+
+    pd = polydata.triangulate()
+    tcoords = pd.active_texture_coordinates
+    if tcoords is None:
+        raise ValueError("polydata has no texture coordinates (active_texture_coordinates is None)")
+    verts = torch.tensor(np.asarray(pd.points), dtype=torch.float32)
+    faces = torch.tensor(np.asarray(pd.faces).reshape(-1, 4)[:, 1:], dtype=torch.int64)
+    lo, hi = verts.min(0).values, verts.max(0).values
+    verts = (verts - (lo + hi) / 2) / (hi - lo).norm()
+    img = torch.as_tensor(np.asarray(image))
+    if img.ndim != 3 or img.shape[-1] < 3:
+        raise ValueError(f"texture image must be (H, W, 3), got shape {tuple(img.shape)}")
+    img = img[..., :3].float() / (255.0 if img.dtype == torch.uint8 else 1.0)
+    uv = torch.tensor(np.asarray(tcoords), dtype=torch.float32)
+    tex = TexturesUV(maps=img[None], faces_uvs=faces[None], verts_uvs=uv[None])
+    return Meshes([verts], [faces], textures=tex).to(device)
+
+
+def time_render(
+    renderer, meshes: Meshes, channel: str = "rgb", reps: int = 3, warmup: int = 1
+) -> tuple[float, float]:
+    """Median forward and backward seconds of rendering ``meshes`` (vertex gradients).
+
+    The loss is the mean square of the alpha channel (``channel="alpha"``) or of the RGB
+    channels; textures keep their own ``requires_grad``.
+    """
+    import time
+
+    fwd, bwd = [], []
+    for _ in range(warmup + reps):
+        verts = meshes.verts_padded().detach().clone().requires_grad_(True)
+        m = meshes.update_padded(verts)
+        t0 = time.perf_counter()
+        img = renderer(m)
+        loss = (img[..., 3] if channel == "alpha" else img[..., :3]).square().mean()
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        fwd.append(t1 - t0)
+        bwd.append(t2 - t1)
+    return float(torch.tensor(fwd[warmup:]).median()), float(torch.tensor(bwd[warmup:]).median())
