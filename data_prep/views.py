@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from pytorch3d.ops import interpolate_face_attributes
 from pytorch3d.renderer import MeshRasterizer, RasterizationSettings
 from pytorch3d.structures import Meshes
@@ -166,10 +167,9 @@ def background(rng: np.random.Generator, size: int,
     if kind == "plain":
         return np.broadcast_to(rng.uniform(0, 1, 3), (size, size, 3)).copy(), kind
     if kind == "noise":
-        coarse = rng.uniform(0, 1, (3, 6, 6))
-        t = torch.nn.functional.interpolate(torch.from_numpy(coarse)[None], size=(size, size), mode="bicubic",
-                                            align_corners=False)[0].permute(1, 2, 0).numpy()
-        return np.clip(t + rng.normal(0, 0.04, (size, size, 3)), 0, 1), kind
+        coarse = Image.fromarray((rng.uniform(0, 1, (6, 6, 3)) * 255).astype(np.uint8))
+        smooth = np.asarray(coarse.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255
+        return np.clip(smooth + 0.04 * rng.standard_normal((size, size, 3), dtype=np.float32), 0, 1), kind
     photo = photos[int(rng.integers(len(photos)))]
     h, w = photo.shape[:2]
     side = min(h, w)
