@@ -69,6 +69,7 @@ class CleanupReport:
     symmetry_error_before: float = float("nan")
     symmetry_error_after: float = float("nan")
     plane_detector: str = ""
+    rotation_axis_order: int = -1  # -1: none used; 0: continuous (surface of revolution); n: n-fold
     steps: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -181,11 +182,13 @@ def fill_and_orient(verts: np.ndarray, faces: np.ndarray, hole_size: float) -> M
     return _unpoly(poly)
 
 
-def plane_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tuple[list[tuple], str]:
-    """Candidate reflection planes [(normal (3,), point (3,), error)] and the detector's name.
+def symmetry_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tuple[list, list, str]:
+    """Candidate reflection planes [(normal (3,), point (3,), error)], rotation axes
+    [(axis (3,), point (3,), order, error)] and the detector's name.
 
-    Uses ``symnb.symmetry.detect_symmetries`` when that module provides it; otherwise tests the
-    three principal (PCA) planes through the area-weighted centroid.
+    Uses ``symnb.symmetry.detect_symmetries`` when that module provides it (order 0 = continuous
+    rotation); otherwise tests the three principal planes through the area-weighted centroid and
+    reports no axes.
     """
     try:
         from symnb.symmetry import detect_symmetries  # issue 3
@@ -205,16 +208,23 @@ def plane_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tup
         try:
             syms = detect_symmetries(torch.as_tensor(verts, dtype=torch.float32), torch.as_tensor(faces),
                                      tol=0.05, **kwargs)
-            planes = [(np.asarray(s.normal, dtype=np.float64).reshape(3),
-                       np.asarray(s.point, dtype=np.float64).reshape(3), float(s.error))
-                      for s in syms if getattr(s, "kind", "") in ("reflection", "plane")]
+            vec = lambda x: np.asarray(x, dtype=np.float64).reshape(3)
+            planes = [(vec(s.normal), vec(s.point), float(s.error)) for s in syms if s.kind == "reflection"]
+            axes = [(vec(s.normal), vec(s.point), int(s.order), float(s.error))
+                    for s in syms if s.kind == "rotation"]
             if planes:
-                return planes, "symnb.symmetry"
+                return planes, axes, "symnb.symmetry"
         except Exception:  # noqa: BLE001 - fall back to the stand-in, the report says which ran
             pass
     c, cov = surface_moments(verts, faces)
     _, vecs = np.linalg.eigh(cov)
-    return [(n, c, symmetry_error(verts, faces, n, c, seed=seed)) for n in vecs.T], "pca"
+    return [(n, c, symmetry_error(verts, faces, n, c, seed=seed)) for n in vecs.T], [], "pca"
+
+
+def plane_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tuple[list[tuple], str]:
+    """Candidate reflection planes [(normal (3,), point (3,), error)] and the detector's name."""
+    planes, _, name = symmetry_candidates(verts, faces, seed)
+    return planes, name
 
 
 def surface_moments(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,14 +243,15 @@ def surface_moments(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
 
 
 def detect_plane(verts: np.ndarray, faces: np.ndarray, seed: int = 0, up_hint=None, forward_hint=None,
-                 tol: float = 0.01) -> tuple[np.ndarray, np.ndarray, str]:
+                 tol: float = 0.01,
+                 candidates: tuple[list, str] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """Main reflection plane (normal (3,), point (3,)) and the detector's name.
 
     Among the planes whose symmetry error is below ``max(tol, 2 * best)``, the one most orthogonal
     to the up and forward hints wins (a car is nearly front-back symmetric too); without hints the
-    most symmetric plane wins.
+    most symmetric plane wins. ``candidates``: precomputed :func:`plane_candidates` output.
     """
-    cands, name = plane_candidates(verts, faces, seed)
+    cands, name = candidates if candidates is not None else plane_candidates(verts, faces, seed)
     best = min(e for _, _, e in cands)
     good: list[tuple] = []
     for c in sorted(cands, key=lambda c: c[2]):  # near-duplicate planes: keep the most symmetric
@@ -398,9 +409,21 @@ def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.
         normal, point = np.array([1.0, 0.0, 0.0]), np.zeros(3)
         R = np.eye(3)
     else:
-        normal, point, rep.plane_detector = detect_plane(v, f, seed=s.seed, up_hint=up_hint,
-                                                         forward_hint=forward_hint)
-        R = canonical_rotation(normal, up_hint, forward_hint)
+        planes, axes, detector = symmetry_candidates(v, f, seed=s.seed)
+        up = np.asarray(up_hint, dtype=np.float64) / np.linalg.norm(up_hint)
+        # a rotation axis near the hinted up becomes y exactly (canonical frame: rotation axis = y)
+        near = [a for a in axes if abs(a[0] @ up) > np.cos(np.radians(45)) and a[3] <= 0.02]
+        if near:
+            axis = min(near, key=lambda a: a[3])[0]
+            up = axis * np.sign(axis @ up)
+            rep.rotation_axis_order = min(near, key=lambda a: a[3])[2]
+            planes = [(n - (n @ up) * up, p, e) for n, p, e in planes if abs(n @ up) < 0.2]
+            planes = [(n / np.linalg.norm(n), p, e) for n, p, e in planes] or [
+                (np.cross(up, [0.0, 0.0, 1.0]) if abs(up[2]) < 0.9 else np.cross(up, [1.0, 0.0, 0.0]),
+                 axes[0][1], 0.0)]
+        normal, point, rep.plane_detector = detect_plane(v, f, up_hint=up, forward_hint=forward_hint,
+                                                         candidates=(planes, detector))
+        R = canonical_rotation(normal, up, forward_hint)
     v = (v - point) @ R.T
     rep.steps.append("canonical_frame")
     rep.symmetry_error_before = symmetry_error(v, f, seed=s.seed)

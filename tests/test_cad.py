@@ -86,6 +86,23 @@ def test_clean_recovers_the_canonical_frame_of_a_broken_rotated_mesh():
     assert abs(normal @ (R @ [1, 0, 0])) > math.cos(math.radians(2))
 
 
+def test_rotation_axis_becomes_y():
+    """A surface of revolution in an arbitrary pose, with an up hint 25 degrees off: the detected
+    rotation axis becomes y exactly, so the cleaned bottle matches the one cleaned in its own frame."""
+    rng = np.random.default_rng(5)
+    v, f = shapes.bottle(rng)
+    (ref_v, ref_f), _ = cad.clean_cad(v, f, canonical=True)
+    R = Rotation.from_euler("xyz", [30, 10, 50], degrees=True).as_matrix()
+    hint = Rotation.from_euler("x", 25, degrees=True).as_matrix() @ R @ [0, 1, 0]
+    (cv, cf), rep = cad.clean_cad(v @ R.T, f, up_hint=hint, forward_hint=R @ [0, 0, 1])
+    assert rep.plane_detector == "symnb.symmetry" and rep.rotation_axis_order == 0
+    assert rep.watertight_after and _mirror_exact(cv)
+    ext = cv.max(0) - cv.min(0)
+    assert ext[1] > 2 * ext[0] and ext[0] == pytest.approx(ext[2], rel=0.03)  # round cross-section about y
+    assert cv[:, 1][np.argmax(np.linalg.norm(cv[:, [0, 2]], axis=1))] < 0  # wide body at the bottom: upright
+    assert _chamfer(cad.sample_surface(cv, cf, 3000, rng), cad.sample_surface(ref_v, ref_f, 3000, rng)) < 0.02
+
+
 def test_mirror_symmetrize_is_exact_on_an_asymmetric_mesh():
     v, f = shapes.box(-0.3, 0.5, 0, 1, 0, 1, level=2)
     sv, sf = cad.mirror_symmetrize(v, f)
