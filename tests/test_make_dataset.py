@@ -109,3 +109,25 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "busy" / "notes.txt").write_text("not a dataset")
     with pytest.raises(ValueError, match="exists"):
         md.make_dataset(tmp_path / "busy", classes=("car",), progress=False)
+
+
+def test_photo_backgrounds(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    colour = np.array([10, 200, 30], np.uint8)
+    Image.fromarray(np.broadcast_to(colour, (40, 70, 3)).copy()).save(photos / "field.png")
+    root = md.make_dataset(tmp_path / "ds", classes=("bottle",), per_class=8, img_size=32, cad_per_class=1,
+                           face_budget=300, remesh_resolution=32, backgrounds_dir=str(photos),
+                           image_format="png", progress=False)
+    kinds = []
+    for p in (root / "bottle" / "annotations").glob("*.yaml"):
+        ann = yaml.safe_load(p.read_text())
+        kinds.append(ann["background"])
+        if ann["background"] == "photo":
+            img = np.asarray(Image.open(root / "bottle" / "images" / ann["image_name"]))
+            mask = np.asarray(Image.open(root / "bottle" / "masks" / f"{p.stem}.png")) > 0
+            assert np.abs(img[~mask].astype(int) - colour).max() <= 1
+    assert "photo" in kinds and set(kinds) <= {"plain", "noise", "photo"}
+    with pytest.raises(FileNotFoundError, match="no .jpg/.png photos"):
+        md.make_dataset(tmp_path / "ds2", classes=("bottle",), backgrounds_dir=str(tmp_path / "ds"),
+                        progress=False, per_class=1, img_size=32)
