@@ -131,7 +131,7 @@ class _Scorer:
         self.P, self.N = pts.numpy(), nrm.numpy()
         self.tree = cKDTree(self.P)
         q, _ = sample_surface(self.vn, faces, s.n_verify, seed=s.seed + 1)
-        self.Q = np.concatenate([q.numpy(), self.vn.numpy()])
+        self.Q = np.concatenate([q.numpy(), self.vn[torch.unique(faces)].numpy()])
         self.tree_q = cKDTree(self.Q)
         self.index = TriangleIndex(self.vn, faces)
         self.sub = self.Q[: s.n_scan]
@@ -148,7 +148,7 @@ class _Scorer:
 
     def refine_plane(self, n: np.ndarray, d: float = 0.0, fine: bool = False) -> tuple[np.ndarray, float]:
         """ICP-style plane fit: reflect, pair with nearest samples, bisector plane of the pairs."""
-        P, tree = (self.Q[:6000], self.tree_q) if fine else (self.P[:1500], self.tree)
+        P, tree = (self.Q[:4000], self.tree_q) if fine else (self.P[:1500], self.tree)
         for _ in range(self.s.icp_iters):
             r = P - 2 * (P @ n - d)[:, None] * n
             dist, j = tree.query(r, workers=1)
@@ -159,7 +159,7 @@ class _Scorer:
             n_new = vecs[:, -1]
             n_new = n_new if n_new @ n >= 0 else -n_new
             d = float(((p + q) / 2 @ n_new).mean())
-            done = np.arccos(min(1.0, abs(n_new @ n))) < 1e-5
+            done = np.arccos(min(1.0, abs(n_new @ n))) < 1e-4
             n = n_new
             if done:
                 break
@@ -192,7 +192,7 @@ class _Scorer:
         b = vecs[:, 0]
         return b if b @ a >= 0 else -b
 
-    def hausdorff(self, A: np.ndarray, t: np.ndarray | None = None, top_k: int = 200) -> float:
+    def hausdorff(self, A: np.ndarray, t: np.ndarray | None = None, top_k: int = 64) -> float:
         """Directed Hausdorff from the transformed verification samples to the surface (normalised).
 
         For an isometry T, h(S, T S) = h(T S, S) (the maximum over T S of the distance to S equals
@@ -267,6 +267,50 @@ def _fit_rotation(sc: _Scorer, a0: np.ndarray, tol: float, loose: float):
     return a, fits[0], base
 
 
+def _dihedral_family(sc: _Scorer, axis: np.ndarray, order: int, planes: list, tol: float):
+    """Snap the planes related to a main axis onto the symmetry group they must form.
+
+    Planes perpendicular to the axis get the axis as normal. For a continuous axis only the best
+    plane containing it is kept (it implies all others). For an n-fold axis the planes containing
+    it are regenerated as the n planes at angles theta_0 + k pi / n from the best one (closure of
+    the dihedral group), each verified; with a perpendicular plane, the n 2-fold axes in those
+    planes perpendicular to the main axis are generated and verified too.
+    Returns (planes, extra 2-fold rotations)."""
+    cosines = [abs(p[0] @ axis) for p in planes]
+    perp = [p for p, c in zip(planes, cosines, strict=True) if c > math.cos(math.radians(5))]
+    containing = [p for p, c in zip(planes, cosines, strict=True) if c < math.sin(math.radians(5))]
+    others = [
+        p for p, c in zip(planes, cosines, strict=True)
+        if math.sin(math.radians(5)) <= c <= math.cos(math.radians(5))
+    ]
+    new_perp = []
+    for n, d, err in perp[:1]:
+        m = axis if n @ axis > 0 else -axis
+        e2 = sc.hausdorff(_refl_matrix(m), 2 * d * m)
+        new_perp.append((m, d, e2) if e2 <= max(err, tol) else (n, d, err))
+    if not containing:
+        return others + new_perp, []
+    best = min(containing, key=lambda p: p[2])
+    if order == 0:
+        return others + new_perp + [best], []
+    u = best[0] - (best[0] @ axis) * axis
+    u /= np.linalg.norm(u)
+    w = np.cross(axis, u)
+    fam, extra = [], []
+    for k in range(order):
+        t = k * math.pi / order
+        n = math.cos(t) * u + math.sin(t) * w
+        err = sc.hausdorff(_refl_matrix(n))
+        if err <= tol:
+            fam.append((n, 0.0, err))
+        if new_perp:
+            b = np.cross(axis, n)
+            err = sc.hausdorff(_rot_matrix(b, math.pi))
+            if err <= tol:
+                extra.append((b, 2, err))
+    return others + new_perp + fam, extra
+
+
 def detect_symmetries(
     verts, faces, tol: float = 0.02, settings: DetectSettings | None = None
 ) -> list[Symmetry]:
@@ -317,8 +361,8 @@ def detect_symmetries(
         a0 = a0 / np.linalg.norm(a0)
         if any(abs(a0 @ b) > math.cos(math.radians(2.0)) for b in tried):
             continue
-        # an axis perpendicular to a continuous one is implied by a plane (2-fold): skip
-        if any(o == 0 and abs(a0 @ b) < 0.035 for b, o, _ in rotations):
+        # axes perpendicular to a continuous or n >= 3-fold axis are generated below from the planes
+        if any((o == 0 or o >= 3) and abs(a0 @ b) < 0.035 for b, o, _ in rotations):
             continue
         tried.append(a0)
         found = _fit_rotation(sc, a0, tol, loose)
@@ -326,12 +370,9 @@ def detect_symmetries(
             rotations.append(found)
             tried.append(found[0])
 
-    # a continuous axis implies every plane containing it: keep only the best such plane
-    for b, o, _ in rotations:
-        if o == 0:
-            containing = [p for p in planes if abs(p[0] @ b) < 0.035]
-            keep = min(containing, key=lambda p: p[2]) if containing else None
-            planes = [p for p in planes if abs(p[0] @ b) >= 0.035 or p is keep]
+    for b, o, _ in [r for r in rotations if r[1] == 0 or r[1] >= 3]:
+        planes, extra = _dihedral_family(sc, b, o, planes, tol)
+        rotations = [r for r in rotations if r[1] != 2 or abs(r[0] @ b) >= 0.035] + extra
 
     out = []
     for n, d, err in planes:

@@ -51,7 +51,7 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -
 
 def _surface_points(verts, faces, n_samples: int, seed: int) -> torch.Tensor:
     pts, _ = sample_surface(verts.double(), faces, n_samples, seed=seed)
-    return torch.cat([pts, verts.double()])
+    return torch.cat([pts, verts.double()[torch.unique(faces)]])
 
 
 def directed_distances(
