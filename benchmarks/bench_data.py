@@ -34,10 +34,13 @@ def _render_rate(v, f, n, size, raster_cls) -> float:
     try:
         with torch.no_grad():
             views.render_views(v, f, cols[:2], K[:2], R[:2], t[:2], size)  # warm-up
-            t0 = time.perf_counter()
-            for b in range(0, n, 16):
-                views.render_views(v, f, cols[b:b + 16], K[b:b + 16], R[b:b + 16], t[b:b + 16], size)
-            return n / (time.perf_counter() - t0)
+            best = float("inf")
+            for _ in range(3):  # best of three: the machine is shared, the minimum is the least disturbed
+                t0 = time.perf_counter()
+                for b in range(0, n, 16):
+                    views.render_views(v, f, cols[b:b + 16], K[b:b + 16], R[b:b + 16], t[b:b + 16], size)
+                best = min(best, time.perf_counter() - t0)
+            return n / best
     finally:
         views.rasterizer_class = orig
 

@@ -266,20 +266,11 @@ def detect_plane(verts: np.ndarray, faces: np.ndarray, seed: int = 0, up_hint=No
     return n, p, name
 
 
-def canonical_rotation(normal: np.ndarray, up_hint, forward_hint,
-                       axes: np.ndarray | None = None) -> np.ndarray:
-    """Rotation (3, 3) mapping ``normal`` to +-x, the hinted up to +y and the hinted front to +z.
-
-    ``axes`` (3, 3) rows are candidate directions (e.g. principal axes); up is the candidate
-    orthogonal to the normal closest to ``up_hint`` (default: ``up_hint`` projected).
-    """
+def canonical_rotation(normal: np.ndarray, up_hint, forward_hint) -> np.ndarray:
+    """Rotation (3, 3) mapping ``normal`` to +-x, ``up_hint`` (projected onto the plane) to +y and
+    the hinted front to +z (the sign of x follows; the result is a proper rotation)."""
     n = normal / np.linalg.norm(normal)
     up = np.asarray(up_hint, dtype=np.float64)
-    if axes is not None:
-        cands = [a - (a @ n) * n for a in axes]
-        cands = [a / np.linalg.norm(a) for a in cands if np.linalg.norm(a) > 0.5]
-        up = max(cands, key=lambda a: abs(a @ up_hint)) * np.sign(max(cands, key=lambda a: abs(a @ up_hint))
-                                                                  @ up_hint)
     y = up - (up @ n) * n
     if np.linalg.norm(y) < 1e-6:
         raise ValueError("up hint is parallel to the symmetry-plane normal")
