@@ -289,6 +289,19 @@ def look_at_quaternion(eye, target, up=(0.0, 1.0, 0.0)) -> tuple[float, float, f
     return tuple(float(q) for q in Rotation.from_matrix(np.stack([x, y, z], 1)).as_quat())
 
 
+def _headlight(p3):
+    """A directional light riding on the camera, shining along the view direction.
+
+    Its ``target`` and ``shadow`` are made here: left unset, pythreejs 2.4's front end creates them
+    itself and the kernel then answers with an invalid state ("Error setting state: t.on is not a
+    function" in the browser console, once per viewer).
+    """
+    target = p3.Object3D(position=[0.0, 0.0, -1.0])
+    shadow = p3.DirectionalLightShadow(camera=p3.OrthographicCamera(-5, 5, 5, -5, 0.5, 500))
+    return p3.DirectionalLight(color="white", position=[0.0, 0.0, 1.0], intensity=0.6, target=target,
+                               shadow=shadow), target
+
+
 # ----------------------------------------------------------------------------- the viewer
 class Viewer:
     """A 3D scene with meshplot's methods; shows as a pythreejs widget, saves as standalone HTML.
@@ -455,9 +468,9 @@ class Viewer:
             import pythreejs as p3
 
             s = self.settings
-            self._light = p3.DirectionalLight(color="white", position=[0, 0, 1], intensity=0.6)
+            self._light, target = _headlight(p3)
             self._cam = p3.PerspectiveCamera(aspect=s["width"] / s["height"], fov=s["fov"],
-                                             children=[self._light])
+                                             children=[self._light, target])
             self._orbit = p3.OrbitControls(controlling=self._cam)
             self._scene = p3.Scene(children=[self._cam, p3.AmbientLight(intensity=0.5)],
                                    background=s["background"])
@@ -486,6 +499,7 @@ class Viewer:
     def _repr_mimebundle_(self, **kwargs):
         if self._displayed:  # plot() already displayed it: echo a summary only
             return {"text/plain": repr(self)}
+        self._displayed = True
         return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
@@ -553,15 +567,36 @@ def _save_html(text: str, filename) -> Path:
 
 
 # ----------------------------------------------------------------------------- meshplot entry points
+_PENDING: list = []
+
+
 def _display(obj) -> None:
+    """Show ``obj`` at the end of the running IPython cell (no-op outside IPython).
+
+    Like matplotlib's inline figures, viewers made by :func:`plot` appear once the cell has run, so
+    the ``add_*`` calls that follow in the same cell reach the browser with the first picture rather
+    than as live scene edits. A viewer the cell returns as its value is shown there, once.
+    """
     try:
         from IPython import get_ipython
-        from IPython.display import display
     except ImportError:
         return
-    if get_ipython() is not None:
-        display(obj.widget)
-        obj._displayed = True
+    ip = get_ipython()
+    if ip is None:
+        return
+    if not any(getattr(cb, "__name__", "") == "_flush_pending" for cb in ip.events.callbacks["post_execute"]):
+        ip.events.register("post_execute", _flush_pending)
+    _PENDING.append(obj)
+
+
+def _flush_pending() -> None:
+    from IPython.display import display
+
+    while _PENDING:
+        obj = _PENDING.pop(0)
+        if not obj._displayed:
+            display(obj.widget)
+            obj._displayed = True
 
 
 def plot(v, f=None, c=None, uv=None, n=None, shading: dict | None = None, plot: Viewer | None = None,
@@ -635,6 +670,7 @@ class Subplot:
     def _repr_mimebundle_(self, **kwargs):
         if self._displayed:
             return {"text/plain": repr(self)}
+        self._displayed = True
         return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:
@@ -775,7 +811,7 @@ def symmetry_error(verts, faces, normal=(1.0, 0.0, 0.0), point=(0.0, 0.0, 0.0)) 
     return distance_to_mesh(reflect(v, normal, point), v, f)
 
 
-def plot_error(verts, faces, ref_verts=None, ref_faces=None, error=None, colormap: str = "inferno",
+def plot_error(verts, faces, ref_verts=None, ref_faces=None, error=None, colormap: str = "plasma",
                vmax: float | None = None, view: Viewer | None = None, display: bool = True) -> Viewer:
     """Heat map of a per-vertex error: ``error`` (V,), or the distance to ``ref_verts``/``ref_faces``."""
     v, f = mesh_arrays(verts, faces)

@@ -39,7 +39,9 @@ async function waitFor(fn, timeout, what) {
 }
 
 function watch(page, report, tag) {
-  page.on('console', (m) => report.console.push({ page: tag, type: m.type(), text: m.text() }));
+  page.on('console', (m) => {
+    if (m.type() !== 'debug') report.console.push({ page: tag, type: m.type(), text: m.text() });
+  });
   page.on('pageerror', (e) => report.pageErrors.push({ page: tag, text: String(e) }));
   page.on('request', (r) => {
     const u = r.url();
@@ -55,9 +57,11 @@ async function shootCanvases(page, selector, prefix, out, report) {
     const c = canvases[i];
     await c.scrollIntoViewIfNeeded();
     await sleep(300);
-    const box = await c.boundingBox();
+    // the pythreejs element can be wider than its picture (a live <canvas> or a frozen <img>)
+    const inner = (await c.$('canvas, img')) || c;
+    const box = await inner.boundingBox();
     const file = path.join(out, `${prefix}_canvas${i}.png`);
-    await c.screenshot({ path: file });
+    await inner.screenshot({ path: file });
     report.screenshots.push({ kind: prefix, index: i, file, box });
   }
   return canvases.length;
@@ -69,22 +73,37 @@ async function runNotebook(browser, a, report) {
   const t0 = Date.now();
   await page.goto(a.lab, { waitUntil: 'domcontentloaded', timeout: a.timeout });
   await page.waitForSelector('.jp-NotebookPanel .jp-Cell', { timeout: a.timeout });
+  // JupyterLab may ask which kernel to start: accept the notebook's own (python3)
+  const accept = page.locator('.jp-Dialog .jp-Dialog-button.jp-mod-accept');
+  await accept.waitFor({ timeout: 10000 }).then(() => accept.click()).catch(() => {});
   // the kernel must be idle before "Run All Cells" is useful
   await page.waitForSelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', { timeout: a.timeout })
     .catch(() => sleep(5000));
   report.lab.openedMs = Date.now() - t0;
+  // JupyterLab asks about news in a toast that can cover outputs: say no
+  await page.locator('.Toastify button', { hasText: /^No$/ }).click({ timeout: 3000 }).catch(() => {});
   await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Run$/ }).click();
   await page.locator('.lm-Menu-itemLabel', { hasText: /^Run All Cells$/ }).click();
+  await accept.waitFor({ timeout: 2000 }).then(() => accept.click()).catch(() => {});
   const t1 = Date.now();
+  const cellError = async () => page.$$eval('[data-mime-type="application/vnd.jupyter.error"]',
+    (els) => els.map((e) => e.innerText.slice(-2000)));
   if (a.waitFile) {
-    await waitFor(() => fs.existsSync(a.waitFile), a.timeout, a.waitFile);
+    await waitFor(async () => {
+      const errs = await cellError();
+      if (errs.length) throw new Error('a notebook cell failed:\n' + errs.join('\n'));
+      return fs.existsSync(a.waitFile);
+    }, a.timeout, a.waitFile);
   }
-  await waitFor(async () => (await page.$$('.jp-OutputArea-output canvas')).length >= a.minCanvases,
-    60000, `${a.minCanvases} widget canvases`);
+  // pythreejs keeps at most 8 live WebGL contexts and shows older views as frozen images,
+  // so count and photograph the widget elements, not <canvas> tags
+  const views = '.jp-OutputArea-output .jupyter-threejs';
+  await waitFor(async () => (await page.$$(views)).length >= a.minCanvases,
+    60000, `${a.minCanvases} pythreejs views`);
   await sleep(3000); // let the widgets draw their first frames
   report.lab.ranMs = Date.now() - t1;
   await page.screenshot({ path: path.join(a.out, 'lab_top.png') });
-  report.lab.canvases = await shootCanvases(page, '.jp-OutputArea-output canvas', 'lab', a.out, report);
+  report.lab.canvases = await shootCanvases(page, views, 'lab', a.out, report);
   report.lab.widgetErrors = await page.$$eval('.jp-OutputArea-output', (els) =>
     els.map((e) => e.innerText).filter((t) => /Error displaying widget|model not found|Failed to load/i.test(t)));
   await page.screenshot({ path: path.join(a.out, 'lab_after.png') });
@@ -117,7 +136,14 @@ async function main() {
   });
   let failure = null;
   try {
-    if (a.lab) await runNotebook(browser, a, report);
+    if (a.lab) {
+      await runNotebook(browser, a, report).catch(async (e) => {
+        for (const p of browser.contexts().flatMap((c) => c.pages())) {
+          await p.screenshot({ path: path.join(a.out, 'lab_failure.png') }).catch(() => {});
+        }
+        throw e;
+      });
+    }
     for (let i = 0; i < a.html.length; i++) await openHtml(browser, a.html[i], i, a, report);
   } catch (e) {
     failure = String(e && e.stack || e);
