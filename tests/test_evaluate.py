@@ -1,0 +1,87 @@
+"""Evaluation: perfect predictions score perfectly, viewpoint angles, ICP, per-class tables."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from pytorch3d.transforms import euler_angles_to_matrix, matrix_to_quaternion
+
+from symnb.evaluate import EvalConfig, _icp_align, angle_diff, evaluate, per_class, viewpoint
+from symnb.model import ModelConfig, ReconstructionNet
+from symnb.train import ToyDataset
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return ToyDataset(n=3, img_size=32, seed=1)
+
+
+def _oracle(toy, i: int) -> ReconstructionNet:
+    """A network whose mean shape is item i's CAD model (same 162-vertex template) and no deformation."""
+    model = ReconstructionNet(ModelConfig(img_size=32, template_verts=162, tex_size=16, deform_hidden=32))
+    cad_v, _ = toy.cad_mesh("toy", i + 1)
+    with torch.no_grad():
+        model.mean_shape.copy_(cad_v[None])
+        model.deform.out.weight.zero_()
+    return model.eval()
+
+
+def test_perfect_shape_scores_perfectly(toy, tmp_path):
+    model = _oracle(toy, 0)
+    sub = torch.utils.data.Subset(toy, [0])
+    sub.cad_mesh = toy.cad_mesh
+    df = evaluate(model, sub, EvalConfig(iou_resolution=32, n_samples=2000, save_meshes=1), out_dir=tmp_path,
+                  progress=False)
+    row = df.iloc[0]
+    assert row.iou_3d > 0.97 and row.iou_3d_icp > 0.95
+    assert row.chamfer < 1e-3 and row.hausdorff < 0.03
+    assert row.symmetry_error < 1e-6  # the toy ellipsoid is symmetric about x = 0
+    assert (tmp_path / "meshes" / f"{row.id}.obj").is_file()
+    # a different item's shape scores worse
+    other = evaluate(_oracle(toy, 1), sub, EvalConfig(iou_resolution=32, n_samples=2000, icp=False),
+                     progress=False).iloc[0]
+    assert other.iou_3d < row.iou_3d and other.chamfer > row.chamfer
+
+
+def test_mean_shape_only_and_posthoc_best(toy):
+    model = _oracle(toy, 0)
+    with torch.no_grad():
+        model.deform.out.weight.normal_(0, 0.5)
+    cfg = EvalConfig(iou_resolution=16, n_samples=500, icp=False, geom_symmetry=False)
+    deformed = evaluate(model, toy, cfg, progress=False)
+    mean_only = evaluate(model, toy, cfg, mean_shape_only=True, progress=False)
+    assert mean_only.iou_3d.iloc[0] > deformed.iou_3d.iloc[0]
+    best = evaluate(model, toy, cfg, symmetrize="best", progress=False)
+    assert (best.symmetry_error < 1e-6).all() and (deformed.symmetry_error > 1e-3).all()
+    with pytest.raises(ValueError, match="symmetrize"):
+        evaluate(model, toy, cfg, symmetrize="diagonal", progress=False)
+
+
+def test_viewpoint_angles_match_construction():
+    az, el = torch.tensor([0.3, -2.0, 1.2]), torch.tensor([0.2, -0.1, 0.6])
+    # OpenCV camera looking at the object: R = Rx(pi + el) Ry(az) (see symnb.train.ToyDataset)
+    R = euler_angles_to_matrix(torch.stack([math.pi + el, az, torch.zeros(3)], -1), "XYZ")
+    vp = viewpoint(matrix_to_quaternion(R)).float()
+    assert torch.allclose(vp[:, 0], -az * 180 / math.pi, atol=1e-3) or torch.allclose(
+        vp[:, 0], az * 180 / math.pi, atol=1e-3)
+    assert torch.allclose(vp[:, 1].abs(), el.abs() * 180 / math.pi, atol=1e-3)
+    assert torch.allclose(vp[:, 2], torch.zeros(3), atol=1e-3)
+    assert torch.allclose(angle_diff(torch.tensor([179.0]), torch.tensor([-179.0])), torch.tensor([2.0]))
+
+
+def test_icp_recovers_a_similarity_transform():
+    pts = torch.randn(300, 3) * torch.tensor([0.5, 0.2, 0.1])
+    R = euler_angles_to_matrix(torch.tensor([0.1, -0.15, 0.05]), "XYZ")
+    moved = 1.3 * pts @ R.T + torch.tensor([0.05, -0.02, 0.03])
+    aligned = _icp_align(moved.double(), pts.double())
+    assert (aligned - pts.double()).norm(dim=1).max() < 1e-3
+
+
+def test_per_class_table_has_all_row():
+    df = pd.DataFrame({"class_name": ["a", "a", "b"], "iou_3d": [0.2, 0.4, 0.9], "mask_iou": [1.0, 0.0, 0.5]})
+    t = per_class(df)
+    assert list(t.index) == ["a", "b", "all"]
+    assert t.loc["a", "iou_3d"] == pytest.approx(0.3) and t.loc["all", "iou_3d"] == pytest.approx(0.5)
