@@ -78,9 +78,9 @@ def directed_distances(
         cand = approx.topk(k).indices
         exact, closest, _ = point_mesh_closest(pa[cand], vb, fb, upper=approx[cand])
         # samples outside the candidates have exact <= approx <= approx[cand[-1]]
-        if k == len(pa) or exact.max() >= approx[cand[-1]]:
+        if k == len(pa) or exact.max() >= approx[cand[-1]] or k >= 4 * top_k:
             break
-        k = min(4 * k, len(pa))
+        k = min(4 * k, len(pa))  # one widening round at most (ties, e.g. concentric spheres)
     d = approx.clone()
     d[cand] = exact
     best = int(exact.argmax())

@@ -1,0 +1,185 @@
+import math
+
+import pytest
+import pyvista as pv
+import torch
+from pytorch3d.ops import SubdivideMeshes
+from pytorch3d.structures import Meshes
+
+from symnb.geometry import (
+    check_mesh,
+    closest_point_on_triangles,
+    face_areas_normals,
+    from_pyvista,
+    normalize,
+    point_mesh_closest,
+    sample_surface,
+    subdivide_centroid,
+    subdivide_loop,
+    subdivide_midpoint,
+)
+from symnb.templates import geodesic_sphere
+
+
+def test_from_pyvista_triangulates_quads():
+    v, f = from_pyvista(pv.Box(level=0))  # 6 quads
+    assert v.dtype == torch.float32 and f.dtype == torch.int64
+    assert f.shape == (12, 3) and len(v) == 8
+
+
+def test_normalize():
+    v = torch.randn(50, 3) * torch.tensor([3.0, 1.0, 0.5]) + 7
+    n = normalize(v)
+    assert torch.allclose((n.amax(0) - n.amin(0)).norm(), torch.tensor(1.0))
+    assert torch.allclose(n.amax(0) + n.amin(0), torch.zeros(3), atol=1e-6)
+    with pytest.raises(ValueError, match="degenerate"):
+        normalize(torch.ones(4, 3))
+
+
+def test_check_mesh_errors():
+    v, f = geodesic_sphere(1)
+    with pytest.raises(ValueError, match=r"\(V, 3\)"):
+        check_mesh(v[:, :2], f)
+    with pytest.raises(ValueError, match="no faces"):
+        check_mesh(v, f[:0])
+    with pytest.raises(ValueError, match="outside"):
+        check_mesh(v, f + 100)
+
+
+def test_closest_point_matches_dense_barycentric_search():
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    t = torch.randn(300, 3, 3, generator=g, dtype=torch.float64)
+    c = closest_point_on_triangles(p, t[:, 0], t[:, 1], t[:, 2])
+    n = 120
+    i, j = torch.meshgrid(torch.arange(n + 1), torch.arange(n + 1), indexing="ij")
+    m = i + j <= n
+    u, w = (i[m] / n).double(), (j[m] / n).double()
+    grid = t[:, None, 0] + u[None, :, None] * (t[:, None, 1] - t[:, None, 0]) + w[None, :, None] * (
+        t[:, None, 2] - t[:, None, 0]
+    )
+    brute = (grid - p[:, None]).norm(dim=-1).min(1).values
+    d = (c - p).norm(dim=-1)
+    assert (d <= brute + 1e-9).all()  # never worse than the grid
+    assert (brute - d).max() < 0.05  # and the grid is close to exact
+
+
+def test_point_mesh_closest_on_sphere():
+    v, f = geodesic_sphere(8)
+    p = torch.randn(200, 3, dtype=torch.float64) * 2
+    d, c, face = point_mesh_closest(p, v, f)
+    assert torch.allclose(d, (p.norm(dim=1) - 1).abs(), atol=0.01)  # inscribed polyhedron
+    assert torch.allclose((c - p).norm(dim=1), d)
+
+
+def test_sample_surface_is_area_weighted():
+    v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [3, 0, 0], [0, 3, 0]])
+    f = torch.tensor([[0, 1, 2], [0, 3, 4]])  # areas 0.5 and 4.5
+    pts, fidx = sample_surface(v, f, 20000, seed=1)
+    frac = (fidx == 0).float().mean()
+    assert abs(frac - 0.1) < 0.01
+    assert (pts[:, 0] + pts[:, 1] <= 3 + 1e-5).all() and (pts >= -1e-6).all()
+    pts2, _ = sample_surface(v, f, 20000, seed=1)
+    assert torch.equal(pts, pts2)
+
+
+def test_subdivide_midpoint_matches_pytorch3d():
+    v, f = geodesic_sphere(2)
+    v2, f2 = subdivide_midpoint(v, f)
+    ref = SubdivideMeshes()(Meshes([v], [f]))
+    assert torch.equal(v2, ref.verts_packed()) and torch.equal(f2, ref.faces_packed())
+    assert len(v2) == len(v) + len(f) * 3 // 2 and len(f2) == 4 * len(f)
+
+
+def test_subdivide_centroid():
+    v, f = geodesic_sphere(2)
+    v2, f2 = subdivide_centroid(v, f)
+    assert len(v2) == len(v) + len(f) and len(f2) == 3 * len(f)
+    a1, n1 = face_areas_normals(v, f)
+    a2, n2 = face_areas_normals(v2, f2)
+    assert torch.allclose(a1.sum(), a2.sum(), rtol=1e-5)  # flat split: same surface
+    assert torch.allclose(n2, n1.repeat(3, 1), atol=1e-5)  # orientation kept
+
+
+def _naive_loop(v, f):
+    """Per-vertex / per-edge loops with Loop's masks (interior and boundary)."""
+    V = len(v)
+    edge_faces = {}
+    for tri in f.tolist():
+        for k in range(3):
+            a, b = tri[k], tri[(k + 1) % 3]
+            edge_faces.setdefault((min(a, b), max(a, b)), []).append(tri[(k + 2) % 3])
+    edges = sorted(edge_faces)
+    nbrs = {i: set() for i in range(V)}
+    bnbrs = {i: [] for i in range(V)}
+    for a, b in edges:
+        nbrs[a].add(b)
+        nbrs[b].add(a)
+        if len(edge_faces[a, b]) == 1:
+            bnbrs[a].append(b)
+            bnbrs[b].append(a)
+    even = []
+    for i in range(V):
+        if not nbrs[i]:
+            even.append(v[i])
+        elif bnbrs[i]:
+            even.append(0.75 * v[i] + 0.125 * (v[bnbrs[i][0]] + v[bnbrs[i][1]]))
+        else:
+            n = len(nbrs[i])
+            beta = (5 / 8 - (3 / 8 + math.cos(2 * math.pi / n) / 4) ** 2) / n
+            even.append((1 - n * beta) * v[i] + beta * sum(v[j] for j in nbrs[i]))
+    odd = []
+    for a, b in edges:
+        o = edge_faces[a, b]
+        if len(o) == 1:
+            odd.append((v[a] + v[b]) / 2)
+        else:
+            odd.append(3 / 8 * (v[a] + v[b]) + 1 / 8 * (v[o[0]] + v[o[1]]))
+    return torch.stack(even + odd)
+
+
+@pytest.mark.parametrize("open_surface", [False, True])
+def test_subdivide_loop_matches_naive(open_surface):
+    v, f = geodesic_sphere(2)
+    v = v.double() * torch.tensor([1.0, 0.7, 1.3], dtype=torch.float64)
+    if open_surface:
+        f = f[v[f].mean(1)[:, 1] < 0.3]  # cut off the top: a boundary loop
+    v2, f2 = subdivide_loop(v, f)
+    assert len(f2) == 4 * len(f)
+    used = torch.unique(f)
+    ref = _naive_loop(v, f)
+    assert torch.allclose(v2[used], ref[used], atol=1e-12)
+    assert torch.allclose(v2[len(v):], ref[len(v):], atol=1e-12)
+
+
+def test_loop_converges_to_closed_form_limit_positions():
+    """Loop's limit position of a valence-n vertex is (1 - n chi) v + chi sum(nbrs),
+    chi = 1 / (n + 3 / (8 beta)). For the unit icosahedron (n = 5, neighbours at cos = 1/sqrt 5)
+    the original vertices converge to that radius, monotonically from above."""
+    v, f = geodesic_sphere(1)  # icosahedron
+    v = v.double()
+    n = 5
+    beta = (5 / 8 - (3 / 8 + math.cos(2 * math.pi / n) / 4) ** 2) / n
+    chi = 1 / (n + 3 / (8 * beta))
+    limit = (1 - n * chi) + chi * n / math.sqrt(5)
+    gaps = []
+    for _ in range(4):
+        v, f = subdivide_loop(v, f)
+        r = v[:12].norm(dim=1)
+        assert torch.allclose(r, r[0].expand(12))
+        gaps.append(float(r[0]) - limit)
+    assert all(g > 0 for g in gaps) and all(b < a for a, b in zip(gaps, gaps[1:], strict=False))
+    assert gaps[-1] < 0.005
+    assert float(v.norm(dim=1).max()) < 1.0  # inside the convex polyhedron
+    # a regular valence-6 grid of a plane stays flat
+    g, gf = from_pyvista(pv.Plane(i_resolution=4, j_resolution=4))
+    g2, _ = subdivide_loop(g, gf)
+    assert torch.allclose(g2[:, 2], torch.zeros(len(g2)), atol=1e-6)
+
+
+def test_subdivide_loop_differentiable():
+    v, f = geodesic_sphere(1)
+    v = v.double().requires_grad_()
+    v2, _ = subdivide_loop(v, f)
+    v2.sum().backward()
+    assert torch.allclose(v.grad, torch.ones_like(v) * (len(v2) / len(v)), rtol=0.5)
