@@ -342,7 +342,7 @@ class Viewer:
         sh = self._shading(shading)
         oid = self._add(_mesh_object(v, f, c, uv, texture_data, sh))
         if sh["bbox"]:
-            add_bbox(self, self.objects[oid].position, shading={"line_color": sh["line_color"]})
+            add_bbox(self, self.objects[oid].position, shading={"line_color": sh["line_color"]}, obj=oid)
         return oid
 
     def add_points(self, points, c=None, shading: dict | None = None, obj=None) -> int:
@@ -429,12 +429,12 @@ class Viewer:
     def _replace(self, oid: int, new: SceneObject) -> None:
         old = self.objects[oid]
         new.shading = old.shading
+        self.objects[oid] = new
         if old.widget is not None:
             self._scene.remove(old.widget)
             new.widget = _three(new, self._diag())
             self._scene.add(new.widget)
             self._refresh_colorbars()
-        self.objects[oid] = new
 
     # -- geometry of the view ---------------------------------------------------------------------
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
