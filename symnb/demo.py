@@ -31,8 +31,9 @@ from .utils import atomic_write, save_json, set_seed
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "demo.yaml"
 
-SUMMARY_COLUMNS = ["variant", "symmetry", "sym_mode", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mask_iou",
-                   "symmetry_error", "geom_symmetry_error", "az_err", "el_err", "n_params", "n_mean_shape_params",
+SUMMARY_COLUMNS = ["variant", "symmetry", "sym_mode", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff",
+                   "mask_iou", "symmetry_error", "geom_symmetry_error", "az_err", "el_err", "n_params",
+                   "n_mean_shape_params",
                    "n_verts", "steps", "train_seconds", "eval_seconds"]
 
 
@@ -43,7 +44,8 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def load_demo_config(path: str | Path = DEFAULT_CONFIG, smoke: bool = False, overrides: dict | None = None) -> dict:
+def load_demo_config(path: str | Path = DEFAULT_CONFIG, smoke: bool = False,
+                     overrides: dict | None = None) -> dict:
     """Read the demo YAML; returns {"base": dict, "variants": {name: dict}, "eval": dict}."""
     path = Path(path)
     if not path.is_file():
@@ -82,7 +84,8 @@ def summary_row(name: str, model: ReconstructionNet, df: pd.DataFrame, steps: in
     for c in SUMMARY_COLUMNS:
         if c in df.columns:
             row[c] = float(df[c].mean())
-    row.update(n_params=model.n_params(), n_mean_shape_params=int(model.mean_shape.numel()), n_verts=model.n_verts,
+    row.update(n_params=model.n_params(), n_mean_shape_params=int(model.mean_shape.numel()),
+               n_verts=model.n_verts,
                steps=steps, train_seconds=round(train_s, 1), eval_seconds=round(eval_s, 1))
     return row
 

@@ -99,8 +99,9 @@ def _icp_align(src: torch.Tensor, dst: torch.Tensor, iters: int = 30) -> torch.T
 
 
 @torch.no_grad()
-def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None, out_dir: str | Path | None = None,
-             symmetrize: str | None = None, mean_shape_only: bool = False, progress: bool = True) -> pd.DataFrame:
+def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
+             out_dir: str | Path | None = None, symmetrize: str | None = None,
+             mean_shape_only: bool = False, progress: bool = True) -> pd.DataFrame:
     """Evaluate a model on a dataset (test split) sample by sample.
 
     Args:

@@ -293,8 +293,10 @@ class ReconstructionNet(nn.Module):
         else:
             verts, faces = _sphere_template(cfg.template_verts)
         self.encoder = Encoder(cfg.img_size, cfg.n_feat, cfg.pretrained_path)
-        self.classifier = nn.Sequential(nn.Linear(cfg.n_feat, 64), nn.LeakyReLU(0.2), nn.Linear(64, cfg.n_shapes))
-        self.deform = DeformMLP(cfg.n_feat + cfg.n_shapes, cfg.deform_hidden, cfg.deform_layers, cfg.max_offset)
+        self.classifier = nn.Sequential(
+            nn.Linear(cfg.n_feat, 64), nn.LeakyReLU(0.2), nn.Linear(64, cfg.n_shapes))
+        self.deform = DeformMLP(
+            cfg.n_feat + cfg.n_shapes, cfg.deform_hidden, cfg.deform_layers, cfg.max_offset)
         self.camera = nn.Sequential(nn.Linear(cfg.n_feat, 64), nn.LeakyReLU(0.2), nn.Linear(64, 7))
         with torch.no_grad():  # start upright seen from the front: R = diag(1, -1, -1)
             self.camera[-1].weight.mul_(0.1)
@@ -311,8 +313,11 @@ class ReconstructionNet(nn.Module):
         dev = self.mean_shape.device
         self.register_buffer("template", F.normalize(verts, dim=-1).to(dev))
         self.register_buffer("faces", faces.long().to(dev))
-        n_slices = self.config.n_slices or (len(self.config.sym_mode) if isinstance(self.config.sym_mode, list) else 0)
-        self.smap = _symmetry_map(self.template.cpu(), n_slices=n_slices) if self.symmetry == "reflection" else None
+        mode = self.config.sym_mode
+        n_slices = self.config.n_slices or (len(mode) if isinstance(mode, (list, tuple)) else 0)
+        self.smap = None
+        if self.symmetry == "reflection":
+            self.smap = _symmetry_map(self.template.cpu(), n_slices=n_slices)
         if mean_full is None:
             mean_full = (self.template * self.config.template_radius)[None].repeat(self.config.n_shapes, 1, 1)
         held = mean_full[:, self._indep()] if self.smap is not None else mean_full
@@ -383,7 +388,8 @@ class ReconstructionNet(nn.Module):
         return {
             "verts": verts, "faces": self.faces, "mean_shape": mean, "offsets": offsets,
             "class_probs": probs, "scale": scale, "trans": cam[:, 5:7], "quat": F.normalize(quat_raw, dim=-1),
-            "quat_raw": quat_raw, "texture": texture, "verts_uvs": self.verts_uvs, "faces_uvs": self.faces_uvs,
+            "quat_raw": quat_raw, "texture": texture, "verts_uvs": self.verts_uvs,
+            "faces_uvs": self.faces_uvs,
         }
 
     @torch.no_grad()
@@ -477,7 +483,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> R
     cfg.pretrained_path = None
     model = ReconstructionNet(cfg)
     if sd["template"].shape != model.template.shape:  # subdivided during training
-        model._set_template(sd["template"], sd["faces"], mean_full=torch.zeros(cfg.n_shapes, len(sd["template"]), 3))
+        zeros = torch.zeros(cfg.n_shapes, len(sd["template"]), 3)
+        model._set_template(sd["template"], sd["faces"], mean_full=zeros)
     model.load_state_dict(sd)
     return model.to(device).eval()
 
@@ -494,7 +501,8 @@ def export_mesh(path: str | os.PathLike, verts: torch.Tensor, faces: torch.Tenso
     path = Path(path)
     verts, faces = verts.detach().cpu().float(), faces.detach().cpu().long()
     if verts.dim() != 2 or verts.shape[1] != 3 or faces.dim() != 2 or faces.shape[1] != 3:
-        raise ValueError(f"expected verts (V, 3) and faces (F, 3), got {tuple(verts.shape)}, {tuple(faces.shape)}")
+        raise ValueError(
+            f"expected verts (V, 3) and faces (F, 3), got {tuple(verts.shape)}, {tuple(faces.shape)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if faces_uvs is None and verts_uvs is not None:
         faces_uvs = faces
@@ -507,7 +515,8 @@ def export_mesh(path: str | os.PathLike, verts: torch.Tensor, faces: torch.Tenso
             tmp_obj = Path(tmp) / path.name
             kw = {}
             if texture is not None:
-                kw = dict(verts_uvs=verts_uvs.detach().cpu().float(), faces_uvs=faces_uvs.detach().cpu().long(),
+                kw = dict(verts_uvs=verts_uvs.detach().cpu().float(),
+                          faces_uvs=faces_uvs.detach().cpu().long(),
                           texture_map=texture.detach().cpu().float().permute(1, 2, 0).clamp(0, 1))
             save_obj(tmp_obj, verts, faces, **kw)
             for f in Path(tmp).iterdir():  # .obj last, so a complete .obj implies its .mtl/.png exist

@@ -61,7 +61,7 @@ def error_colours(d: torch.Tensor, vmax: float) -> torch.Tensor:
 
 @torch.no_grad()
 def plot_reconstructions(models: dict, dataset, indices: list[int], vmax: float = 0.1):
-    """Grid: per sample the input, then per model its textured render, a shaded novel view and an error heat map.
+    """Grid: per sample the input, then per model its texture, a shaded novel view and an error heat map.
 
     Args:
         models: {name: ReconstructionNet}; dataset: test items with ``cad_mesh``; indices: samples.
@@ -124,7 +124,8 @@ def write_report(run_dir: str | Path, summary: pd.DataFrame, per_class: dict[str
                  figures: dict[str, str], notes: str = "") -> Path:
     """Write ``run_dir/report.md``: summary table, per-class tables, figures (relative PNG paths)."""
     run_dir = Path(run_dir)
-    parts = [f"# symnb run `{run_dir.name}`", "", notes, "", "## Results (test split)", "", _md_table(summary), ""]
+    parts = [f"# symnb run `{run_dir.name}`", "", notes, "", "## Results (test split)", "",
+             _md_table(summary), ""]
     for name, table in per_class.items():
         parts += [f"### {name}: per class", "", _md_table(table.reset_index()), ""]
     for title, rel in figures.items():

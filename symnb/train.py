@@ -1,4 +1,4 @@
-"""Training loop: dataclass configs, seeded deterministic batches, metrics per step, atomic resumable checkpoints.
+"""Training loop: dataclass configs, seeded deterministic batches, metrics per step, resumable checkpoints.
 
 Resuming from ``<out_dir>/checkpoint.pt`` reaches the same weights as an uninterrupted run: the
 checkpoint holds the model (and its template, which subdivision changes), the optimizer, the step,
@@ -154,7 +154,7 @@ def collate(items: list[dict]) -> dict:
 
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """Indices of the batch at ``step``: epoch e is a permutation seeded by (seed, e); last partial batch dropped."""
+    """Indices of the batch at ``step``: epoch e is a permutation seeded by (seed, e); no partial batches."""
     per_epoch = max(1, n // batch_size)
     epoch, i = divmod(step, per_epoch)
     g = torch.Generator().manual_seed(seed * 100003 + epoch)
@@ -202,7 +202,8 @@ def render_prediction(out: dict, settings: RenderConfig, img_size: int, texture_
     meshes = Meshes(verts=list(verts), faces=[faces] * B)
     frags = raster(meshes)
     sil = renderer.shader(frags, meshes)[..., 3]
-    result = {"silhouette": sil, "rgb": None, "coverage": (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)}
+    coverage = (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)
+    result = {"silhouette": sil, "rgb": None, "coverage": coverage}
     tex = out.get("texture")
     if tex is not None:
         near = Fragments(pix_to_face=frags.pix_to_face[..., :1], zbuf=frags.zbuf[..., :1],
@@ -215,7 +216,7 @@ def render_prediction(out: dict, settings: RenderConfig, img_size: int, texture_
 
 def make_textures(texture: torch.Tensor, verts_uvs: torch.Tensor, faces_uvs: torch.Tensor, mode: str = "uv",
                   atlas_size: int = 2):
-    """PyTorch3D textures of a batch of UV images (B, 3, T, W): ``TexturesUV`` or per-face ``TexturesAtlas``."""
+    """PyTorch3D textures of UV images (B, 3, T, W): ``TexturesUV`` or per-face ``TexturesAtlas``."""
     B = texture.shape[0]
     maps = texture.permute(0, 2, 3, 1)
     if mode == "uv":
@@ -240,7 +241,8 @@ def compute_losses(out: dict, batch: dict, cfg: ExperimentConfig) -> tuple[torch
     cam = None
     if cfg.render.camera == "gt":
         cam = (batch["scale"], batch["trans"], batch["quat"])
-    r = render_prediction(out, cfg.render, cfg.data.img_size, cfg.model.texture_mode, cfg.model.atlas_size, cam)
+    r = render_prediction(out, cfg.render, cfg.data.img_size, cfg.model.texture_mode, cfg.model.atlas_size,
+                          cam)
     mask = batch["mask"]
     terms = {"mask": L.mask_loss(r["silhouette"], mask[:, 0])}
     if w.camera:
@@ -327,7 +329,8 @@ def _write_metrics(out_dir: Path, history: list[dict]) -> None:
     save_json(history, out_dir / "metrics.json")
 
 
-def train(cfg: ExperimentConfig, dataset=None, resume: bool = True, callback=None, cad_meshes=None) -> TrainResult:
+def train(cfg: ExperimentConfig, dataset=None, resume: bool = True, callback=None,
+          cad_meshes=None) -> TrainResult:
     """Train (or resume) one experiment; writes checkpoint.pt, metrics.csv/json and model.pt into cfg.out_dir.
 
     Args:
@@ -392,7 +395,8 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool = True, callback=Non
     bar.close()
     seconds += time.perf_counter() - t0
     _write_metrics(out_dir, history)
-    model_path = save_model(model, out_dir / "model.pt", steps=step, train_seconds=seconds, experiment=asdict(cfg))
+    model_path = save_model(model, out_dir / "model.pt", steps=step, train_seconds=seconds,
+                            experiment=asdict(cfg))
     model.eval()
     return TrainResult(model, history, out_dir, model_path, seconds, step)
 
@@ -428,7 +432,8 @@ class ToyDataset(torch.utils.data.Dataset):
             quat = matrix_to_quaternion(R)[None]
             scale = torch.tensor([1.6 + 0.2 * torch.rand(1, generator=g).item()])
             trans = 0.1 * (torch.rand(1, 2, generator=g) - 0.5)
-            colour = torch.where(v[:, :1] * v[:, 2:] > 0, torch.tensor([0.8, 0.2, 0.2]), torch.tensor([0.2, 0.3, 0.8]))
+            red, blue = torch.tensor([0.8, 0.2, 0.2]), torch.tensor([0.2, 0.3, 0.8])
+            colour = torch.where(v[:, :1] * v[:, 2:] > 0, red, blue)
             mesh = Meshes([v], [faces], textures=TexturesVertex([colour]))
             cams = to_pytorch3d(scale, trans, quat)
             rs = RenderSettings(image_size=img_size, sigma=0.0, faces_per_pixel=1)

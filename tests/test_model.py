@@ -46,7 +46,8 @@ def test_reflection_output_is_exactly_symmetric(mode):
 
 def test_refinement_has_equal_parameter_count_and_about_twice_the_vertices():
     base = ReconstructionNet(ModelConfig(symmetry="none", template_verts=642, texture=False))
-    ref = ReconstructionNet(ModelConfig(symmetry="reflection", refine=True, template_verts=642, texture=False))
+    ref = ReconstructionNet(
+        ModelConfig(symmetry="reflection", refine=True, template_verts=642, texture=False))
     assert ref.n_params() == base.n_params()
     assert 1.9 <= ref.n_verts / base.n_verts <= 2.1
     v, _ = refinement_template(642)

@@ -1,6 +1,7 @@
 import pytest
 
-SMOKE = dict(model_path="build/nb/05_evaluation/missing.pt", data_root="data/synthetic_nb", classes="aeroplane,car",
+SMOKE = dict(model_path="build/nb/05_evaluation/missing.pt", data_root="data/synthetic_nb",
+             classes="aeroplane,car",
              per_class=4, img_size=32, fallback_steps=4, template_verts=162, iou_resolution=16, n_samples=500)
 
 

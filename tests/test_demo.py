@@ -1,0 +1,36 @@
+"""The main job at smoke size, through the same code path as `make demo`."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from symnb.demo import main
+from symnb.model import load_model
+
+
+def test_demo_smoke_writes_summary_models_and_report(tmp_path):
+    summary = main(["--smoke", "--run", "smoke", "--results", str(tmp_path)])
+    run = tmp_path / "smoke"
+    csv = pd.read_csv(run / "summary.csv")
+    need = {"variant", "symmetry", "iou_3d", "chamfer", "hausdorff", "mask_iou", "symmetry_error", "n_params",
+            "n_verts", "steps", "train_seconds"}
+    assert need <= set(csv.columns)
+    assert list(csv.variant) == list(summary.variant)
+    rows = csv.set_index("variant")
+    assert {"untrained", "baseline", "baseline:mean_shape", "baseline:posthoc_best", "reflection",
+            "refinement"} <= set(rows.index)
+    assert rows.loc["reflection", "symmetry_error"] <= 1e-6
+    assert rows.loc["refinement", "symmetry_error"] <= 1e-6
+    assert rows.loc["baseline:posthoc_best", "symmetry_error"] <= 1e-6
+    assert rows.loc["refinement", "n_params"] == rows.loc["baseline", "n_params"]
+    assert 1.9 <= rows.loc["refinement", "n_verts"] / rows.loc["baseline", "n_verts"] <= 2.1
+    assert (rows.loc[["baseline", "reflection", "refinement"], "steps"] == 3).all()
+    assert csv.iou_3d.between(0, 1).all() and (csv.chamfer > 0).all()
+    for v in ("baseline", "reflection", "refinement"):
+        model = load_model(run / v / "model.pt")
+        assert model.n_verts == rows.loc[v, "n_verts"]
+        assert (run / v / "metrics.csv").is_file() and (run / v / "per_class.csv").is_file()
+    report = (run / "report.md").read_text()
+    assert "| variant |" in report and "curves.png" in report and "reconstructions.png" in report
+    for png in ("curves.png", "summary.png", "reconstructions.png"):
+        assert (run / png).stat().st_size > 1000
