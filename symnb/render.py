@@ -254,7 +254,7 @@ def pyvista_textured_mesh(polydata, image, device="cpu") -> Meshes:
     faces = torch.tensor(np.asarray(pd.faces).reshape(-1, 4)[:, 1:], dtype=torch.int64)
     lo, hi = verts.min(0).values, verts.max(0).values
     verts = (verts - (lo + hi) / 2) / (hi - lo).norm()
-    img = torch.as_tensor(np.asarray(image))
+    img = torch.as_tensor(np.array(image))
     if img.ndim != 3 or img.shape[-1] < 3:
         raise ValueError(f"texture image must be (H, W, 3), got shape {tuple(img.shape)}")
     img = img[..., :3].float() / (255.0 if img.dtype == torch.uint8 else 1.0)

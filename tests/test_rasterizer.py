@@ -206,3 +206,31 @@ def test_float64_recompute_matches_float32():
     assert z64.dtype == torch.float64
     assert torch.allclose(z64.float(), frags.zbuf, atol=1e-5)
     assert torch.allclose(b64.float(), frags.bary_coords, atol=1e-4)
+
+
+def test_cull_to_frustum_and_empty_meshes():
+    """A mesh half outside the view (culled faces), an empty mesh, and one entirely out of view."""
+    s = ico_sphere(2)
+    meshes = Meshes(
+        [s.verts_packed() + torch.tensor([0.9, 0.0, 0.0]), torch.zeros(0, 3), s.verts_packed() + 20.0],
+        [s.faces_packed(), torch.zeros(0, 3, dtype=torch.int64), s.faces_packed()],
+    )
+    R, T = look_at_view_transform(2.5, 0.0, 0.0)
+    cams = FoVPerspectiveCameras(R=R, T=T)
+    rs = RasterizationSettings(image_size=16, faces_per_pixel=4, blur_radius=1e-3, cull_to_frustum=True)
+    out = []
+    for cls in (MeshRasterizer, FastMeshRasterizer):
+        verts = meshes.verts_padded().clone().requires_grad_(True)
+        frags = cls(cameras=cams, raster_settings=rs)(meshes.update_padded(verts))
+        g = torch.Generator().manual_seed(2)
+        loss = sum((getattr(frags, n) * torch.randn(getattr(frags, n).shape, generator=g)).sum()
+                   for n in ("zbuf", "bary_coords", "dists"))
+        out.append((frags, torch.autograd.grad(loss, verts)[0]))
+    (a, ga), (b, gb) = out
+    assert torch.equal(a.pix_to_face, b.pix_to_face)
+    hits = (b.pix_to_face >= 0).sum(dim=(1, 2, 3))
+    assert hits[0] > 0 and hits[1] == 0 and hits[2] == 0
+    for name in ("zbuf", "bary_coords", "dists"):
+        assert (getattr(a, name) - getattr(b, name)).abs().max() <= VALUE_TOL
+    assert (ga - gb).abs().max() <= GRAD_RTOL * ga.abs().max()
+    assert gb[1:].abs().max() == 0
