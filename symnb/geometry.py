@@ -400,3 +400,17 @@ def random_pose(verts: torch.Tensor, seed: int = 0, scale_range=(0.2, 5.0)):
     s = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
     t = torch.as_tensor(rng.normal(size=3) * 3.0)
     return s * torch.as_tensor(verts).double() @ R.T + t, R, t, s
+
+
+#: Known symmetries of the example meshes in their own frame: the representation, the rotation
+#: order (1 if none), and the reference directions (plane normals / main axis) detection must find.
+EXAMPLE_TRUTH = {
+    "airplane": dict(representation="reflection", order=1, planes=[(1.0, 0.0, 0.0)], axis=None),
+    "nut": dict(representation="rotation", order=8, planes=[(0.0, 1.0, 0.0)], axis=(0.0, 1.0, 0.0)),
+    "box": dict(
+        representation="two_planes", order=1, planes=[(1.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0)], axis=None
+    ),
+    "vase": dict(representation="rotation", order=0, planes=[], axis=(0.0, 1.0, 0.0)),
+    "open_cylinder": dict(representation="rotation", order=0, planes=[], axis=(0.0, 1.0, 0.0)),
+    "blob": dict(representation="none", order=1, planes=[], axis=None),
+}
