@@ -70,6 +70,7 @@ class CleanupReport:
     symmetry_error_after: float = float("nan")
     plane_detector: str = ""
     rotation_axis_order: int = -1  # -1: none used; 0: continuous (surface of revolution); n: n-fold
+    transform: list = field(default_factory=list)  # 4x4 similarity, source frame -> canonical frame
     steps: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -358,6 +359,27 @@ def mirror_symmetrize(verts: np.ndarray, faces: np.ndarray) -> Mesh:
     return out_v, out_f[keep]
 
 
+def extrinsic_to_canonical(extrinsic, transform) -> np.ndarray:
+    """World-to-camera extrinsic (4, 4) for the canonical frame of a cleaned CAD model.
+
+    Args:
+        extrinsic: (4, 4) or (3, 4) [R | t] mapping the *source* CAD frame to the camera.
+        transform: (4, 4) similarity ``CleanupReport.transform`` (source -> canonical), scale s.
+
+    Returns:
+        (4, 4) rigid [R R_T^T | s t - R R_T^T t_T]: ``K [R' | t'] T X`` is the pixel of ``K [R | t] X``
+        for every source point X (the camera's depth scales by s, the projection is unchanged).
+    """
+    E = np.asarray(extrinsic, dtype=np.float64)
+    T = np.asarray(transform, dtype=np.float64)
+    s = np.cbrt(np.linalg.det(T[:3, :3]))
+    Rt, tt = T[:3, :3] / s, T[:3, 3]
+    out = np.eye(4)
+    out[:3, :3] = E[:3, :3] @ Rt.T
+    out[:3, 3] = s * E[:3, 3] - out[:3, :3] @ tt
+    return out
+
+
 def normalize(verts: np.ndarray) -> np.ndarray:
     """Centre the bounding box at the origin and scale to unit bounding-box diagonal."""
     lo, hi = verts.min(0), verts.max(0)
@@ -394,6 +416,7 @@ def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.
     rep.steps.append("merge_and_drop")
     v, f = fill_and_orient(v, f, s.hole_size)
     rep.steps.append("fill_and_orient")
+    c1, d1 = (v.max(0) + v.min(0)) / 2, np.linalg.norm(v.max(0) - v.min(0))
     v = normalize(v)
     if canonical:
         rep.plane_detector = "given"
@@ -430,10 +453,50 @@ def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.
         target = int(target * s.face_budget / len(df) * 0.97)
     v, f = dv, df
     rep.steps += ["decimate", "mirror_symmetrize"] if s.symmetrize else ["decimate"]
+    c2, d2 = (v.max(0) + v.min(0)) / 2, np.linalg.norm(v.max(0) - v.min(0))
     v = normalize(v)
+    T = np.eye(4)  # source -> canonical: X' = R (X - c1) / (d1 d2) - (R point + c2) / d2
+    T[:3, :3] = R / (d1 * d2)
+    T[:3, 3] = -R @ c1 / (d1 * d2) - (R @ point + c2) / d2
+    rep.transform = T.tolist()
     if signed_volume(v, f) < 0:
         f = f[:, ::-1].copy()
     rep.faces_after, rep.verts_after = len(f), len(v)
     rep.watertight_after = is_watertight(f)
     rep.symmetry_error_after = symmetry_error(v, f, seed=s.seed)
     return (v, f), rep
+
+
+def main(argv: list[str] | None = None) -> CleanupReport:
+    """``python -m data_prep.cad IN OUT [--up X Y Z] [--forward X Y Z] [--face-budget N] ...``"""
+    import argparse
+    import json
+
+    from symnb.io import load_mesh, save_mesh
+
+    ap = argparse.ArgumentParser(description="Clean a CAD mesh into the canonical frame (watertight, "
+                                             "exactly mirror-symmetric about x = 0, y up, unit diagonal).")
+    ap.add_argument("input", help=".off / .obj / .ply")
+    ap.add_argument("output", help=".off / .obj / .ply (written atomically)")
+    ap.add_argument("--up", type=float, nargs=3, default=(0.0, 1.0, 0.0), help="source direction that is up")
+    ap.add_argument("--forward", type=float, nargs=3, default=(0.0, 0.0, 1.0), help="source front direction")
+    ap.add_argument("--face-budget", type=int, default=CleanupSettings.face_budget)
+    ap.add_argument("--resolution", type=int, default=CleanupSettings.resolution)
+    ap.add_argument("--canonical", action="store_true", help="source already has plane x = 0 and y up")
+    ap.add_argument("--report", default=None, help="write the report as JSON here")
+    a = ap.parse_args(argv)
+    v, f = load_mesh(a.input)
+    (cv, cf), rep = clean_cad(v.double().numpy(), f.numpy(),
+                              CleanupSettings(resolution=a.resolution, face_budget=a.face_budget),
+                              up_hint=a.up, forward_hint=a.forward, canonical=a.canonical, source=a.input)
+    save_mesh(a.output, cv, cf, precision=7)
+    if a.report:
+        from symnb.utils import save_json
+
+        save_json(rep.as_dict(), a.report)
+    print(json.dumps({k: val for k, val in rep.as_dict().items() if k != "transform"}, indent=1))
+    return rep
+
+
+if __name__ == "__main__":
+    main()

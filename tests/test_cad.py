@@ -127,3 +127,43 @@ def test_bad_input():
         cad.clean_cad(np.zeros((3, 2)), np.array([[0, 1, 2]]))
     with pytest.raises(ValueError, match="no CAD source"):
         shapes.sources("sofa", 2)
+
+
+def test_transform_and_extrinsic_map_source_cameras_to_the_canonical_mesh():
+    """The reported similarity maps the source mesh onto the cleaned one, and a source camera moved
+    with extrinsic_to_canonical projects canonical points where the source camera projected them."""
+    rng = np.random.default_rng(7)
+    v, f = shapes.car(rng)
+    R = Rotation.from_euler("xyz", [10, -60, 5], degrees=True).as_matrix()
+    src = (v @ R.T) * 4.0 + np.array([1.0, 2.0, -3.0])
+    (cv, cf), rep = cad.clean_cad(src, f, up_hint=R @ [0, 1, 0], forward_hint=R @ [0, 0, 1])
+    T = np.asarray(rep.transform)
+    mapped = src @ T[:3, :3].T + T[:3, 3]
+    # every point of the cleaned surface lies on the mapped source surface (which also has inner parts)
+    d, _ = cKDTree(cad.sample_surface(mapped, f, 20000, rng)).query(cad.sample_surface(cv, cf, 3000, rng))
+    assert d.mean() < 0.02  # the voxel remesh sits about one voxel (1/64 of the longest side) outside
+    E = np.eye(4)
+    E[:3, :3] = Rotation.from_euler("xyz", [170, 20, 5], degrees=True).as_matrix()
+    E[:3, 3] = -E[:3, :3] @ (src.mean(0) + np.array([0.0, 0.0, 12.0]))
+    K = np.array([[300.0, 0, 64], [0, 300.0, 64], [0, 0, 1]])
+    E2 = cad.extrinsic_to_canonical(E, T)
+    np.testing.assert_allclose(E2[:3, :3] @ E2[:3, :3].T, np.eye(3), atol=1e-12)
+
+    def proj(E, X):
+        p = (X @ E[:3, :3].T + E[:3, 3]) @ K.T
+        return p[:, :2] / p[:, 2:]
+
+    np.testing.assert_allclose(proj(E2, mapped), proj(E, src), atol=1e-8)
+
+
+def test_cli(tmp_path):
+    from symnb.io import load_mesh, save_mesh
+
+    v, f = shapes.real_aeroplane()
+    save_mesh(tmp_path / "plane.ply", v, f)
+    rep = cad.main([str(tmp_path / "plane.ply"), str(tmp_path / "clean.obj"), "--up", "0", "0", "1",
+                    "--forward", "0", "-1", "0", "--face-budget", "500",
+                    "--report", str(tmp_path / "r.json")])
+    cv, cf = load_mesh(tmp_path / "clean.obj")
+    assert len(cf) == rep.faces_after and rep.watertight_after and (tmp_path / "r.json").is_file()
+    assert cad.is_watertight(cf.numpy()) and _mirror_exact(cv.double().numpy())
