@@ -234,3 +234,41 @@ def test_cull_to_frustum_and_empty_meshes():
         assert (getattr(a, name) - getattr(b, name)).abs().max() <= VALUE_TOL
     assert (ga - gb).abs().max() <= GRAD_RTOL * ga.abs().max()
     assert gb[1:].abs().max() == 0
+
+
+def test_pair_backward_equals_kernel_backward_including_clamped_denominators():
+    """recompute_fragments' backward against ``_C.rasterize_meshes_backward`` on the same pairs.
+
+    Perspective correction with blur reaches pixels beyond some faces' horizon line, where the
+    kernel clamps the perspective denominator at 1e-8 and its float32 backward is ill-conditioned;
+    the kernel-order evaluation reproduces even those gradients.
+    """
+    from pytorch3d import _C
+
+    from symnb.raster_kernels import edge_function, offset_area, pixel_centers, unpack
+
+    torch.manual_seed(0)
+    mesh = _mesh(2, level=2)
+    R, T = look_at_view_transform(2.2, [10.0, -25.0], [60.0, 250.0])
+    cams = FoVPerspectiveCameras(R=R, T=T)
+    rs = RasterizationSettings(image_size=16, blur_radius=2e-3, faces_per_pixel=6)
+    rast = MeshRasterizer(cameras=cams, raster_settings=rs)
+    mp = rast.transform(mesh)
+    fv = mp.verts_packed()[mp.faces_packed()].detach()
+    p2f = rast(mesh).pix_to_face
+    # some kept pairs have a clamped perspective denominator
+    n, y, x, k = (p2f >= 0).nonzero().T
+    v = fv[p2f[n, y, x, k]]
+    px, py = pixel_centers(16, 16)[15 - x], pixel_centers(16, 16)[15 - y]
+    x0, y0, z0, x1, y1, z1, x2, y2, z2 = unpack(v)
+    area = offset_area(edge_function(x2, y2, x0, y0, x1, y1))
+    w = [edge_function(px, py, *a) / area for a in ((x1, y1, x2, y2), (x2, y2, x0, y0), (x0, y0, x1, y1))]
+    assert ((w[0] * z1 * z2 + w[1] * z0 * z2 + w[2] * z0 * z1) < 1e-8).any(), "no clamped pair: not exercised"
+    g = torch.Generator().manual_seed(5)
+    up = [torch.randn(s, generator=g) for s in (p2f.shape, (*p2f.shape, 3), p2f.shape)]
+    for pc, clip in ((True, True), (True, False), (False, True), (False, False)):
+        ref = _C.rasterize_meshes_backward(fv, p2f, up[0], up[1], up[2], pc, clip)
+        x_ = fv.clone().requires_grad_(True)
+        zbuf, bary, dists = recompute_fragments(x_, p2f, pc, clip)
+        ours, = torch.autograd.grad((zbuf * up[0]).sum() + (bary * up[1]).sum() + (dists * up[2]).sum(), x_)
+        assert (ours - ref).abs().max() <= 1e-6 * ref.abs().max(), (pc, clip)
