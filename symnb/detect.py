@@ -83,9 +83,9 @@ class DetectSettings:
     n_samples: int = 5000
     n_scan: int = 300
     n_directions: int = 1000
-    n_refine: int = 10
-    icp_iters: int = 12
-    n_verify: int = 12000
+    n_refine: int = 8
+    icp_iters: int = 10
+    n_verify: int = 8000
     max_order: int = 12
     seed: int = 0
 
