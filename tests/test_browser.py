@@ -143,7 +143,7 @@ def browser_run():
     with JupyterLab(ROOT, OUT / "jupyter.log") as lab:
         url = f"{lab.url}/lab/tree/{nb.relative_to(ROOT)}?reset"
         cmd = ["node", "check_viewer.js", "--out", str(shots), "--lab", url, "--wait-file",
-               str(nb_out / "results.json"), "--min-canvases", "19", "--timeout", "240",
+               str(nb_out / "results.json"), "--min-canvases", "22", "--timeout", "240",
                "--chromium", str(chromium),
                "--html", str(nb_out / "aeroplane.html"), "--html", str(nb_out / "mesh_table.html")]
         proc = subprocess.run(cmd, cwd=BROWSER_DIR, capture_output=True, text=True, timeout=420)

@@ -28,4 +28,7 @@ def test_viewer_notebook(run_notebook):
     assert ins["n_candidates"] == ins["n_detected"] + 3
     assert ins["mean_errors"][ins["best"]] < 1e-3  # the chosen candidate is the true plane
     assert r["browser"]["n_samples"] == 2 and 0.005 < r["browser"]["mask_fraction"] < 0.5
-    assert r["n_viewers"] == 19
+    rec = r["reconstruction"]
+    assert rec["baseline"]["n_verts"] > 100 and rec["reflection"]["n_verts"] > 100
+    assert rec["reflection"]["symmetry_error"] < 1e-5  # exactly symmetric by construction
+    assert r["n_viewers"] == 22
