@@ -539,7 +539,11 @@ class Viewer:
                 "camera": self.camera(), "objects": objs, "colorbars": bars}
 
     def to_html(self, imports: bool = True, html_frame: bool = True, title: str = "symnb viewer") -> str:
-        """Standalone HTML of this scene (three.js inlined: needs neither a kernel nor internet)."""
+        """Standalone HTML of this scene (three.js inlined: needs neither a kernel nor internet).
+
+        ``imports`` and ``html_frame`` are meshplot's arguments, accepted for compatibility: the page
+        is always complete.
+        """
         return standalone_html([[self]], title=title)
 
     def save(self, filename: str | os.PathLike = "viewer.html") -> Path:
@@ -604,7 +608,8 @@ def plot(v, f=None, c=None, uv=None, n=None, shading: dict | None = None, plot: 
     """meshplot's ``plot``: a new viewer (or ``plot=`` an existing one, reset) showing one object.
 
     ``f=None`` draws a point cloud, (K, 2) ``f`` draws edges, (F, 3) ``f`` a mesh. In IPython the
-    viewer is displayed at once (``display=False`` to skip); ``filename`` also saves it as HTML.
+    viewer is shown when the cell finishes (``display=False`` to skip); ``filename`` also saves it
+    as HTML. Unlike meshplot the viewer is always returned (``return_plot`` is accepted and ignored).
     """
     shading = dict(shading or {})
     settings = {k: shading.pop(k) for k in list(shading) if k in SETTINGS}
