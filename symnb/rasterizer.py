@@ -49,7 +49,8 @@ from .raster_kernels import (
     unpack,
 )
 
-#: Above this many candidate (pixel, face) pairs the forward pass uses PyTorch3D's kernel.
+#: Candidate (pixel, face) pairs evaluated at once (meshes beyond this are done in groups;
+#: a single mesh with more pairs uses PyTorch3D's kernel).
 MAX_PAIRS = 8_000_000
 
 #: Intra-op threads for the many small tensor operations here (None: leave torch's setting).
@@ -173,17 +174,18 @@ def _rasterize_vectorised(
     lines are dropped (a safe margin over the kernel's exact test, which follows), and the kept
     pairs are ordered per pixel by (depth, face index) as the kernel's sorted queue orders them.
 
+    Meshes are processed in groups of at most ``MAX_PAIRS`` candidate pairs.
+
     Returns:
-        (pix_to_face, zbuf, bary_coords, dists) as the kernel returns them, or None when the
-        batch is too large for one pass or depths are not finite (the caller uses the kernel).
+        (pix_to_face, zbuf, bary_coords, dists) as the kernel returns them, or None when one
+        mesh alone has too many candidate pairs or depths are not finite (the caller then uses
+        the kernel).
     """
     fv = face_verts.float()
     dev = fv.device
     H, W = image_size
     N, K = mesh_to_face_first_idx.shape[0], faces_per_pixel
-    shape = (N, H, W, K)
     counts = num_faces_per_mesh.to(dev)
-    empty = torch.zeros(0, dtype=torch.int64, device=dev)
     mesh_of = torch.repeat_interleave(torch.arange(N, device=dev), counts)
     face_idx = torch.repeat_interleave(mesh_to_face_first_idx.to(dev), counts)
     face_idx = face_idx + torch.arange(face_idx.shape[0], device=dev) - torch.repeat_interleave(
@@ -207,10 +209,53 @@ def _rasterize_vectorised(
     cy1 = torch.searchsorted(ys, ymax.contiguous(), right=True)
     nx, ny = (cx1 - cx0).clamp(min=0), (cy1 - cy0).clamp(min=0)
     npairs = torch.where(ok, nx * ny, torch.zeros_like(nx))
-    total = int(npairs.sum())
-    if total > MAX_PAIRS:
+    area_b = offset_area(edge_function(x[:, 2], y[:, 2], x[:, 0], y[:, 0], x[:, 1], y[:, 1]))
+    ex = torch.stack([x[:, 2] - x[:, 1], x[:, 0] - x[:, 2], x[:, 1] - x[:, 0]], 1).double()
+    ey = torch.stack([y[:, 2] - y[:, 1], y[:, 0] - y[:, 2], y[:, 1] - y[:, 0]], 1).double()
+    reach = ((ex * ex + ey * ey).sqrt() * (sqrt_r * 1.001) + 1e-5).float()  # (F, 3) edge-line bound
+    faces = (v, area_b, reach, cx0, cy0, nx, npairs, mesh_of)
+
+    p2f = torch.full((N * H * W * K,), -1, dtype=torch.int64, device=dev)
+    zbuf = torch.full((N * H * W * K,), -1.0, device=dev)
+    dists = torch.full((N * H * W * K,), -1.0, device=dev)
+    bary = torch.full((N * H * W * K, 3), -1.0, device=dev)
+    # meshes own disjoint pixels: process them in groups of at most MAX_PAIRS candidate pairs
+    per_mesh = torch.zeros(N, dtype=torch.int64, device=dev).index_add_(0, mesh_of, npairs).tolist()
+    if max(per_mesh, default=0) > MAX_PAIRS:
         return None
-    owner = torch.repeat_interleave(torch.arange(len(face_idx), device=dev), npairs)
+    first_face = (torch.cumsum(counts, 0) - counts).tolist()
+    group, budget = [], 0
+    for n in range(N + 1):
+        if n == N or (group and budget + per_mesh[n] > MAX_PAIRS):
+            if group:
+                lo, hi = first_face[group[0]], first_face[group[-1]] + int(counts[group[-1]])
+                out = _pairs_top_k(faces, lo, hi, xs, ys, (H, W, K), r32, perspective_correct,
+                                   clip_barycentric_coords)
+                if out is None:
+                    return None
+                sel, f, pz, b, signed = out
+                p2f[sel], zbuf[sel], bary[sel], dists[sel] = face_idx[f], pz, b, signed
+            group, budget = [], 0
+        if n < N:
+            group.append(n)
+            budget += per_mesh[n]
+    shape = (N, H, W, K)
+    return p2f.view(shape), zbuf.view(shape), bary.view(*shape, 3), dists.view(shape)
+
+
+def _pairs_top_k(faces, lo, hi, xs, ys, hwk, r32, perspective_correct, clip_barycentric_coords):
+    """The kept (pixel, face) pairs of faces lo..hi-1 (local order) and their kernel values.
+
+    Returns:
+        flat (n, y, x, k) indices (M,), local face indices (M,), zbuf (M,), bary (M, 3),
+        signed dists (M,); or None if a depth is not finite.
+    """
+    v, area_b, reach, cx0, cy0, nx, npairs, mesh_of = faces
+    H, W, K = hwk
+    dev = v.device
+    npairs = npairs[lo:hi]
+    total = int(npairs.sum())
+    owner = lo + torch.repeat_interleave(torch.arange(hi - lo, device=dev), npairs)
     starts = torch.cumsum(npairs, 0) - npairs
     local = torch.arange(total, device=dev) - torch.repeat_interleave(starts, npairs)
     nxo = nx[owner]
@@ -220,13 +265,8 @@ def _rasterize_vectorised(
 
     # cheap rejection: a pair on the outer side of edge line i (barycentric w_i < 0) farther from
     # it than sqrt(blur_radius) (with margin) is neither inside nor within the blur radius
-    area_b = offset_area(edge_function(x[:, 2], y[:, 2], x[:, 0], y[:, 0], x[:, 1], y[:, 1]))
-    ex = torch.stack([x[:, 2] - x[:, 1], x[:, 0] - x[:, 2], x[:, 1] - x[:, 0]], 1).double()
-    ey = torch.stack([y[:, 2] - y[:, 1], y[:, 0] - y[:, 2], y[:, 1] - y[:, 0]], 1).double()
-    reach = ((ex * ex + ey * ey).sqrt() * (sqrt_r * 1.001) + 1e-5).float()  # (F, 3) |e_i| bound
     a = area_b[owner]
-    vo = v[owner]
-    x0, y0, _, x1, y1, _, x2, y2, _ = unpack(vo)
+    x0, y0, _, x1, y1, _, x2, y2, _ = unpack(v[owner])
     far = torch.zeros_like(px, dtype=torch.bool)
     for i, (ax, ay, bx, by) in enumerate(((x1, y1, x2, y2), (x2, y2, x0, y0), (x0, y0, x1, y1))):
         e = edge_function(px, py, ax, ay, bx, by)
@@ -251,15 +291,11 @@ def _rasterize_vectorised(
     pos = torch.arange(len(key), device=dev)
     start = torch.ones_like(pixel, dtype=torch.bool)
     start[1:] = pixel[1:] != pixel[:-1]
-    first = torch.cummax(torch.where(start, pos, torch.zeros_like(pos)), 0).values
-    m = torch.nonzero(pos - first < K).squeeze(1) if len(pos) else empty
-    sel = pixel[m] * K + (pos - first)[m]
+    rank = pos - torch.cummax(torch.where(start, pos, torch.zeros_like(pos)), 0).values
+    m = torch.nonzero(rank < K).squeeze(1)
     src = keep[order[m]]
-    p2f = torch.full((N * H * W * K,), -1, dtype=torch.int64, device=dev)
-    p2f[sel] = face_idx[owner[order[m]]]
     signed = torch.where(inside[src], -dist[src], dist[src])
-    zbuf, bary_all, dists = _scatter_pairs(sel, shape, pz[order[m]], bary[src], signed, torch.float32)
-    return p2f.view(shape), zbuf, bary_all, dists
+    return pixel[m] * K + rank[m], owner[order[m]], pz[order[m]], bary[src], signed
 
 
 def rasterize_meshes_fast(

@@ -272,3 +272,23 @@ def test_pair_backward_equals_kernel_backward_including_clamped_denominators():
         zbuf, bary, dists = recompute_fragments(x_, p2f, pc, clip)
         ours, = torch.autograd.grad((zbuf * up[0]).sum() + (bary * up[1]).sum() + (dists * up[2]).sum(), x_)
         assert (ours - ref).abs().max() <= 1e-6 * ref.abs().max(), (pc, clip)
+
+
+def test_grouped_and_fallback_forward(monkeypatch):
+    """Batches beyond MAX_PAIRS candidate pairs go in groups of meshes; one huge mesh uses the kernel."""
+    import symnb.rasterizer as sr
+
+    mesh = _mesh(3, hetero=True)
+    cams = _lookat(FoVPerspectiveCameras, 2.2, 10.0, 60.0)
+    rs = RasterizationSettings(image_size=16, blur_radius=1e-3, faces_per_pixel=5)
+    ref = MeshRasterizer(cameras=cams, raster_settings=rs)(mesh)
+    calls = []
+    top_k = sr._pairs_top_k
+    monkeypatch.setattr(sr, "_pairs_top_k", lambda *a, **k: calls.append(a[1:3]) or top_k(*a, **k))
+    for limit, n_groups in ((10**9, 1), (2000, 3), (10, 0)):  # 10: a single mesh exceeds the limit
+        calls.clear()
+        monkeypatch.setattr(sr, "MAX_PAIRS", limit)
+        out = FastMeshRasterizer(cameras=cams, raster_settings=rs)(mesh)
+        assert len(calls) == n_groups
+        assert torch.equal(ref.pix_to_face, out.pix_to_face)
+        assert torch.equal(ref.zbuf, out.zbuf) and torch.equal(ref.dists, out.dists)
