@@ -18,7 +18,9 @@ import torch
 #: PyTorch3D's epsilon (a C++ ``double``: areas are offset in double precision, then rounded).
 K_EPSILON = 1e-8
 
-__all__ = ["K_EPSILON", "edge_function", "offset_area", "pair_grads", "pair_quantities", "pixel_centers"]
+__all__ = [
+    "K_EPSILON", "edge_function", "offset_area", "pair_grads", "pair_quantities", "pixel_centers", "unpack",
+]
 
 
 def _ndc_range(s1: int, s2: int) -> np.float32:
@@ -75,10 +77,14 @@ def unpack(fv):
 
 
 def _bary_screen(px, py, x0, y0, x1, y1, x2, y2, area=None):
+    """BarycentricCoordinatesForward: screen-space barycentrics (w0, w1, w2)."""
     if area is None:
         area = offset_area(edge_function(x2, y2, x0, y0, x1, y1))
-    return edge_function(px, py, x1, y1, x2, y2) / area, edge_function(px, py, x2, y2, x0, y0) / area, \
-        edge_function(px, py, x0, y0, x1, y1) / area
+    return (
+        edge_function(px, py, x1, y1, x2, y2) / area,
+        edge_function(px, py, x2, y2, x0, y0) / area,
+        edge_function(px, py, x0, y0, x1, y1) / area,
+    )
 
 
 def _perspective(w0, w1, w2, z0, z1, z2):

@@ -100,7 +100,7 @@ class _Fragments(torch.autograd.Function):
         ctx.save_for_backward(face_verts, pix_to_face, sel)
         ctx.flags = (pc, clip)
         ctx.mark_non_differentiable(pix_to_face)
-        return zbuf.clone(), bary.clone(), dists.clone()
+        return zbuf, bary, dists  # fresh tensors made for this call: no copy needed
 
     @staticmethod
     def backward(ctx, g_zbuf, g_bary, g_dists):
