@@ -149,13 +149,15 @@ def vertex_colors(verts: np.ndarray, rng: np.random.Generator, symmetric: bool) 
     direction = rng.normal(size=3)
     stripe = (np.sin(freq * (direction[0] * ax + direction[1] * y + direction[2] * z) + phase) > 0.3)
     col = np.where(stripe[:, None], second, base)
-    c = rng.uniform(-0.3, 0.3, 3)
+    # blobs centred on surface points: a mirrored pair (function of |x|), and a one-sided one
+    c = verts[rng.integers(len(verts))]
     blob = np.exp(-((ax - abs(c[0])) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) / 0.01)
     col = col * (1 - blob[:, None]) + third * blob[:, None]
     if not symmetric:
-        c = np.array([rng.uniform(0.05, 0.3), *rng.uniform(-0.3, 0.3, 2)])
-        blob = np.exp(-((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) / 0.008)
-        col = col * (1 - blob[:, None]) + (1 - third) * blob[:, None]
+        right = verts[x > 0.05] if (x > 0.05).any() else verts
+        c = right[rng.integers(len(right))]
+        blob = np.exp(-((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) / 0.015)
+        col = col * (1 - blob[:, None]) + ((col + 0.5) % 1.0) * blob[:, None]  # shifted hue: always visible
     return np.clip(col, 0, 1)
 
 
@@ -242,8 +244,9 @@ def keypoints_2d(kp3d: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, 
 
     Returns:
         (N, 3) pixel x, y (pixel centres at integers) and visible (0/1). A keypoint is visible when
-        it is inside the image and the rendered surface in its 3x3 pixel neighbourhood is at its
-        depth (within ``tol``) or behind it.
+        it is inside the image and its pixel shows background (a silhouette point), or the surface
+        there is not in front of it by more than ``tol``, or the surface at its depth (within
+        ``tol``) is seen in its 3x3 pixel neighbourhood.
     """
     cam = kp3d @ R.T + t
     uvw = cam @ K.T
@@ -254,8 +257,8 @@ def keypoints_2d(kp3d: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, 
         iu, iv = int(round(u)), int(round(v))
         if not (0 <= iu < S and 0 <= iv < S):
             continue
+        own = zbuf[iv, iu]
         patch = zbuf[max(iv - 1, 0):iv + 2, max(iu - 1, 0):iu + 2]
-        patch = patch[patch > 0]
-        if patch.size and (np.abs(patch - cam[i, 2]) <= tol).any() | (cam[i, 2] <= patch.min() + tol):
+        if own <= 0 or cam[i, 2] <= own + tol or (np.abs(patch[patch > 0] - cam[i, 2]) <= tol).any():
             vis[i] = 1.0
     return np.concatenate([uv, vis[:, None]], 1)
