@@ -165,6 +165,40 @@ class _Scorer:
                 break
         return n, d
 
+    def refine_plane_p2plane(self, n: np.ndarray, d: float, iters: int = 6) -> tuple[np.ndarray, float]:
+        """Point-to-plane refinement: Gauss-Newton on sum(((reflect(p) - q) . normal_q)^2), which does
+        not let correspondences slide along flat faces (more accurate than the bisector fit)."""
+        P, N = self.P, self.N
+
+        def plane(x, e1, e2, n0):
+            m = n0 + x[0] * e1 + x[1] * e2
+            return m / np.linalg.norm(m), x[2]
+
+        for _ in range(iters):
+            e1 = np.cross(n, np.eye(3)[np.argmin(np.abs(n))])
+            e1 /= np.linalg.norm(e1)
+            e2 = np.cross(n, e1)
+            r = P - 2 * (P @ n - d)[:, None] * n
+            dist, j = self.tree.query(r, workers=1)
+            keep = dist < max(3 * np.median(dist), 1e-3)
+            p, q, m = P[keep], P[j[keep]], N[j[keep]]
+
+            def res(x, p=p, q=q, m=m, e1=e1, e2=e2, n0=n):
+                nn, dd = plane(x, e1, e2, n0)
+                return ((p - 2 * (p @ nn - dd)[:, None] * nn - q) * m).sum(1)
+
+            x0 = np.array([0.0, 0.0, d])
+            r0 = res(x0)
+            h = 1e-6
+            J = np.stack([(res(x0 + h * np.eye(3)[k]) - r0) / h for k in range(3)], 1)
+            step, *_ = np.linalg.lstsq(J, -r0, rcond=None)
+            n_new, d = plane(x0 + step, e1, e2, n)
+            done = np.linalg.norm(step[:2]) < 1e-6
+            n = n_new
+            if done:
+                break
+        return n, d
+
     def refine_axis(self, a: np.ndarray, angle: float) -> np.ndarray:
         P = self.P[:2000]
         for _ in range(self.s.icp_iters):
@@ -341,6 +375,7 @@ def detect_symmetries(
         if sc.score_many(_refl_matrix(n)[None])[0] > loose:
             continue
         n, d = sc.refine_plane(n, d, fine=True)
+        n, d = sc.refine_plane_p2plane(n, d)
         if any(_same_plane(n, d, m, e) for m, e, _ in planes):
             continue
         err = sc.hausdorff(_refl_matrix(n), 2 * d * n)
