@@ -991,7 +991,7 @@ def standalone_html(views, title: str = "symnb viewer", row_labels=None, col_lab
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>__TITLE__</title>
 <style>body{font:13px sans-serif;margin:8px} .grid{display:grid;gap:6px;align-items:center}
-canvas{display:block;border:1px solid #ddd;cursor:grab} .label{font-weight:bold}</style></head>
+canvas{display:block;cursor:grab} .symnb-cell{outline:1px solid #ddd} .label{font-weight:bold}</style></head>
 <body><div id="symnb-grid" class="grid"></div>
 <script>__THREE__</script>
 <script>
@@ -1083,7 +1083,7 @@ canvas{display:block;border:1px solid #ddd;cursor:grab} .label{font-weight:bold}
   for (var r = 0; r < D.rows; r++) {
     if (lab) label(D.row_labels[r]);
     for (var c = 0; c < D.cols; c++) {
-      var host = document.createElement('div'); grid.appendChild(host);
+      var host = document.createElement('div'); host.className = 'symnb-cell'; grid.appendChild(host);
       var cell = D.cells.filter(function (x) { return x.row === r && x.col === c; })[0];
       if (cell && cell.scene) { view(cell.scene, host); n++; } } }
   window.symnbRendered = n;

@@ -113,12 +113,17 @@ class JupyterLab:
         self._log.close()
 
 
-def foreground(png: Path, background=(255, 255, 255), tol: int = 12) -> tuple[float, int]:
-    """(fraction of pixels differing from the background, number of distinct colours) of a PNG."""
+def foreground_mask(png: Path, background=(255, 255, 255), tol: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """(image (H, W, 3) int, mask (H, W) of pixels differing from the background) of a PNG."""
     from PIL import Image
 
     img = np.asarray(Image.open(png).convert("RGB")).astype(int)
-    fg = np.abs(img - np.asarray(background)).max(-1) > tol
+    return img, np.abs(img - np.asarray(background)).max(-1) > tol
+
+
+def foreground(png: Path) -> tuple[float, int]:
+    """(fraction of non-background pixels, number of distinct (quantised) colours among them)."""
+    img, fg = foreground_mask(png)
     colours = len(np.unique(img[fg].reshape(-1, 3) // 8, axis=0)) if fg.any() else 0
     return float(fg.mean()), colours
 
@@ -183,3 +188,13 @@ def test_standalone_html_renders_offline(browser_run):
     for s in shots:
         frac, colours = foreground(Path(s["file"]))
         assert 0.02 < frac < 0.95 and colours > 10, (s["file"], frac, colours)
+
+
+def test_standalone_page_matches_the_widget(browser_run):
+    """The saved page draws the aeroplane viewer from the same camera as the JupyterLab widget."""
+    shots = {(s["kind"], s["index"]): Path(s["file"]) for s in browser_run["screenshots"]}
+    _, lab = foreground_mask(shots[("lab", 0)])
+    _, page = foreground_mask(shots[("html0", 0)])
+    h, w = min(lab.shape[0], page.shape[0]), min(lab.shape[1], page.shape[1])
+    lab, page = lab[:h, :w], page[:h, :w]
+    assert (lab & page).sum() / (lab | page).sum() > 0.8

@@ -1,4 +1,9 @@
+import json
+from pathlib import Path
+
 import pytest
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.mark.notebook
@@ -32,3 +37,9 @@ def test_viewer_notebook(run_notebook):
     assert rec["baseline"]["n_verts"] > 100 and rec["reflection"]["n_verts"] > 100
     assert rec["reflection"]["symmetry_error"] < 1e-5  # exactly symmetric by construction
     assert r["n_viewers"] == 22
+    # each top-level viewer is shown once, in the cell that made it (plot() defers the display to the
+    # end of the cell; the cell's return value is not shown a second time)
+    nb = json.loads((Path(__file__).parents[1] / "build" / "nb" / "07_viewer.ipynb").read_text())
+    shown = [sum(WIDGET in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]
+             if c["cell_type"] == "code"]
+    assert sum(shown) == 11 and max(shown) == 3  # the three error viewers share one cell
