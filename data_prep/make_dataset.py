@@ -17,12 +17,14 @@ Layout written (see the README's "Data" section for the conventions)::
 
 Generation is deterministic for a seed and atomic: everything goes to a temporary sibling folder
 renamed to ``<out>`` only when complete. If ``<out>`` already holds a dataset made with the same
-settings it is reused as is (so ``make demo`` builds it once).
+settings by the same generator code it is reused as is (so ``make demo`` builds it once); made with
+the same settings by other generator code, it is regenerated.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import uuid
@@ -229,6 +231,14 @@ def write_index(root: Path, class_name: str, ids: list[str], cfg: DatasetConfig)
     return counts
 
 
+def generator_hash() -> str:
+    """Hash of the generator's source files: a dataset made by other code is regenerated, not reused."""
+    h = hashlib.sha1()
+    for name in ("cad.py", "shapes.py", "views.py", "make_dataset.py"):
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
 def make_dataset(out: str | os.PathLike = "data/synthetic", classes=("aeroplane", "car", "bottle"),
                  per_class: int = 60, img_size: int = 128, seed: int = 0, overwrite: bool = False,
                  progress: bool = True, **kwargs) -> Path:
@@ -251,12 +261,16 @@ def make_dataset(out: str | os.PathLike = "data/synthetic", classes=("aeroplane"
         raise ValueError(f"image_format must be 'jpg' or 'png', got {cfg.image_format!r}")
     out = Path(out)
     meta_path = out / "dataset.json"
+    code = generator_hash()
     if out.exists():
-        if meta_path.is_file():
-            old = load_json(meta_path)
-            if old.get("config") == cfg.as_dict() and old.get("format_version") == FORMAT_VERSION:
-                return out
-        if not overwrite:
+        old = load_json(meta_path) if meta_path.is_file() else {}
+        same = old.get("config") == cfg.as_dict() and old.get("format_version") == FORMAT_VERSION
+        if same and old.get("generator_hash") == code:
+            return out
+        stale = same  # same settings, older generator code: regenerate (it is reproducible)
+        if stale and progress:
+            print(f"{out}: made by another version of data_prep; regenerating")
+        if not (overwrite or stale):
             raise ValueError(f"{out} exists with other contents or settings; "
                              "pass overwrite=True (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -264,7 +278,8 @@ def make_dataset(out: str | os.PathLike = "data/synthetic", classes=("aeroplane"
     tmp.mkdir()
     try:
         photos = _load_photos(cfg.backgrounds_dir)
-        meta = {"format_version": FORMAT_VERSION, "config": cfg.as_dict(), "classes": {}}
+        meta = {"format_version": FORMAT_VERSION, "generator_hash": code, "config": cfg.as_dict(),
+                "classes": {}}
         total = len(cfg.classes) * cfg.per_class
         with tqdm(total=total, desc="rendering", unit="img", disable=not progress) as bar:
             for c in cfg.classes:

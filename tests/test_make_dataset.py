@@ -88,6 +88,10 @@ def test_reuse_and_overwrite(tmp_path, monkeypatch):
     md.make_dataset(tmp_path / "ds", seed=1, overwrite=True, **TINY)
     assert _files(root) != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    # same settings, other generator code: regenerated (a stale dataset is never reused)
+    monkeypatch.setattr(md, "generator_hash", lambda: "other-code")
+    md.make_dataset(tmp_path / "ds", seed=1, **TINY)
+    assert md.load_json(root / "dataset.json")["generator_hash"] == "other-code"
 
 
 def test_cli(tmp_path, capsys):
