@@ -182,9 +182,16 @@ class Pascal3DDataset(Dataset):
                 except BadSampleError as err:
                     self.skipped.append((f"{c}/{i}", str(err)))
             self.items = good
-        self.n_kp = max([len(v) for v in self.keypoint_names.values()] or [0])
-        if not self.keypoint_names and self.items:
-            self.n_kp = max(len(self._load(c, i)[0]["kp"]) for c, i in self.items[:1])
+        counts = [len(v) for v in self.keypoint_names.values()]
+        for c in classes:  # classes without keypoints.json: the count of their first annotation
+            first = next((i for cc, i in self.items if cc == c), None)
+            if c not in self.keypoint_names and first is not None:
+                try:
+                    counts.append(len(load_annotation(self.root / c / "annotations" / f"{first}.yaml")["kp"]))
+                except BadSampleError:
+                    pass  # reported when the item is read
+        #: keypoint rows per item (zero-padded), the largest count of the selected classes
+        self.n_kp = max(counts or [0])
         self._cad_cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -258,8 +265,10 @@ class Pascal3DDataset(Dataset):
             R, t = _M @ R @ _M, _M @ t
             bbox = torch.stack([S - 1 - bbox[2], bbox[1], S - 1 - bbox[0], bbox[3]])
             scale, trans, quat = flip_horizontal(scale, trans, quat)
-        if len(kp) < self.n_kp:
-            kp = torch.cat([kp, torch.zeros(self.n_kp - len(kp), 3)])
+        if len(kp) > self.n_kp:
+            raise BadSampleError(f"{self.root / c / 'annotations' / f'{i}.yaml'}: {len(kp)} keypoints, "
+                                 f"more than the {self.n_kp} of the class")
+        kp = torch.cat([kp, torch.zeros(self.n_kp - len(kp), 3)])
         return {
             "image": image, "mask": mask,
             "class_idx": torch.tensor(CLASSES.index(c)), "cad_idx": torch.tensor(int(ann["cad_idx"])),
