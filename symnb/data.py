@@ -170,8 +170,14 @@ class Pascal3DDataset(Dataset):
         for c in classes:
             kp_file = self.root / c / "keypoints.json"
             if kp_file.is_file():
-                meta = json.loads(kp_file.read_text())
-                self.keypoint_names[c], self.flip_perm[c] = list(meta["names"]), list(meta["flip"])
+                try:
+                    meta = json.loads(kp_file.read_text())
+                    names, perm = list(meta["names"]), [int(k) for k in meta["flip"]]
+                except (ValueError, KeyError, TypeError) as err:
+                    raise ValueError(f"{kp_file}: corrupt keypoint file ({err!r})") from err
+                if sorted(perm) != list(range(len(names))):
+                    raise ValueError(f"{kp_file}: 'flip' is not a permutation of the {len(names)} keypoints")
+                self.keypoint_names[c], self.flip_perm[c] = names, perm
         self.skipped: list[tuple[str, str]] = []
         if skip_bad:
             good = []

@@ -256,6 +256,16 @@ def test_skip_bad_counts_and_drops(car_copy):
     assert all(ds[k]["mask"].sum() > 0 for k in range(len(ds)))
 
 
+def test_bad_keypoint_file(car_copy):
+    dst, _ = car_copy
+    (dst / "car" / "keypoints.json").write_text('{"names": ["a", "b"], "flip": [0, 0]}')
+    with pytest.raises(ValueError, match="not a permutation"):
+        Pascal3DDataset(dst, "car")
+    (dst / "car" / "keypoints.json").write_text("{not json")
+    with pytest.raises(ValueError, match="keypoints.json"):
+        Pascal3DDataset(dst, "car")
+
+
 def test_bad_arguments(root, tmp_path):
     with pytest.raises(ValueError, match="unknown class"):
         Pascal3DDataset(root, ["car", "spaceship"])
