@@ -187,9 +187,10 @@ class TriangleIndex:
         self.rad = (self.tris - self.tris.mean(1, keepdim=True)).norm(dim=-1).amax(1).numpy()
         self.vtree = cKDTree(self.verts.numpy())
 
-    def closest(self, points, upper=None, chunk: int = 256):
+    def closest(self, points, upper=None, chunk: int | None = None):
         """points (P, 3) -> dist (P,), closest point (P, 3), face index (P,) (torch float64 / long)."""
         pts = torch.as_tensor(points).detach().double().cpu()
+        chunk = chunk or int(max(1, min(256, 4_000_000 // len(self.cen))))  # bounded (chunk, F) buffers
         ub = self.vtree.query(pts.numpy())[0]
         if upper is not None:
             ub = np.minimum(ub, np.asarray(upper, dtype=np.float64))
@@ -202,21 +203,30 @@ class TriangleIndex:
             p = pn[s : s + chunk]
             d2 = np.maximum((p**2).sum(1)[:, None] + c2[None] - 2 * p @ self.cen.T, 0)
             lb = np.sqrt(d2) - self.rad[None]
-            pi, fi = np.nonzero(lb <= ub[s : s + chunk, None] * (1 + 1e-9) + 1e-9)
-            pi, fi = torch.as_tensor(pi), torch.as_tensor(fi)
-            t = self.tris[fi]
-            pt = pts[s : s + chunk][pi]
-            c = closest_point_on_triangles(pt, t[:, 0], t[:, 1], t[:, 2])
-            d = (c - pt).norm(dim=-1)
+            pi_all, fi_all = np.nonzero(lb <= ub[s : s + chunk, None] * (1 + 1e-9) + 1e-9)
             n = len(p)
-            best = torch.full((n,), torch.inf, dtype=torch.float64).scatter_reduce(0, pi, d, "amin")
-            hit = d <= best[pi]
-            sel = torch.full((n,), len(d), dtype=torch.long).scatter_reduce(
-                0, pi[hit], torch.nonzero(hit).squeeze(1), "amin"
-            )
+            best = torch.full((n,), torch.inf, dtype=torch.float64)
+            best_c = torch.zeros(n, 3, dtype=torch.float64)
+            best_f = torch.zeros(n, dtype=torch.long)
+            for b in range(0, len(pi_all), 500_000):  # bounded memory for loose bounds
+                pi = torch.as_tensor(pi_all[b : b + 500_000])
+                fi = torch.as_tensor(fi_all[b : b + 500_000])
+                t = self.tris[fi]
+                pt = pts[s : s + chunk][pi]
+                c = closest_point_on_triangles(pt, t[:, 0], t[:, 1], t[:, 2])
+                d = (c - pt).norm(dim=-1)
+                blk = torch.full((n,), torch.inf, dtype=torch.float64).scatter_reduce(0, pi, d, "amin")
+                hit = d <= blk[pi]
+                sel = torch.zeros(n, dtype=torch.long).scatter_reduce(
+                    0, pi[hit], torch.nonzero(hit).squeeze(1), "amax", include_self=False
+                )
+                better = blk < best
+                best = torch.where(better, blk, best)
+                best_c[better] = c[sel[better]]
+                best_f[better] = fi[sel[better]]
             dist[s : s + chunk] = best
-            closest[s : s + chunk] = c[sel]
-            face[s : s + chunk] = fi[sel]
+            closest[s : s + chunk] = best_c
+            face[s : s + chunk] = best_f
         return dist, closest, face
 
 

@@ -183,3 +183,24 @@ def test_subdivide_loop_differentiable():
     v2, _ = subdivide_loop(v, f)
     v2.sum().backward()
     assert torch.allclose(v.grad, torch.ones_like(v) * (len(v2) / len(v)), rtol=0.5)
+
+
+def test_triangle_index_matches_brute_force_including_far_points():
+    from symnb.geometry import TriangleIndex, example_mesh
+
+    v, f = example_mesh("airplane")
+    v = v.double() / 1000
+    g = torch.Generator().manual_seed(0)
+    jitter = 0.05 * torch.randn(100, 3, generator=g, dtype=torch.float64)
+    near = v[torch.randint(len(v), (100,), generator=g)] + jitter
+    far = 50 * torch.randn(200, 3, generator=g, dtype=torch.float64)  # every face passes the pruning
+    p = torch.cat([near, far])
+    d, c, face = TriangleIndex(v, f).closest(p)
+    t = v[f]
+    brute = torch.stack([
+        (closest_point_on_triangles(q[None], t[:, 0], t[:, 1], t[:, 2]) - q).norm(dim=-1).min() for q in p
+    ])
+    assert torch.allclose(d, brute, atol=1e-12)
+    assert torch.allclose((c - p).norm(dim=-1), d, atol=1e-12)
+    tf = t[face]
+    assert torch.allclose(closest_point_on_triangles(p, tf[:, 0], tf[:, 1], tf[:, 2]), c, atol=1e-12)
