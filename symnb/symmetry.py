@@ -292,7 +292,7 @@ def _perp(u: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
 def choose_representation(symmetries: list[Symmetry], verts: torch.Tensor | None = None) -> Representation:
     """Pick the representation with the fewest free parameters and the transform to canonical frame.
 
-    Candidates: "rotation" (an n-fold rotation, n >= 3, or continuous: reduction by n), "two_planes"
+    Candidates: "rotation" (an n-fold rotation, n >= 2, or continuous: reduction by n), "two_planes"
     (two orthogonal reflection planes: reduction 4), "reflection" (one plane: 2), "none". Ties go
     to the planes. In the canonical frame the main plane's normal is x, a rotation axis is y, and
     for "two_planes" the second normal is z. Without verts the transform is a rotation plus a
@@ -302,7 +302,7 @@ def choose_representation(symmetries: list[Symmetry], verts: torch.Tensor | None
     unit bbox diagonal.
     """
     refl = [s for s in symmetries if s.kind == "reflection"]
-    rots = [s for s in symmetries if s.kind == "rotation" and (s.order >= 3 or s.order == 0)]
+    rots = [s for s in symmetries if s.kind == "rotation" and (s.order >= 2 or s.order == 0)]
     options: list[tuple[float, int, str, list[Symmetry], int]] = [(1, 3, "none", [], 1)]
     if refl:
         options.append((2, 1, "reflection", [refl[0]], 1))
@@ -338,18 +338,15 @@ def choose_representation(symmetries: list[Symmetry], verts: torch.Tensor | None
             b = np.array([ex @ used[0].point.double().numpy(), ez @ used[1].point.double().numpy()])
             origin = origin + np.linalg.lstsq(A, b - A @ origin, rcond=None)[0]
         else:
-            hint = cov_dirs[2] if cov_dirs is not None else None  # least spread direction
-            if cov_dirs is not None:
-                cand = [d - (d @ ex) * ex for d in cov_dirs]
-                spreads = [np.linalg.norm(d) for d in cand]
-                # in-plane PCA: the direction of least spread among the in-plane projections
+            hint = None
+            if pts is not None:
+                # in-plane PCA: y = the in-plane direction of least spread
                 c = pts - pts.mean(0)
                 P = np.eye(3) - np.outer(ex, ex)
-                w, vecs = np.linalg.eigh(P @ (c.T @ c) @ P)
+                _, vecs = np.linalg.eigh(P @ (c.T @ c) @ P)
                 inplane = [vecs[:, i] for i in range(3) if abs(vecs[:, i] @ ex) < 0.5]
                 inplane.sort(key=lambda d: float(((c @ d) ** 2).sum()))
-                hint = inplane[0] if inplane else hint
-                del cand, spreads, w
+                hint = inplane[0] if inplane else None
             ey = _perp(ex, hint)
             ez = np.cross(ex, ey)
         R = np.stack([ex, ey, ez])

@@ -256,6 +256,9 @@ def test_choose_representation_prefers_fewest_parameters():
     assert torch.allclose(rep.R @ e[2], e[1])  # the axis becomes y
     rot2 = Symmetry("rotation", e[2], z, 2, 0.001)
     assert choose_representation(planes + [rot2]).name == "two_planes"
+    assert choose_representation(planes[:1] + [rot2]).name == "reflection"  # ties go to planes
+    only = choose_representation([rot2])
+    assert (only.name, only.order) == ("rotation", 2)
     assert choose_representation([]).name == "none"
 
 
