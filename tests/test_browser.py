@@ -198,3 +198,16 @@ def test_standalone_page_matches_the_widget(browser_run):
     h, w = min(lab.shape[0], page.shape[0]), min(lab.shape[1], page.shape[1])
     lab, page = lab[:h, :w], page[:h, :w]
     assert (lab & page).sum() / (lab | page).sum() > 0.8
+
+
+def test_views_rotate_when_dragged(browser_run):
+    """Dragging the mouse rotates the view, in JupyterLab (pythreejs) and in the standalone page."""
+    pairs = [(browser_run["screenshots"][0]["file"], browser_run["lab"]["dragged"])]
+    pairs += [(next(s["file"] for s in browser_run["screenshots"] if s["kind"] == f"html{i}"), p["dragged"])
+              for i, p in enumerate(browser_run["html"])]
+    for before, after in pairs:
+        a, fa = foreground_mask(Path(before))
+        b, fb = foreground_mask(Path(after))
+        h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+        changed = (np.abs(a[:h, :w] - b[:h, :w]).max(-1) > 40).mean()
+        assert changed > 0.01 and fb.mean() > 0.01, (before, after, changed)

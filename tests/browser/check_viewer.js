@@ -67,6 +67,24 @@ async function shootCanvases(page, selector, prefix, out, report) {
   return canvases.length;
 }
 
+// drag across an element's centre (orbit controls rotate the view), then photograph it again
+async function dragAndShoot(page, find, file) {
+  let el = await find();
+  await el.scrollIntoViewIfNeeded();
+  const b = await el.boundingBox();
+  const x = b.x + b.width / 2, y = b.y + b.height / 2;
+  await page.mouse.move(x - 5, y - 5);
+  await page.mouse.move(x, y); // pythreejs wakes a frozen view up on hover: give it a moment
+  await sleep(1000);
+  await page.mouse.down();
+  for (let k = 1; k <= 10; k++) await page.mouse.move(x + 8 * k, y + 2 * k);
+  await page.mouse.up();
+  await sleep(1000);
+  el = await find(); // pythreejs swaps a frozen <img> for a live <canvas> on interaction
+  await el.screenshot({ path: file });
+  return file;
+}
+
 async function runNotebook(browser, a, report) {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   watch(page, report, 'lab');
@@ -104,6 +122,9 @@ async function runNotebook(browser, a, report) {
   report.lab.ranMs = Date.now() - t1;
   await page.screenshot({ path: path.join(a.out, 'lab_top.png') });
   report.lab.canvases = await shootCanvases(page, views, 'lab', a.out, report);
+  const first = await page.$(views);
+  report.lab.dragged = await dragAndShoot(page, async () => (await first.$('canvas, img')) || first,
+    path.join(a.out, 'lab_canvas0_dragged.png'));
   report.lab.widgetErrors = await page.$$eval('.jp-OutputArea-output', (els) =>
     els.map((e) => e.innerText).filter((t) => /Error displaying widget|model not found|Failed to load/i.test(t)));
   await page.screenshot({ path: path.join(a.out, 'lab_after.png') });
@@ -118,7 +139,9 @@ async function openHtml(browser, file, i, a, report) {
   const n = await page.evaluate(() => window.symnbRendered);
   await page.screenshot({ path: path.join(a.out, `html${i}_page.png`), fullPage: true });
   const shot = await shootCanvases(page, 'canvas.symnb-view', `html${i}`, a.out, report);
-  report.html.push({ file, rendered: n, canvases: shot });
+  const dragged = await dragAndShoot(page, () => page.$('canvas.symnb-view'),
+    path.join(a.out, `html${i}_canvas0_dragged.png`));
+  report.html.push({ file, rendered: n, canvases: shot, dragged });
   await page.close();
 }
 
