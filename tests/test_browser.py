@@ -211,3 +211,20 @@ def test_views_rotate_when_dragged(browser_run):
         h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
         changed = (np.abs(a[:h, :w] - b[:h, :w]).max(-1) > 40).mean()
         assert changed > 0.01 and fb.mean() > 0.01, (before, after, changed)
+
+
+def test_widget_controls_reach_the_kernel(browser_run):
+    """Unticking the comparer's heat-map box re-colours its reconstructions (Python redraws them)."""
+    before = [s["file"] for s in browser_run["screenshots"] if s["kind"] == "lab"]
+    after = browser_run["lab"]["afterToggle"]
+    assert len(after) == len(before)
+    changed = []
+    for b, a in zip(before, after, strict=True):
+        x, _ = foreground_mask(Path(b))
+        y, _ = foreground_mask(Path(a))
+        h, w = min(x.shape[0], y.shape[0]), min(x.shape[1], y.shape[1])
+        changed.append(float((np.abs(x[:h, :w] - y[:h, :w]).max(-1) > 40).mean()))
+    n = browser_run["results"]
+    first_cmp = 1 + 3 + 1 + 3 + 6  # viewers shown before the comparer: GT, baseline, reflection
+    moved = [i for i, c in enumerate(changed) if c > 0.005]
+    assert moved == [first_cmp + 1, first_cmp + 2], (moved, changed, n["n_viewers"])

@@ -51,17 +51,29 @@ function watch(page, report, tag) {
   });
 }
 
+// photograph a view's picture: pythreejs shows a live <canvas> or a frozen <img> and swaps them
+// when the view is scrolled or hovered, so look the picture up again on each try
+async function shootView(el, file) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await el.scrollIntoViewIfNeeded();
+      await sleep(300);
+      const inner = (await el.$('canvas, img')) || el;
+      await inner.screenshot({ path: file, timeout: 10000 });
+      return await inner.boundingBox();
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await sleep(500);
+    }
+  }
+}
+
 async function shootCanvases(page, selector, prefix, out, report) {
   const canvases = await page.$$(selector);
   for (let i = 0; i < canvases.length; i++) {
-    const c = canvases[i];
-    await c.scrollIntoViewIfNeeded();
-    await sleep(300);
-    // the pythreejs element can be wider than its picture (a live <canvas> or a frozen <img>)
-    const inner = (await c.$('canvas, img')) || c;
-    const box = await inner.boundingBox();
+    // the pythreejs element can be wider than its picture: photograph the picture
     const file = path.join(out, `${prefix}_canvas${i}.png`);
-    await inner.screenshot({ path: file });
+    const box = await shootView(canvases[i], file);
     report.screenshots.push({ kind: prefix, index: i, file, box });
   }
   return canvases.length;
@@ -122,6 +134,21 @@ async function runNotebook(browser, a, report) {
   report.lab.ranMs = Date.now() - t1;
   await page.screenshot({ path: path.join(a.out, 'lab_top.png') });
   report.lab.canvases = await shootCanvases(page, views, 'lab', a.out, report);
+  // a control round trip through the kernel: untick the first "error heat map" box (the comparer),
+  // its views are re-coloured by Python
+  const box = page.locator('.widget-checkbox', { hasText: 'error heat map' }).first().locator('input');
+  if (await box.count()) {
+    await box.scrollIntoViewIfNeeded();
+    await box.click();
+    await sleep(4000);
+    const all = await page.$$(views);
+    report.lab.afterToggle = [];
+    for (let i = 0; i < all.length; i++) {
+      const file = path.join(a.out, `lab_canvas${i}_toggled.png`);
+      await shootView(all[i], file);
+      report.lab.afterToggle.push(file);
+    }
+  }
   const first = await page.$(views);
   report.lab.dragged = await dragAndShoot(page, async () => (await first.$('canvas, img')) || first,
     path.join(a.out, 'lab_canvas0_dragged.png'));
