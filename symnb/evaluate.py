@@ -173,7 +173,7 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
 def _mask_iou(out: dict, batch: dict, rcfg: RenderConfig, img_size: int) -> torch.Tensor:
     r = render_prediction(dict(out, texture=None), rcfg, img_size)
     mask = batch["mask"][:, 0]
-    sil = r["silhouette"].cpu()
+    sil = r["coverage"][:, 0].cpu()  # hard silhouette: pixels covered by a face
     if sil.shape[-1] != mask.shape[-1]:
         sil = torch.nn.functional.interpolate(sil[:, None], size=mask.shape[-2:], mode="nearest")[:, 0]
     return M.mask_iou(sil, mask)

@@ -83,7 +83,7 @@ def plot_reconstructions(models: dict, dataset, indices: list[int], vmax: float 
                 cov = rend["coverage"][r]
                 rgb = rend["rgb"][r] * cov + (1 - cov)
             else:
-                rgb = rend["silhouette"][r][None].expand(3, -1, -1)
+                rgb = rend["coverage"][r].expand(3, -1, -1)
             axes[r, 1 + 3 * j].imshow(rgb.permute(1, 2, 0).clamp(0, 1).cpu().numpy())
             az = 60.0
             axes[r, 2 + 3 * j].imshow(_shaded(v, f, torch.full_like(v, 0.7), az))

@@ -329,6 +329,20 @@ def _write_metrics(out_dir: Path, history: list[dict]) -> None:
     save_json(history, out_dir / "metrics.json")
 
 
+def category_cad_models(dataset, max_models: int = 3, max_items: int = 64) -> list:
+    """Up to ``max_models`` distinct CAD models (verts, faces) referenced by the first items of a dataset."""
+    seen, meshes = set(), []
+    for i in range(min(len(dataset), max_items)):
+        item = dataset[i]
+        key = (item["class_name"], int(item["cad_idx"]))
+        if key not in seen:
+            seen.add(key)
+            meshes.append(dataset.cad_mesh(*key))
+        if len(meshes) >= max_models:
+            break
+    return meshes
+
+
 def train(cfg: ExperimentConfig, dataset=None, resume: bool = True, callback=None,
           cad_meshes=None) -> TrainResult:
     """Train (or resume) one experiment; writes checkpoint.pt, metrics.csv/json and model.pt into cfg.out_dir.
@@ -339,7 +353,7 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool = True, callback=Non
         resume: continue from ``out_dir/checkpoint.pt`` when it exists.
         callback: optional ``callback(step, logs)`` after each step (e.g. live plots); it may raise
             to stop training (the last checkpoint stays valid).
-        cad_meshes: CAD models for ``symmetry="auto"``.
+        cad_meshes: CAD models for ``symmetry="auto"`` (default: :func:`category_cad_models` of the dataset).
     """
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -350,6 +364,8 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool = True, callback=Non
     if len(dataset) == 0:
         raise ValueError("training dataset is empty")
     mcfg = dataclasses.replace(cfg.model, img_size=cfg.data.img_size)
+    if mcfg.symmetry == "auto" and cad_meshes is None and hasattr(dataset, "cad_mesh"):
+        cad_meshes = category_cad_models(dataset)
     model = ReconstructionNet(mcfg, cad_meshes=cad_meshes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     step, history, seconds, n_sub = 0, [], 0.0, 0

@@ -137,3 +137,10 @@ def test_configs_from_yaml_and_unknown_keys(tmp_path):
 def test_empty_dataset_raises(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         train(tiny(tmp_path / "e"), dataset=[])
+
+
+def test_auto_symmetry_uses_the_datasets_cad_models(tmp_path, toy):
+    cfg = tiny(tmp_path / "auto", steps=1, symmetry="auto")
+    res = train(cfg, dataset=toy)
+    assert res.model.symmetry == "reflection"  # the toy ellipsoids are symmetric about x = 0
+    assert load_model(res.model_path).symmetry == "reflection"
