@@ -223,6 +223,8 @@ class _Scorer:
     def refine_revolution_axis(self, a: np.ndarray) -> np.ndarray:
         m = np.cross(self.P, self.N)  # ((p - c) x n) . axis = 0 on a surface of revolution
         w, vecs = np.linalg.eigh(m.T @ m)
+        if w[0] > 0.3 * w[1]:  # no distinct axis (sphere-like: every axis fits): keep the candidate
+            return a
         b = vecs[:, 0]
         return b if b @ a >= 0 else -b
 

@@ -266,3 +266,12 @@ def test_reflect_involution():
     x = torch.randn(10, 3, dtype=torch.float64)
     n, p = torch.tensor([1.0, 2.0, -1.0], dtype=torch.float64), torch.randn(3, dtype=torch.float64)
     assert torch.allclose(reflect(reflect(x, n, p), n, p), x)
+
+
+def test_detect_sphere_is_continuous():
+    """A sphere has every plane and axis: detection reports a continuous rotation, not a finite order."""
+    v, f = sphere_template(642)
+    syms = detect_symmetries(v, f)
+    assert any(s.kind == "rotation" and s.order == 0 for s in syms)
+    assert sum(s.kind == "reflection" for s in syms) >= 3
+    assert choose_representation(syms, v).name == "rotation"
