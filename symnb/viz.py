@@ -666,10 +666,8 @@ class Subplot:
         if self._widget is None:
             import ipywidgets as w
 
-            ncol = self.shape[1] + bool(self.row_labels)
             cols = ("max-content " if self.row_labels else "") + " ".join(["max-content"] * self.shape[1])
             self._widget = w.GridBox(self._cells(), layout=w.Layout(grid_template_columns=cols))
-            assert ncol > 0
         return self._widget
 
     def _repr_mimebundle_(self, **kwargs):
@@ -883,12 +881,13 @@ def _draw_view(ax, view: Viewer, elev=None, azim=None) -> None:
     cam = view.camera()
     d = np.asarray(cam["position"]) - np.asarray(cam["target"])
     d /= np.linalg.norm(d)
-    # the viewer's y-up world shown with matplotlib's z up: plot (x, z, y) -> (x, -z?, y); use (x, z, y)
-    swap = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0]], np.float32)
+    # matplotlib's axes are z-up: show the y-up world rotated by (x, y, z) -> (x, -z, y) (a rotation,
+    # so the picture is not mirrored), seen from the viewer's camera direction, lit by a headlight
+    swap = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float32)
     ds = swap @ d
     elev = np.degrees(np.arcsin(np.clip(ds[2], -1, 1))) if elev is None else elev
     azim = np.degrees(np.arctan2(ds[1], ds[0])) if azim is None else azim
-    light = (swap @ d).astype(np.float32)
+    light = d.astype(np.float32)  # world frame, like the triangles' normals
     ax.set_facecolor(view.settings["background"])
     for o in view.objects.values():
         if o.kind == "mesh":
@@ -910,11 +909,12 @@ def _draw_view(ax, view: Viewer, elev=None, azim=None) -> None:
             p = o.position[0] @ swap.T
             ax.text(*p, o.text, color=o.base_color)
     lo, hi = view._bounds()
-    c, r = (lo + hi) / 2 @ swap.T, np.max(hi - lo) / 2 or 0.5
-    ax.set_xlim(c[0] - r, c[0] + r)
-    ax.set_ylim(c[1] - r, c[1] + r)
-    ax.set_zlim(c[2] - r, c[2] + r)
-    ax.set_box_aspect((1, 1, 1))
+    c = (lo + hi) / 2 @ swap.T
+    half = np.maximum(np.abs((hi - lo) @ swap.T) / 2, 0.02 * np.max(hi - lo) + 1e-9)  # equal scale
+    ax.set_xlim(c[0] - half[0], c[0] + half[0])
+    ax.set_ylim(c[1] - half[1], c[1] + half[1])
+    ax.set_zlim(c[2] - half[2], c[2] + half[2])
+    ax.set_box_aspect(tuple(half), zoom=0.9)
     ax.view_init(elev=elev, azim=azim)
     ax.set_axis_off()
 
