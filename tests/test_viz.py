@@ -367,3 +367,22 @@ def test_rendered_samples_follow_the_dataset_contract(sphere):
     assert 0.1 < float(item["mask"].mean()) < 0.9 and set(item["mask"].unique().tolist()) <= {0.0, 1.0}
     v, _ = ds.cad_mesh(item["class_name"], item["cad_idx"])
     np.testing.assert_array_equal(v, sphere[0].numpy())
+
+
+@pytest.mark.parametrize("view, right", [((0.0, 0.0, 1.0), "red"), ((0.0, 0.0, -1.0), "blue")])
+def test_static_picture_keeps_handedness(view, right):
+    """Seen from +z (three.js default: x right, y up) +x is on the right; seen from -z it is on the left."""
+    v = viz.Viewer({"view": view})
+    v.add_points([[1.0, 0.0, 0.0]], c="red", shading={"point_shape": "square"})
+    v.add_points([[-1.0, 0.0, 0.0]], c="blue")
+    v.add_points([[0.0, 1.0, 0.0]], c="lime")
+    fig = v.to_matplotlib()
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+    where = {}
+    for name, (r, g, b) in {"red": (255, 0, 0), "blue": (0, 0, 255), "lime": (0, 255, 0)}.items():
+        ys, xs = np.nonzero(np.abs(img - [r, g, b]).max(-1) < 60)
+        where[name] = (xs.mean(), ys.mean())
+    left = "blue" if right == "red" else "red"
+    assert where[right][0] > where[left][0] + 20
+    assert where["lime"][1] < where["red"][1] - 20  # y up is up in the picture
