@@ -319,6 +319,7 @@ def test_dataset_browser_follows_the_slider():
     b.slider.value = 2  # as a user would
     assert b.item["id"] == "car_2" and len(b.viewer.objects[b.mesh_id].position) == 162
     assert b.image.value[:4] == b"\x89PNG" and "car_2" in b.title.value
+    assert viz.foreground_fraction(b.to_matplotlib()) > 0.05  # image, mask and mesh panels
     with pytest.raises(ValueError, match="non-empty"):
         widgets.DatasetBrowser([])
 
@@ -337,6 +338,7 @@ def test_reconstruction_comparer(sphere):
     assert obj.colorbar is not None and len(cmp.views["GT"].objects) == 2
     cmp.plane.value = False  # the checkbox itself
     assert all(len(view.objects) == 1 for view in cmp.views.values())
+    assert viz.foreground_fraction(cmp.to_matplotlib()) > 0.02
     cmp.mode.value = "l2r"
     np.testing.assert_allclose(cmp.views["baseline"].objects[cmp.ids["baseline"]].position,
                                widgets.mirror_symmetrize(noisy, "l2r"))
@@ -356,6 +358,7 @@ def test_symmetry_inspector(sphere):
     assert ins.select(1).max() > 0.1
     ins.choice.value = 2  # 180 degrees about z keeps the squashed sphere: x -> -x, y -> -y
     assert ins.error.max() < 1e-5 and len(ins.viewer.objects) == 2
+    assert viz.foreground_fraction(ins.to_matplotlib()) > 0.02
     empty = widgets.SymmetryInspector(v, f, [])
     assert empty.plane_id is None and "no symmetry" in empty.info.value
 
