@@ -42,9 +42,10 @@ def ensure_chromium() -> Path:
         if shutil.which("apt-get") is None or os.geteuid() != 0:
             pytest.skip("chromium is missing and cannot be apt-installed here (need root and apt-get)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        _run(["apt-get", "update"], 600, env=env)
-        _run(["apt-get", "install", "-y", "--no-install-recommends", "chromium", "fonts-liberation"], 900,
-             env=env)
+        lock = ["-o", "DPkg::Lock::Timeout=300"]  # wait for another apt run rather than fail
+        _run(["apt-get", *lock, "update"], 600, env=env)
+        _run(["apt-get", *lock, "install", "-y", "--no-install-recommends", "chromium", "fonts-liberation"],
+             900, env=env)
     return CHROMIUM
 
 
