@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             (Path(cfg.out_dir) / "checkpoint.pt").unlink(missing_ok=True)
         if name == next(iter(variants)):  # the untrained network and its mean shape (step 0)
             set_seed(cfg.train.seed)
-            untrained = ReconstructionNet(cfg.model)
+            untrained = ReconstructionNet(dataclasses.replace(cfg.model, img_size=cfg.data.img_size))
             t0 = time.perf_counter()
             df0 = evaluate(untrained, test_ds, EvalConfig(**{**dc["eval"], "save_meshes": 0}), progress=False)
             rows.append(summary_row("untrained", untrained, df0, 0, 0.0, time.perf_counter() - t0))
