@@ -17,12 +17,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from . import metrics as M
+from .align import icp
 from .model import ReconstructionNet, _smap_to, _symmetry_map, export_mesh, posthoc_symmetrize
 from .train import RenderConfig, collate, render_prediction
 
@@ -69,33 +69,10 @@ def angle_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a - b + 180) % 360 - 180).abs()
 
 
-def _icp_align(src: torch.Tensor, dst: torch.Tensor, iters: int = 30) -> torch.Tensor:
+def _icp_align(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """Align point set src (N, 3) onto dst (M, 3) by ICP with scale; returns the transformed src."""
-    try:
-        from .align import icp
-    except ImportError:  # symnb.align missing: minimal point-to-point ICP (Umeyama steps)
-        icp = None
-    if icp is not None:
-        res = icp(src, dst, with_scale=True)
-        T = res[0] if isinstance(res, tuple) else getattr(res, "transform", res)
-        if torch.is_tensor(T) and T.shape == (4, 4):
-            return src @ T[:3, :3].T.to(src) + T[:3, 3].to(src)
-    from scipy.spatial import cKDTree
-
-    x = src.double().numpy()
-    y = dst.double().numpy()
-    tree = cKDTree(y)
-    cur = x.copy()
-    for _ in range(iters):
-        _, idx = tree.query(cur)
-        p, q = cur, y[idx]
-        mp, mq = p.mean(0), q.mean(0)
-        U, S, Vt = np.linalg.svd((q - mq).T @ (p - mp))
-        D = np.diag([1, 1, np.sign(np.linalg.det(U @ Vt))])
-        R = U @ D @ Vt
-        s = (S * np.diag(D)).sum() / ((p - mp) ** 2).sum()
-        cur = s * (p - mp) @ R.T + mq
-    return torch.as_tensor(cur, dtype=src.dtype)
+    T = icp(src, dst, with_scale=True).transform.to(src)
+    return src @ T[:3, :3].T + T[:3, 3]
 
 
 @torch.no_grad()

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch3d.io import mtl_io
-from pytorch3d.renderer import MeshRasterizer, TexturesAtlas, TexturesUV
+from pytorch3d.renderer import TexturesUV
 from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 from tqdm.auto import tqdm
@@ -27,8 +26,7 @@ from tqdm.auto import tqdm
 from . import losses as L
 from .camera import to_pytorch3d
 from .model import ModelConfig, ReconstructionNet, save_model
-from .rasterizer import FastMeshRasterizer
-from .render import RenderSettings, silhouette_renderer
+from .render import RenderSettings, silhouette_renderer, uv_to_atlas
 from .utils import atomic_write, get_device, save_json, set_seed
 
 
@@ -192,15 +190,10 @@ def render_prediction(out: dict, settings: RenderConfig, img_size: int, texture_
     scale, trans, quat = camera if camera is not None else (out["scale"], out["trans"], out["quat"])
     cams = to_pytorch3d(scale, trans, quat)
     rs = RenderSettings(image_size=img_size, sigma=settings.sigma, gamma=settings.gamma,
-                        faces_per_pixel=settings.faces_per_pixel)
+                        faces_per_pixel=settings.faces_per_pixel, rasterizer=settings.rasterizer)
     renderer = silhouette_renderer(cams, rs)
-    raster = renderer.rasterizer
-    if settings.rasterizer == "fast" and not isinstance(raster, FastMeshRasterizer):
-        raster = FastMeshRasterizer(cameras=cams, raster_settings=raster.raster_settings)
-    elif settings.rasterizer == "stock":
-        raster = MeshRasterizer(cameras=cams, raster_settings=raster.raster_settings)
     meshes = Meshes(verts=list(verts), faces=[faces] * B)
-    frags = raster(meshes)
+    frags = renderer.rasterizer(meshes)
     sil = renderer.shader(frags, meshes)[..., 3]
     coverage = (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)
     result = {"silhouette": sil, "rgb": None, "coverage": coverage}
@@ -221,10 +214,9 @@ def make_textures(texture: torch.Tensor, verts_uvs: torch.Tensor, faces_uvs: tor
     maps = texture.permute(0, 2, 3, 1)
     if mode == "uv":
         return TexturesUV(maps=maps, faces_uvs=[faces_uvs] * B, verts_uvs=[verts_uvs] * B)
-    if mode == "atlas":
-        fv_uvs = verts_uvs[faces_uvs]  # (F, 3, 2)
-        atlas = [mtl_io.make_material_atlas(maps[b], fv_uvs, atlas_size) for b in range(B)]
-        return TexturesAtlas(atlas=atlas)
+    if mode == "atlas":  # fixed R x R crop per face, sampled like the renderer's atlas mode
+        uv = TexturesUV(maps=maps, faces_uvs=[faces_uvs] * B, verts_uvs=[verts_uvs] * B)
+        return uv_to_atlas(uv, atlas_size)
     raise ValueError(f"texture mode must be 'uv' or 'atlas', got {mode!r}")
 
 

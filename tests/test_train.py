@@ -111,6 +111,26 @@ def test_uv_and_atlas_textures_render_a_constant_colour(toy):
         make_textures(out["texture"], out["verts_uvs"], out["faces_uvs"], "voxel")
 
 
+def test_atlas_texture_converges_to_uv_texture(toy):
+    # a texture varying in both u and v: an atlas read upside down or mirrored would not converge
+    from symnb.model import ReconstructionNet
+
+    model = ReconstructionNet(tiny("x").model).eval()
+    out = model(collate([toy[i] for i in range(2)])["image"])
+    T, W = out["texture"].shape[-2:]
+    v = torch.linspace(0, 1, T).view(T, 1).expand(T, W)
+    u = torch.linspace(0, 1, W).view(1, W).expand(T, W)
+    out["texture"] = torch.stack([v, u, 1 - v], 0).expand_as(out["texture"]).contiguous()
+    settings = RenderConfig(sigma=0.0, faces_per_pixel=1)
+    uv = render_prediction(out, settings, 48, "uv")
+    cov = uv["coverage"][:, 0] > 0
+    errors = []
+    for R in (1, 8):
+        atlas = render_prediction(out, settings, 48, "atlas", atlas_size=R)
+        errors.append((atlas["rgb"] - uv["rgb"]).abs().permute(0, 2, 3, 1)[cov].mean().item())
+    assert errors[1] < errors[0] and errors[1] < 0.02, errors
+
+
 def test_fast_and_stock_rasterizer_give_the_same_silhouette(toy):
     from symnb.model import ReconstructionNet
 
