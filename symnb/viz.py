@@ -22,9 +22,7 @@ an image whose row 0 is its top (v = 1).
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +31,8 @@ from typing import Any
 import matplotlib
 import numpy as np
 
-from .utils import atomic_write
+from .viz_html import b64, save_html, standalone_html, three_js_source  # noqa: F401
+from .viz_static import draw_static, foreground_fraction, object_faces, rgb  # noqa: F401
 
 SETTINGS = {"width": 600, "height": 600, "background": "#ffffff", "fov": 30.0, "scale": 1.5,
             "antialias": True, "view": (0.6, 0.4, 1.0)}
@@ -83,11 +82,6 @@ def mesh_arrays(v, f=None) -> tuple[np.ndarray, np.ndarray | None]:
             raise ValueError(f"face indices span [{faces.min()}, {faces.max()}] but there are "
                              f"{len(verts)} vertices")
     return verts, faces
-
-
-def rgb(color) -> np.ndarray:
-    """(3,) float RGB in [0, 1] of a matplotlib colour (name, hex) or an RGB triple."""
-    return np.asarray(matplotlib.colors.to_rgb(color), dtype=np.float32)
 
 
 def scalar_colors(values, colormap="viridis", vmin=None, vmax=None) -> tuple[np.ndarray, float, float]:
@@ -513,7 +507,7 @@ class Viewer:
         diag = self._diag()
         for o in self.objects.values():
             sh = o.shading
-            d = {"kind": o.kind, "position": _b64(o.position, np.float32), "base_color": o.base_color,
+            d = {"kind": o.kind, "position": b64(o.position, np.float32), "base_color": o.base_color,
                  "opacity": float(sh["opacity"]), "flat": bool(sh["flat"]), "text": o.text,
                  "point_size": float(sh["point_size"] or 0.02 * diag),
                  "circle": sh["point_shape"] == "circle",
@@ -521,16 +515,16 @@ class Viewer:
                  "metalness": float(sh["metalness"]), "wireframe": bool(sh["wireframe"]),
                  "wire_color": matplotlib.colors.to_hex(sh["wire_color"])}
             if o.kind == "mesh":
-                d["index"] = _b64(o.index, np.uint32)
-                d["normal"] = _b64(vertex_normals(o.position, o.index), np.float32)
+                d["index"] = b64(o.index, np.uint32)
+                d["normal"] = b64(vertex_normals(o.position, o.index), np.float32)
                 if o.wireframe_edges() is not None:
-                    d["edges"] = _b64(o.wireframe_edges(), np.uint32)
+                    d["edges"] = b64(o.wireframe_edges(), np.uint32)
             if o.color is not None:
-                d["color"] = _b64(o.color, np.float32)
+                d["color"] = b64(o.color, np.float32)
             if o.uv is not None:
-                d["uv"] = _b64(o.uv, np.float32)
+                d["uv"] = b64(o.uv, np.float32)
                 h, w = o.texture.shape[:2]
-                d["texture"] = {"w": w, "h": h, "data": _b64(_rgba(o.texture[::-1]), np.uint8)}
+                d["texture"] = {"w": w, "h": h, "data": b64(_rgba(o.texture[::-1]), np.uint8)}
             objs.append(d)
         bars = [colorbar_html(*o.colorbar) for o in self.objects.values()
                 if o.colorbar is not None and o.shading["colorbar"]]
@@ -548,26 +542,13 @@ class Viewer:
 
     def save(self, filename: str | os.PathLike = "viewer.html") -> Path:
         """Write :meth:`to_html` to ``filename`` (".html" appended if missing), atomically."""
-        return _save_html(self.to_html(), filename)
+        return save_html(self.to_html(), filename)
 
     def to_matplotlib(self, ax=None, elev: float | None = None, azim: float | None = None,
                       figsize=(5, 5), title: str | None = None):
         """Draw the scene with matplotlib (headless); returns the Figure."""
-        return _draw_static([[self]], axes=None if ax is None else np.array([[ax]]), elev=elev, azim=azim,
+        return draw_static([[self]], axes=None if ax is None else np.array([[ax]]), elev=elev, azim=azim,
                             figsize=figsize, titles=[[title]])
-
-
-def _b64(a: np.ndarray, dtype) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode("ascii")
-
-
-def _save_html(text: str, filename) -> Path:
-    path = Path(filename)
-    if path.suffix != ".html":
-        path = path.with_name(path.name + ".html")
-    with atomic_write(path) as fh:
-        fh.write(text)
-    return path
 
 
 # ----------------------------------------------------------------------------- meshplot entry points
@@ -685,13 +666,13 @@ class Subplot:
                                col_labels=self.col_labels)
 
     def save(self, filename: str | os.PathLike = "subplot.html") -> Path:
-        return _save_html(self.to_html(), filename)
+        return save_html(self.to_html(), filename)
 
     def to_matplotlib(self, elev=None, azim=None, cell_size: float = 3.0):
         titles = [[None] * self.shape[1] for _ in range(self.shape[0])]
         if self.col_labels:
             titles[0] = [str(t) for t in self.col_labels]
-        fig = _draw_static(self.views, elev=elev, azim=azim, titles=titles,
+        fig = draw_static(self.views, elev=elev, azim=azim, titles=titles,
                            figsize=(cell_size * self.shape[1], cell_size * self.shape[0]))
         if self.row_labels:
             for r, label in enumerate(self.row_labels):
@@ -780,10 +761,12 @@ def plot_symmetry_plane(view: Viewer, symmetry=None, normal=(1.0, 0.0, 0.0), poi
 def distance_to_mesh(points, verts, faces=None) -> np.ndarray:
     """Per-point Euclidean distance (N,) from ``points`` (N, 3) to a triangle mesh's surface.
 
-    Exact point-to-triangle distances through PyTorch3D's ``point_face_distance``; with
+    Exact point-to-triangle distances (:func:`symnb.geometry.point_mesh_closest`); with
     ``faces=None`` the distance to the nearest of ``verts`` (a point cloud, scipy KD-tree).
     """
     import torch
+
+    from .geometry import point_mesh_closest
 
     pts, _ = mesh_arrays(points)
     v, f = mesh_arrays(verts, faces)
@@ -791,21 +774,19 @@ def distance_to_mesh(points, verts, faces=None) -> np.ndarray:
         from scipy.spatial import cKDTree
 
         return cKDTree(v).query(pts)[0].astype(np.float32)
-    from pytorch3d.loss.point_mesh_distance import point_face_distance
-
-    tris = torch.from_numpy(v)[torch.from_numpy(f)]
-    first = torch.zeros(1, dtype=torch.int64)
-    d2 = point_face_distance(torch.from_numpy(pts), first, tris, first, len(pts))
-    return d2.clamp_min(0).sqrt().numpy()
+    dist = point_mesh_closest(torch.from_numpy(pts), torch.from_numpy(v), torch.from_numpy(f).long())[0]
+    return dist.numpy().astype(np.float32)
 
 
 def reflect(verts, normal=(1.0, 0.0, 0.0), point=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """Mirror ``verts`` (N, 3) across the plane through ``point`` with ``normal``."""
+    """Mirror ``verts`` (N, 3) across the plane through ``point`` with ``normal`` (numpy in, numpy out)."""
+    import torch
+
+    from .symmetry import reflect as reflect_torch
+
     v, _ = mesh_arrays(verts)
-    n = as_numpy(normal, np.float64).reshape(3)
-    n = n / np.linalg.norm(n)
-    d = (v - as_numpy(point, np.float64).reshape(3)) @ n
-    return (v - 2 * d[:, None] * n).astype(np.float32)
+    n, p = as_numpy(normal, np.float64).reshape(3), as_numpy(point, np.float64).reshape(3)
+    return reflect_torch(torch.from_numpy(v).double(), n, p).numpy().astype(np.float32)
 
 
 def symmetry_error(verts, faces, normal=(1.0, 0.0, 0.0), point=(0.0, 0.0, 0.0)) -> np.ndarray:
@@ -854,239 +835,8 @@ def mesh_table(meshes, row_labels=None, col_labels=None, colors=None, shading: d
     return grid
 
 
-# ----------------------------------------------------------------------------- static (matplotlib)
-def _object_faces(o: SceneObject, light: np.ndarray):
-    """Triangles (F, 3, 3) and their shaded RGBA (F, 4) for matplotlib."""
-    tris = o.position[o.index]
-    if o.uv is not None:
-        uvc = o.uv[o.index].mean(1)
-        h, w = o.texture.shape[:2]
-        rows = np.clip(((1 - uvc[:, 1]) * (h - 1)).round().astype(int), 0, h - 1)
-        cols = np.clip((uvc[:, 0] * (w - 1)).round().astype(int), 0, w - 1)
-        base = o.texture[rows, cols].astype(np.float32) / 255
-    elif o.color is not None:
-        base = o.color[o.index].mean(1)
-    else:
-        base = np.broadcast_to(rgb(o.base_color), (len(tris), 3))
-    n = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    lambert = np.abs(n @ light)  # two-sided, as the widget's DoubleSide material
-    rgb_ = np.clip(base * (0.45 + 0.55 * lambert[:, None]), 0, 1)
-    return tris, np.concatenate([rgb_, np.full((len(tris), 1), o.shading["opacity"])], 1)
-
-
-def _draw_view(ax, view: Viewer, elev=None, azim=None) -> None:
-    from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
-
-    cam = view.camera()
-    d = np.asarray(cam["position"]) - np.asarray(cam["target"])
-    d /= np.linalg.norm(d)
-    # matplotlib's axes are z-up: show the y-up world rotated by (x, y, z) -> (x, -z, y) (a rotation,
-    # so the picture is not mirrored), seen from the viewer's camera direction, lit by a headlight
-    swap = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float32)
-    ds = swap @ d
-    elev = np.degrees(np.arcsin(np.clip(ds[2], -1, 1))) if elev is None else elev
-    azim = np.degrees(np.arctan2(ds[1], ds[0])) if azim is None else azim
-    light = d.astype(np.float32)  # world frame, like the triangles' normals
-    ax.set_facecolor(view.settings["background"])
-    for o in view.objects.values():
-        if o.kind == "mesh":
-            tris, fc = _object_faces(o, light)
-            pc = Poly3DCollection(tris @ swap.T, facecolors=fc, edgecolors="none")
-            if o.shading["wireframe"]:
-                pc.set_edgecolor(matplotlib.colors.to_rgba(o.shading["wire_color"], 0.6))
-                pc.set_linewidth(0.3)
-            ax.add_collection3d(pc)
-        elif o.kind == "points":
-            p = o.position @ swap.T
-            ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=o.color if o.color is not None else o.base_color,
-                       s=12, depthshade=False)
-        elif o.kind == "lines":
-            seg = (o.position @ swap.T).reshape(-1, 2, 3)
-            col = o.color[::2] if o.color is not None else o.base_color
-            ax.add_collection3d(Line3DCollection(seg, colors=col, linewidths=o.shading["line_width"] * 1.5))
-        else:
-            p = o.position[0] @ swap.T
-            ax.text(*p, o.text, color=o.base_color)
-    lo, hi = view._bounds()
-    c = (lo + hi) / 2 @ swap.T
-    half = np.maximum(np.abs((hi - lo) @ swap.T) / 2, 0.02 * np.max(hi - lo) + 1e-9)  # equal scale
-    ax.set_xlim(c[0] - half[0], c[0] + half[0])
-    ax.set_ylim(c[1] - half[1], c[1] + half[1])
-    ax.set_zlim(c[2] - half[2], c[2] + half[2])
-    ax.set_box_aspect(tuple(half), zoom=0.9)
-    ax.view_init(elev=elev, azim=azim)
-    ax.set_axis_off()
-
-
-def _draw_static(views, axes=None, elev=None, azim=None, figsize=(5, 5), titles=None):
-    import matplotlib.pyplot as plt
-
-    rows, cols = len(views), max(len(r) for r in views)
-    if axes is None:
-        fig = plt.figure(figsize=figsize)
-        axes = np.array([[fig.add_subplot(rows, cols, r * cols + c + 1, projection="3d")
-                          for c in range(cols)] for r in range(rows)])
-    fig = axes.flat[0].figure
-    for r in range(rows):
-        for c in range(cols):
-            ax = axes[r, c]
-            view = views[r][c] if c < len(views[r]) else None
-            if view is None:
-                ax.set_axis_off()
-                continue
-            _draw_view(ax, view, elev, azim)
-            if titles and titles[r][c]:
-                ax.set_title(titles[r][c], fontsize=9)
-            bars = [o.colorbar for o in view.objects.values() if o.colorbar and o.shading["colorbar"]]
-            for cmap, lo, hi in bars[:1]:
-                sm = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(lo, hi), cmap)
-                fig.colorbar(sm, ax=ax, orientation="horizontal", fraction=0.04, pad=0.0)
-    return fig
-
-
 def render_static(verts, faces=None, c=None, uv=None, shading: dict | None = None, texture_data=None,
                   elev: float | None = None, azim: float | None = None, figsize=(5, 5), title=None):
     """A static matplotlib Figure of one mesh / point cloud / edge set (same arguments as :func:`plot`)."""
     view = plot(verts, faces, c, uv, shading=shading, texture_data=texture_data, display=False)
     return view.to_matplotlib(elev=elev, azim=azim, figsize=figsize, title=title)
-
-
-def foreground_fraction(fig, background="#ffffff", tol: float = 0.02) -> float:
-    """Fraction of a Figure's pixels that differ from ``background`` (a check that something was drawn)."""
-    fig.canvas.draw()
-    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32) / 255
-    return float((np.abs(img - rgb(background)).max(-1) > tol).mean())
-
-
-# ----------------------------------------------------------------------------- standalone HTML
-def three_js_source() -> str:
-    """The three.js build (r97) bundled inside the pythreejs wheel (no network needed)."""
-    import pythreejs
-
-    path = Path(pythreejs.__file__).parent / "static" / "three.js"
-    if not path.is_file():
-        raise FileNotFoundError(f"three.js not found at {path}; reinstall pythreejs>=2.4")
-    return path.read_text()
-
-
-def standalone_html(views, title: str = "symnb viewer", row_labels=None, col_labels=None) -> str:
-    """One HTML page drawing a grid of viewers with three.js inlined (drag rotates, wheel zooms).
-
-    After the first frame ``window.symnbRendered`` holds the number of views drawn.
-    """
-    cells = []
-    for r, row in enumerate(views):
-        for c, view in enumerate(row):
-            cells.append({"row": r, "col": c, "scene": None if view is None else view.scene_json()})
-    data = {"cells": cells, "rows": len(views), "cols": max(len(r) for r in views),
-            "row_labels": [str(x) for x in row_labels] if row_labels else None,
-            "col_labels": [str(x) for x in col_labels] if col_labels else None}
-    payload = json.dumps(data).replace("</", "<\\/")
-    return (_PAGE.replace("__TITLE__", html.escape(title))
-            .replace("__THREE__", three_js_source().replace("</script", "<\\/script"))
-            .replace("__DATA__", payload))
-
-
-_PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>__TITLE__</title>
-<style>body{font:13px sans-serif;margin:8px} .grid{display:grid;gap:6px;align-items:center}
-canvas{display:block;cursor:grab} .symnb-cell{outline:1px solid #ddd} .label{font-weight:bold}</style></head>
-<body><div id="symnb-grid" class="grid"></div>
-<script>__THREE__</script>
-<script>
-(function () {
-  var D = __DATA__;
-  function dec(s, T) { var b = atob(s), u = new Uint8Array(b.length);
-    for (var i = 0; i < b.length; i++) u[i] = b.charCodeAt(i);
-    return new T(u.buffer); }
-  var gl = new THREE.WebGLRenderer({antialias: true, preserveDrawingBuffer: true, alpha: false});
-  function disc() { var n = 32, d = new Uint8Array(n * n * 4);
-    for (var i = 0; i < n; i++) for (var j = 0; j < n; j++) {
-      var r = Math.hypot(i - (n - 1) / 2, j - (n - 1) / 2) <= n / 2 ? 255 : 0;
-      for (var k = 0; k < 4; k++) d[(i * n + j) * 4 + k] = r; }
-    var t = new THREE.DataTexture(d, n, n, THREE.RGBAFormat); t.needsUpdate = true;
-    t.minFilter = THREE.LinearFilter; t.generateMipmaps = false; return t; }
-  function build(o) {
-    var g = new THREE.BufferGeometry(), vc = !!o.color;
-    g.addAttribute('position', new THREE.BufferAttribute(dec(o.position, Float32Array), 3));
-    if (vc) g.addAttribute('color', new THREE.BufferAttribute(dec(o.color, Float32Array), 3));
-    var col = vc ? 0xffffff : new THREE.Color(o.base_color);
-    var vcs = vc ? THREE.VertexColors : THREE.NoColors;
-    if (o.kind === 'mesh') {
-      g.setIndex(new THREE.BufferAttribute(dec(o.index, Uint32Array), 1));
-      g.addAttribute('normal', new THREE.BufferAttribute(dec(o.normal, Float32Array), 3));
-      var p = {color: col, vertexColors: vcs, side: THREE.DoubleSide, flatShading: o.flat,
-        roughness: o.roughness, metalness: o.metalness, transparent: o.opacity < 1, opacity: o.opacity,
-        depthWrite: o.opacity >= 1, polygonOffset: true, polygonOffsetFactor: 1, polygonOffsetUnits: 5};
-      if (o.uv) {
-        g.addAttribute('uv', new THREE.BufferAttribute(dec(o.uv, Float32Array), 2));
-        var t = new THREE.DataTexture(dec(o.texture.data, Uint8Array), o.texture.w, o.texture.h,
-                                      THREE.RGBAFormat);
-        t.minFilter = THREE.LinearFilter; t.generateMipmaps = false; t.needsUpdate = true;
-        p.map = t; p.color = 0xffffff; }
-      var m = new THREE.Mesh(g, new THREE.MeshStandardMaterial(p));
-      if (o.edges) {
-        var e = dec(o.edges, Uint32Array), pos = dec(o.position, Float32Array);
-        var s = new Float32Array(e.length * 3);
-        for (var i = 0; i < e.length; i++) for (var k = 0; k < 3; k++) s[3 * i + k] = pos[3 * e[i] + k];
-        var wg = new THREE.BufferGeometry(); wg.addAttribute('position', new THREE.BufferAttribute(s, 3));
-        var wm = new THREE.LineBasicMaterial({color: new THREE.Color(o.wire_color)});
-        m.add(new THREE.LineSegments(wg, wm)); }
-      return m; }
-    if (o.kind === 'points') {
-      var pm = {size: o.point_size, color: col, vertexColors: vcs, sizeAttenuation: true};
-      if (o.circle) { pm.map = disc(); pm.alphaTest = 0.5; pm.transparent = true; }
-      return new THREE.Points(g, new THREE.PointsMaterial(pm)); }
-    if (o.kind === 'lines')
-      return new THREE.LineSegments(g, new THREE.LineBasicMaterial({color: col, vertexColors: vcs}));
-    var c = document.createElement('canvas'), ctx = c.getContext('2d');
-    c.width = Math.pow(2, Math.ceil(Math.log2(40 * Math.max(o.text.length, 1) + 16))); c.height = 64;
-    ctx.font = '56px sans-serif'; ctx.fillStyle = o.base_color; ctx.textBaseline = 'middle';
-    ctx.textAlign = 'center'; ctx.fillText(o.text, c.width / 2, 32);
-    var sp = new THREE.Sprite(new THREE.SpriteMaterial({map: new THREE.CanvasTexture(c), transparent: true}));
-    var xyz = dec(o.position, Float32Array); sp.position.set(xyz[0], xyz[1], xyz[2]);
-    sp.scale.set(o.text_size * c.width / c.height, o.text_size, 1); return sp; }
-  function view(S, host) {
-    var scene = new THREE.Scene(); scene.background = new THREE.Color(S.background);
-    var C = S.camera, cam = new THREE.PerspectiveCamera(C.fov, S.width / S.height, C.near, C.far);
-    var target = new THREE.Vector3().fromArray(C.target);
-    cam.position.fromArray(C.position); cam.up.fromArray(C.up); cam.lookAt(target);
-    var light = new THREE.DirectionalLight(0xffffff, 0.6); light.position.set(0, 0, 1); cam.add(light);
-    scene.add(cam); scene.add(new THREE.AmbientLight(0xffffff, 0.5));
-    S.objects.forEach(function (o) { scene.add(build(o)); });
-    var canvas = document.createElement('canvas'); canvas.width = S.width; canvas.height = S.height;
-    canvas.className = 'symnb-view'; host.appendChild(canvas);
-    S.colorbars.forEach(function (b) { host.insertAdjacentHTML('beforeend', b); });
-    var ctx = canvas.getContext('2d');
-    function draw() {
-      gl.setSize(S.width, S.height); gl.render(scene, cam); ctx.drawImage(gl.domElement, 0, 0); }
-    var drag = null, off = new THREE.Spherical();
-    canvas.addEventListener('mousedown', function (e) { drag = [e.clientX, e.clientY]; });
-    window.addEventListener('mouseup', function () { drag = null; });
-    window.addEventListener('mousemove', function (e) { if (!drag) return;
-      off.setFromVector3(cam.position.clone().sub(target));
-      off.theta -= (e.clientX - drag[0]) * 0.01;
-      off.phi = Math.min(Math.PI - 1e-3, Math.max(1e-3, off.phi - (e.clientY - drag[1]) * 0.01));
-      drag = [e.clientX, e.clientY];
-      cam.position.setFromSpherical(off).add(target); cam.lookAt(target); draw(); });
-    canvas.addEventListener('wheel', function (e) { e.preventDefault();
-      var d = cam.position.clone().sub(target).multiplyScalar(e.deltaY > 0 ? 1.1 : 1 / 1.1);
-      cam.position.copy(target).add(d); draw(); }, {passive: false});
-    draw(); }
-  var grid = document.getElementById('symnb-grid'), lab = D.row_labels ? 1 : 0;
-  grid.style.gridTemplateColumns = 'repeat(' + (D.cols + lab) + ', max-content)';
-  function label(t) { var d = document.createElement('div'); d.className = 'label'; d.textContent = t || '';
-    grid.appendChild(d); }
-  if (D.col_labels) { if (lab) label(''); D.col_labels.forEach(label); }
-  var n = 0;
-  for (var r = 0; r < D.rows; r++) {
-    if (lab) label(D.row_labels[r]);
-    for (var c = 0; c < D.cols; c++) {
-      var host = document.createElement('div'); host.className = 'symnb-cell'; grid.appendChild(host);
-      var cell = D.cells.filter(function (x) { return x.row === r && x.col === c; })[0];
-      if (cell && cell.scene) { view(cell.scene, host); n++; } } }
-  window.symnbRendered = n;
-})();
-</script></body></html>
-"""

@@ -243,7 +243,7 @@ def test_texture_rows_flip_for_three_js(sphere):
     data = _decode(tex["data"], np.uint8).reshape(tex["h"], tex["w"], 4)
     assert (data[-1, :, :3] == 255).all() and (data[0, :, :3] == 0).all()  # v = 1 (top) is the last row
     top = viz.plot(v, f, uv=np.tile([[0.5, 1.0]], (len(v), 1)), texture_data=img, display=False)
-    _, colours = viz._object_faces(top.objects[0], np.array([0.0, 0.0, 1.0], np.float32))
+    _, colours = viz.object_faces(top.objects[0], np.array([0.0, 0.0, 1.0], np.float32))
     assert colours[:, :3].min() > 0.4  # sampled from the white top row, then shaded
 
 
