@@ -44,7 +44,15 @@ def check_pytorch3d(import_module=importlib.import_module) -> None:
 
 check_pytorch3d()
 
-from .utils import atomic_write, get_device, load_json, save_json, set_seed  # noqa: E402
+from .utils import (  # noqa: E402
+    atomic_write,
+    get_device,
+    load_json,
+    project_root,
+    save_json,
+    set_seed,
+    use_project_root,
+)
 
 __all__ = [
     "REQUIRED_STACK",
@@ -52,6 +60,8 @@ __all__ = [
     "check_pytorch3d",
     "get_device",
     "load_json",
+    "project_root",
     "save_json",
     "set_seed",
+    "use_project_root",
 ]

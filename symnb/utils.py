@@ -23,6 +23,28 @@ def set_seed(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
+def project_root(start: str | os.PathLike | None = None) -> Path | None:
+    """The symnb checkout containing `start` (default: the working directory), or None.
+
+    A checkout is a folder holding both ``pyproject.toml`` and the ``symnb/`` package.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file() and (d / "symnb").is_dir():
+            return d
+    return None
+
+
+def use_project_root() -> Path:
+    """Change to the checkout's root so that notebooks' relative paths (configs/, data/, build/) work
+    wherever the notebook runs from: ``nbs/`` in JupyterLab, papermill, or nbval's copies in ``build/``.
+    Outside a checkout the working directory is left as it is. Returns the working directory."""
+    root = project_root()
+    if root is not None:
+        os.chdir(root)
+    return Path.cwd()
+
+
 def get_device(device: str | None = None) -> torch.device:
     """The requested device, or CUDA when available, else CPU."""
     if device is not None and device != "auto":

@@ -92,3 +92,12 @@ def test_every_notebook_has_a_papermill_test(nb):
 def test_ruff_is_clean():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_use_project_root_finds_the_checkout_from_a_subfolder(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT / "nbs")
+    assert symnb.project_root() == ROOT
+    assert symnb.use_project_root() == ROOT and Path.cwd() == ROOT
+    monkeypatch.chdir(tmp_path)  # outside any checkout: the working directory stays
+    assert symnb.project_root() is None
+    assert symnb.use_project_root() == tmp_path.resolve()
