@@ -21,6 +21,15 @@ import torch
 from scipy.spatial import cKDTree
 
 from .detect import Symmetry, detect_symmetries  # noqa: F401  (re-exported: symnb.symmetry API)
+from .symgroup import (  # noqa: F401  (re-exported: symnb.symmetry API)
+    GroupMap,
+    group_expand,
+    group_map,
+    group_symmetrize,
+    group_symmetry_error,
+    invariant_dimension,
+    symmetry_group,
+)
 
 MODES = ("l2r", "r2l", "cent")
 REPRESENTATIONS = ("none", "reflection", "two_planes", "rotation")
@@ -138,17 +147,20 @@ def _mode_codes(smap: SymmetryMap, mode) -> torch.Tensor:
     return codes[smap.slices]
 
 
-def symmetrize(verts: torch.Tensor, smap: SymmetryMap, mode="cent") -> torch.Tensor:
+def symmetrize(verts: torch.Tensor, smap: SymmetryMap | GroupMap, mode="cent") -> torch.Tensor:
     """Make vertex positions exactly symmetric (differentiable).
 
     Args:
         verts: (..., V, 3) float, V = smap.n_verts.
-        smap: the template's SymmetryMap.
+        smap: the template's SymmetryMap (one plane), or a GroupMap (any representation; then
+            `group_symmetrize`: mode "cent" = group average, "copy"/"l2r" = representatives copied).
         mode: "l2r" (left side kept, right = mirror of left), "r2l", "cent" (average of each
             vertex and its mirrored counterpart), or a list of such modes, one per slice.
     Returns:
         (..., V, 3) symmetric positions; plane vertices are projected onto the plane.
     """
+    if isinstance(smap, GroupMap):
+        return group_symmetrize(verts, smap, mode)
     if verts.shape[-2:] != (smap.n_verts, 3):
         raise ValueError(f"symmetrize: verts must be (..., {smap.n_verts}, 3), got {tuple(verts.shape)}")
     n, p = smap.normal.to(verts), smap.point.to(verts)
@@ -162,15 +174,18 @@ def symmetrize(verts: torch.Tensor, smap: SymmetryMap, mode="cent") -> torch.Ten
     return torch.where(copy[:, None], mirrored, out)
 
 
-def expand(half: torch.Tensor, smap: SymmetryMap) -> torch.Tensor:
+def expand(half: torch.Tensor, smap: SymmetryMap | GroupMap) -> torch.Tensor:
     """Independent vertices -> the full exactly-symmetric mesh (differentiable).
 
     Args:
         half: (..., K, 3) positions of `smap.independent` (left side and plane vertices).
+        smap: a SymmetryMap, or a GroupMap (then `group_expand`).
     Returns:
         (..., V, 3): left vertices as given, right vertices mirrored from their counterparts, plane
         vertices projected onto the plane (x = 0 for the default plane).
     """
+    if isinstance(smap, GroupMap):
+        return group_expand(half, smap)
     K = len(smap.independent)
     if half.shape[-2:] != (K, 3):
         raise ValueError(f"expand: half must be (..., {K}, 3), got {tuple(half.shape)}")
@@ -184,20 +199,26 @@ def expand(half: torch.Tensor, smap: SymmetryMap) -> torch.Tensor:
     return torch.where(side < 0, mirrored, torch.where(side == 0, (full + mirrored) / 2, full))
 
 
-def n_free_params(smap: SymmetryMap, representation="reflection", order: int | None = None) -> int:
+def n_free_params(smap: SymmetryMap | GroupMap, representation="reflection", order: int | None = None) -> int:
     """Number of free vertex coordinates of a template under a representation.
 
     * "none": 3 V.
     * "reflection": 3 per left vertex + 2 per plane vertex (x fixed to 0).
-    * "two_planes": planes x = 0 and z = 0; 3 per vertex in the open quadrant, 2 per vertex on
-      one plane, 1 per vertex on both (the y axis).
-    * "rotation" with `order` n >= 2 about y: 3 per orbit of off-axis vertices (V_off / n orbits,
-      rounded up) + 1 per axis vertex; order 0 (continuous): 2 (radius, height) per distinct
-      (height, radius) ring + 1 per axis vertex.
+    * "two_planes" (planes x = 0 and z = 0) and "rotation" with `order` n >= 2 about y: the number
+      of free scalars of `group_expand`, sum over orbits of the dimension fixed by the
+      representative's stabiliser: 3 per vertex orbit off the symmetry elements, 2 per orbit on one
+      plane, 1 per vertex on the y axis. The template must be invariant (ValueError otherwise:
+      use `templates.template_for(representation, n_verts, order)`).
+    * "rotation" with order 0 (continuous): 2 (radius, height) per distinct (height, radius) ring
+      + 1 per axis vertex (no finite group; the template needs no particular symmetry).
 
     Args:
+        smap: a SymmetryMap (its `template` positions are used for the group counts) or a
+            GroupMap (its own count `n_params` is returned; the other arguments are ignored).
         representation: a name or a `Representation` (its name and order are used).
     """
+    if isinstance(smap, GroupMap):
+        return smap.n_params
     if isinstance(representation, Representation):
         order = representation.order if order is None else order
         representation = representation.name
@@ -210,28 +231,16 @@ def n_free_params(smap: SymmetryMap, representation="reflection", order: int | N
         return 3 * int((smap.side > 0).sum()) + 2 * int(smap.on_plane.sum())
     if smap.template is None:
         raise ValueError(f"n_free_params({representation!r}) needs the template positions in smap")
+    if representation == "rotation" and order is None:
+        raise ValueError("n_free_params('rotation') needs the rotation order (n >= 2, or 0 for continuous)")
+    if representation == "two_planes" or order != 0:
+        return group_map(smap.template, representation, order).n_params
     v = smap.template.double()
     eps = 1e-6 * float((v.amax(0) - v.amin(0)).norm())
-    on_x = v[:, 0].abs() <= eps
-    on_z = v[:, 2].abs() <= eps
-    if representation == "two_planes":
-        both = on_x & on_z
-        one = on_x ^ on_z
-        quad = (v[:, 0] > eps) & (v[:, 2] > eps)
-        return 3 * int(quad.sum()) + 2 * int((one & (v[:, 0] >= -eps) & (v[:, 2] >= -eps)).sum()) + int(
-            both.sum()
-        )
-    axis = on_x & on_z
-    n_axis = int(axis.sum())
-    if order is None:
-        raise ValueError("n_free_params('rotation') needs the rotation order (n >= 2, or 0 for continuous)")
-    if order == 0:
-        r = v[~axis][:, [0, 2]].norm(dim=1)
-        key = torch.stack([v[~axis][:, 1], r], 1).div(eps * 10).round()
-        return 2 * len(torch.unique(key, dim=0)) + n_axis
-    if order < 2:
-        raise ValueError(f"rotation order must be 0 or >= 2, got {order}")
-    return 3 * math.ceil(int((~axis).sum()) / order) + n_axis
+    axis = (v[:, 0].abs() <= eps) & (v[:, 2].abs() <= eps)
+    r = v[~axis][:, [0, 2]].norm(dim=1)
+    key = torch.stack([v[~axis][:, 1], r], 1).div(eps * 10).round()
+    return 2 * len(torch.unique(key, dim=0)) + int(axis.sum())
 
 
 # ------------------------------------------------------------------------------------ representation
@@ -406,30 +415,29 @@ def canonicalize(verts: torch.Tensor, faces: torch.Tensor, tol: float = 0.02):
 
 
 def parameter_table(n_verts: int = 642, orders=(2, 5, 8, 0)):
-    """Free vertex coordinates of each representation on sphere templates of about `n_verts`.
+    """Free vertex coordinates of each representation on a sphere template of about `n_verts`.
 
-    Reflection and two planes use the geodesic template; n-fold rotations a uv template whose
-    meridian count is a multiple of n (the geodesic one for n = 5). Returns a pandas DataFrame with
-    columns representation, order, template, n_verts, n_params, ratio (to "none").
+    Each representation uses a template invariant under its group (`templates.template_for`):
+    the geodesic sphere (mirror x = 0, 5-fold about y) for none, reflection and 5-fold; the geodesic
+    sphere with the icosahedron's coordinate planes (x = 0, y = 0, z = 0) for two planes and
+    2-fold; uv spheres with a meridian count divisible by n for the other orders (and the
+    continuous rotation). Counts are `n_free_params`, i.e. those used by `expand`/`group_expand`.
+    Returns a pandas DataFrame with columns representation, order, template, n_verts, n_params,
+    ratio (to 3 n_verts).
     """
     import pandas as pd
 
-    from .templates import sphere_template
+    from .templates import template_family, template_for
 
-    v, _ = sphere_template(n_verts)
-    sm = symmetry_map(v)
-    rows = [("none", 1, "geodesic", sm), ("reflection", 1, "geodesic", sm), ("two_planes", 1, "geodesic", sm)]
-    for n in orders:
-        if n == 5:
-            rows.append(("rotation", 5, "geodesic", sm))
-        else:
-            vu, _ = sphere_template(n_verts, family="uv", n_fold=max(n, 1))
-            rows.append(("rotation", n, "uv", symmetry_map(vu)))
+    rows = [("none", 1), ("reflection", 1), ("two_planes", 1)] + [("rotation", n) for n in orders]
     out = []
-    for name, order, family, smap in rows:
-        k = n_free_params(smap, name, order=order if name == "rotation" else None)
-        out.append(dict(representation=name, order=order, template=family, n_verts=smap.n_verts, n_params=k,
-                        ratio=k / (3 * smap.n_verts)))
+    for name, order in rows:
+        v, _ = template_for(name, n_verts, order=order)
+        family = template_family(name, order)
+        sm = symmetry_map(v)
+        k = n_free_params(sm, name, order=order if name == "rotation" else None)
+        out.append(dict(representation=name, order=order, template=family, n_verts=len(v), n_params=k,
+                        ratio=k / (3 * len(v))))
     return pd.DataFrame(out)
 
 

@@ -8,11 +8,17 @@ Two families:
   frequency f and round(f sqrt 2) give about 2x the vertices). It is oriented with a 5-fold axis
   of the icosahedron along y and a mirror plane at x = 0, so it has the reflection x -> -x
   (bit-exact, enforced after construction) and 5-fold rotations about y (to float rounding).
-  Triangles are near-equilateral everywhere.
+  Triangles are near-equilateral everywhere. With `orientation="planes"` it keeps the
+  icosahedron's coordinate planes instead: bit-exact mirrors x = 0, y = 0 and z = 0 (so the
+  two-planes group x = 0, z = 0 and the 2-fold rotation about y), no 5-fold axis.
 * **uv**: a latitude/longitude sphere with `n_lat` bands and `n_lon` meridians,
   V = (n_lat - 1) n_lon + 2. With an even `n_lon` the meridians are arranged symmetrically about
   x = 0 (bit-exact mirror); rotations by 2 pi / n about y map vertices onto vertices for every n
-  dividing `n_lon` (exact up to float rounding). Used for n-fold rotation representations.
+  dividing `n_lon` (exact up to float rounding); z = 0 is a bit-exact mirror as well. Used for
+  n-fold rotation representations.
+
+`template_for(representation, n_verts, order)` returns a template invariant under the group of a
+representation (see `symnb.symgroup`).
 
 All templates are unit spheres centred at the origin with outward (counter-clockwise) faces.
 """
@@ -33,7 +39,7 @@ def geodesic_n_verts(frequency: int) -> int:
     return 10 * frequency * frequency + 2
 
 
-def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
+def _icosahedron(orientation: str = "five_fold") -> tuple[np.ndarray, np.ndarray]:
     p = GOLDEN
     v = np.array(
         [[-1, p, 0], [1, p, 0], [-1, -p, 0], [1, -p, 0], [0, -1, p], [0, 1, p],
@@ -47,6 +53,10 @@ def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
         dtype=np.int64,
     )
     v /= np.linalg.norm(v, axis=1, keepdims=True)
+    if orientation == "planes":  # the coordinate planes are mirror planes of this placement
+        return v, f
+    if orientation != "five_fold":
+        raise ValueError(f"unknown geodesic orientation {orientation!r} (use 'five_fold' or 'planes')")
     # vertex (0, 1, p) lies in the mirror plane x = 0: rotate it about x onto +y
     ang = math.atan2(p, 1.0)  # angle of (y, z) = (1, p) from +y
     c, s = math.cos(ang), math.sin(ang)
@@ -70,14 +80,18 @@ def mirror_indices(verts: np.ndarray, normal=(1.0, 0.0, 0.0), tol: float = 1e-6)
     return idx
 
 
-def _make_exact_mirror(v: np.ndarray) -> np.ndarray:
-    """Make the x -> -x mirror bit-exact: right copies of left vertices, plane vertices at x = 0."""
-    mirror = mirror_indices(v, tol=1e-6)
+def _make_exact_mirror(v: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Make the mirror of coordinate `axis` (x by default) bit-exact: negative-side vertices are
+    negated copies of their positive-side counterparts, plane vertices get coordinate 0. Applying
+    it for several commuting mirror planes keeps the earlier ones exact."""
+    flip = np.ones(3)
+    flip[axis] = -1.0
+    mirror = mirror_indices(v, normal=np.eye(3)[axis], tol=1e-6)
     v = v.copy()
     on_plane = mirror == np.arange(len(v))
-    v[on_plane, 0] = 0.0
-    right = (~on_plane) & (v[:, 0] < 0)
-    v[right] = v[mirror[right]] * np.array([-1.0, 1.0, 1.0])
+    v[on_plane, axis] = 0.0
+    neg = (~on_plane) & (v[:, axis] < 0)
+    v[neg] = v[mirror[neg]] * flip
     return v
 
 
@@ -89,11 +103,16 @@ def _orient_outward(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     return f
 
 
-def geodesic_sphere(frequency: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frequency-f geodesic icosphere: (V, 3) float32 with V = 10 f^2 + 2, faces (20 f^2, 3) long."""
+def geodesic_sphere(frequency: int, orientation: str = "five_fold") -> tuple[torch.Tensor, torch.Tensor]:
+    """Frequency-f geodesic icosphere: (V, 3) float32 with V = 10 f^2 + 2, faces (20 f^2, 3) long.
+
+    Args:
+        orientation: "five_fold" (a 5-fold axis along y, mirror x = 0) or "planes" (mirrors x = 0,
+            y = 0 and z = 0, all bit-exact).
+    """
     if frequency < 1:
         raise ValueError(f"frequency must be >= 1, got {frequency}")
-    iv, ifaces = _icosahedron()
+    iv, ifaces = _icosahedron(orientation)
     f = frequency
     pts, tris = [], []
     for a, b, c in ifaces:
@@ -119,7 +138,8 @@ def geodesic_sphere(frequency: int) -> tuple[torch.Tensor, torch.Tensor]:
     faces = inv[np.asarray(tris)]
     if len(v) != geodesic_n_verts(f):
         raise RuntimeError(f"geodesic sphere construction gave {len(v)} vertices")
-    v = _make_exact_mirror(v)
+    for axis in (0, 1, 2) if orientation == "planes" else (0,):
+        v = _make_exact_mirror(v, axis)
     faces = _orient_outward(v, faces)
     return torch.as_tensor(v, dtype=torch.float32), torch.as_tensor(faces, dtype=torch.int64)
 
@@ -138,6 +158,11 @@ def uv_sphere(n_lat: int, n_lon: int) -> tuple[torch.Tensor, torch.Tensor]:
     half = n_lon // 2
     phi = 2 * np.pi * (np.arange(half) + 0.5) / n_lon  # right half: x > 0
     xs, zs = np.sin(phi), np.cos(phi)
+    # bit-exact z = 0 mirror: meridian j <-> half - 1 - j (phi -> pi - phi)
+    q = half // 2
+    xs[half - q:], zs[half - q:] = xs[:q][::-1], -zs[:q][::-1]
+    if half % 2:
+        zs[q] = 0.0
     # meridians 0..half-1 have x > 0; meridian n_lon-1-j is the exact mirror of j
     x = np.concatenate([xs, -xs[::-1]])
     z = np.concatenate([zs, zs[::-1]])
@@ -166,7 +191,7 @@ def _closest_frequency(n_verts: int) -> int:
 
 
 def sphere_template(
-    n_verts: int = 642, family: str = "geodesic", n_fold: int = 1
+    n_verts: int = 642, family: str = "geodesic", n_fold: int = 1, orientation: str = "five_fold"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit sphere template with about `n_verts` vertices (closest in log ratio within the family).
 
@@ -176,13 +201,14 @@ def sphere_template(
         family: "geodesic" (10 f^2 + 2 vertices, x = 0 mirror, 5-fold about y) or "uv"
             (latitude/longitude, x = 0 mirror, n-fold about y for n | n_lon).
         n_fold: for family "uv", the number of meridians is a multiple of lcm(2, n_fold).
+        orientation: for family "geodesic", "five_fold" or "planes" (see `geodesic_sphere`).
     Returns:
         verts (V, 3) float32 on the unit sphere, faces (F, 3) long, outward.
     """
     if n_verts < 12:
         raise ValueError(f"sphere_template: n_verts must be >= 12, got {n_verts}")
     if family == "geodesic":
-        return geodesic_sphere(_closest_frequency(n_verts))
+        return geodesic_sphere(_closest_frequency(n_verts), orientation)
     if family == "uv":
         step = math.lcm(2, max(1, n_fold))
         best = None
@@ -203,3 +229,35 @@ def double_resolution(verts: torch.Tensor, faces: torch.Tensor | None = None, fa
     For the geodesic family, frequency f -> round(f sqrt 2): 642 -> 1212, 162 -> 362, 2562 -> 5762.
     """
     return sphere_template(2 * len(verts), family=family)
+
+
+def template_family(representation: str, order: int | None = None) -> str:
+    """Which template `template_for` uses: "geodesic", "geodesic planes" or "uv"."""
+    if representation in ("none", "reflection") or (representation == "rotation" and order == 5):
+        return "geodesic"
+    if representation == "two_planes" or (representation == "rotation" and order == 2):
+        return "geodesic planes"
+    if representation == "rotation":
+        return "uv"
+    raise ValueError(f"unknown representation {representation!r}")
+
+
+def template_for(representation: str, n_verts: int = 642, order: int | None = None):
+    """A sphere template of about `n_verts` invariant under a representation's symmetry group.
+
+    * "none", "reflection", 5-fold "rotation": the geodesic sphere (mirror x = 0, 5-fold about y);
+    * "two_planes", 2-fold "rotation": the geodesic sphere with mirrors x = 0, y = 0, z = 0;
+    * other "rotation" orders n (and 0, continuous): a uv sphere whose meridian count is a
+      multiple of lcm(2, n).
+
+    Returns:
+        verts (V, 3) float32, faces (F, 3) long.
+    """
+    family = template_family(representation, order)
+    if family == "geodesic":
+        return sphere_template(n_verts)
+    if family == "geodesic planes":
+        return sphere_template(n_verts, orientation="planes")
+    if order is None or order < 0 or order == 1:
+        raise ValueError(f"template_for('rotation') needs an order n >= 2 or 0, got {order}")
+    return sphere_template(n_verts, family="uv", n_fold=max(order, 1))

@@ -15,7 +15,7 @@ from symnb.symmetry import (
     symmetrize,
     symmetry_map,
 )
-from symnb.templates import sphere_template
+from symnb.templates import sphere_template, template_for
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +125,23 @@ def test_n_free_params(template):
     n_left = int((sm.side > 0).sum())
     assert n_free_params(sm, "none") == 3 * 642
     assert n_free_params(sm, "reflection") == 3 * n_left + 2 * n_plane
-    quarter = n_free_params(sm, "two_planes")
-    assert 0.22 < quarter / (3 * 642) < 0.3
+    # two planes x = 0, z = 0 need a template with both mirrors (the geodesic one in "planes" orientation)
+    with pytest.raises(ValueError, match="not invariant under the reflection z -> -z"):
+        n_free_params(sm, "two_planes")
+    vp, _ = template_for("two_planes", 642)
+    x, z = vp[:, 0], vp[:, 2]
+    quad = int(((x > 0) & (z > 0)).sum())
+    one = int((((x == 0) & (z > 0)) | ((z == 0) & (x > 0))).sum())
+    both = int(((x == 0) & (z == 0)).sum())
+    assert n_free_params(symmetry_map(vp), "two_planes") == 3 * quad + 2 * one + both == 497
+    assert 4 * quad + 2 * one + both == 642  # orbit sizes 4, 2, 1 partition the vertices
     # 5-fold about y: (V - axis vertices) / 5 orbits of 3 coordinates + 1 per axis vertex (the poles)
     assert n_free_params(sm, "rotation", order=5) == 3 * (642 - 2) // 5 + 2
     vu, _ = sphere_template(642, family="uv", n_fold=6)
     smu = symmetry_map(vu)
     n_lat = len(torch.unique(vu[:, 1].round(decimals=5))) - 1  # rings + 2 poles - 1
     assert n_free_params(smu, "rotation", order=0) == 2 * (n_lat - 1) + 2
+    assert n_free_params(smu, "rotation", order=6) == 3 * (len(vu) - 2) // 6 + 2
     with pytest.raises(ValueError, match="order"):
         n_free_params(sm, "rotation")
 

@@ -12,6 +12,8 @@ from symnb.templates import (
     geodesic_sphere,
     mirror_indices,
     sphere_template,
+    template_family,
+    template_for,
     uv_sphere,
 )
 
@@ -85,10 +87,53 @@ def test_uv_sphere_mirror_and_rotations(n_lat, n_lon):
     _check_closed_outward(v, f)
     mirror = torch.as_tensor(mirror_indices(v.numpy()))
     assert torch.equal(v[mirror] * FLIP, v)
+    mz = torch.as_tensor(mirror_indices(v.numpy(), normal=(0.0, 0.0, 1.0)))
+    assert torch.equal(v[mz] * torch.tensor([1.0, 1.0, -1.0]), v)  # z = 0 mirror bit-exact too
     tree = cKDTree(v.numpy())
     for n in range(2, n_lon + 1):
         d, _ = tree.query((v @ _rot_y(2 * math.pi / n).T).numpy())
         assert (d.max() < 1e-5) == (n_lon % n == 0)
+
+
+@pytest.mark.parametrize("freq", [1, 2, 5, 8])
+def test_geodesic_planes_orientation_exact_coordinate_mirrors(freq):
+    v, f = geodesic_sphere(freq, orientation="planes")
+    assert len(v) == geodesic_n_verts(freq)
+    assert torch.allclose(v.norm(dim=1), torch.ones(len(v)), atol=1e-6)
+    _check_closed_outward(v, f)
+    faces = {tuple(sorted(t)) for t in f.tolist()}
+    for axis in range(3):
+        flip = torch.ones(3)
+        flip[axis] = -1
+        normal = torch.eye(3)[axis].numpy()
+        m = torch.as_tensor(mirror_indices(v.numpy(), normal=normal))
+        assert torch.equal(v[m] * flip, v)  # bit-exact mirror about each coordinate plane
+        assert all(tuple(sorted(m[t].tolist())) in faces for t in f)
+    # the same vertex set as the five-fold orientation, rotated: same sorted edge lengths
+    v5, f5 = geodesic_sphere(freq)
+    assert torch.allclose(_lengths(v, f), _lengths(v5, f5), atol=1e-6)
+
+
+@pytest.mark.parametrize("name,order", [("none", 1), ("reflection", 1), ("two_planes", 1), ("rotation", 2),
+                                        ("rotation", 4), ("rotation", 5), ("rotation", 6), ("rotation", 8)])
+def test_template_for_is_invariant(name, order):
+    v, f = template_for(name, 642, order=order)
+    assert abs(len(v) - 642) / 642 < 0.05
+    _check_closed_outward(v, f)
+    tree = cKDTree(v.numpy())
+    mats = [torch.eye(3)]
+    if name in ("reflection", "two_planes"):
+        mats.append(torch.diag(FLIP))
+    if name == "two_planes":
+        mats.append(torch.diag(torch.tensor([1.0, 1.0, -1.0])))
+    if name == "rotation":
+        mats += [_rot_y(2 * math.pi * k / order) for k in range(1, order)]
+    for g in mats:
+        d, idx = tree.query((v @ g.T).numpy())
+        assert d.max() <= 1e-6
+        assert len(set(idx.tolist())) == len(v)  # a permutation of the vertices
+    assert template_family(name, order) == {"two_planes": "geodesic planes"}.get(
+        name, {2: "geodesic planes", 5: "geodesic"}.get(order, "uv" if name == "rotation" else "geodesic"))
 
 
 def test_uv_template_with_rotation_order():
@@ -105,3 +150,7 @@ def test_bad_arguments():
         sphere_template(642, family="cube")
     with pytest.raises(ValueError, match="n_verts"):
         sphere_template(3)
+    with pytest.raises(ValueError, match="orientation"):
+        geodesic_sphere(2, orientation="tilted")
+    with pytest.raises(ValueError, match="order"):
+        template_for("rotation", 642)
