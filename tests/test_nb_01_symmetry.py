@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from symnb.templates import sphere_template
+from symnb.templates import sphere_template, template_for
 
 SMOKE = dict(meshes="airplane,nut,box,vase,blob", n_poses=1, template_verts=642)
 
@@ -42,3 +42,20 @@ def test_symmetry_notebook(run_notebook):
     assert r["per_mesh_params"]["nut"]["n_params"] == r["params"]["rotation_8"]
     assert r["per_mesh_params"]["blob"]["n_params"] == 3 * 642
     assert torch.tensor(r["params"]["rotation_0"]) < r["params"]["rotation_8"]
+    # two planes x = 0, z = 0 on the 642-vertex geodesic sphere with coordinate mirror planes:
+    # 3 per quadrant vertex, 2 per vertex on one half-plane, 1 per vertex on the y axis
+    vp, _ = template_for("two_planes", 642)
+    x, z = vp[:, 0], vp[:, 2]
+    one_plane = ((x == 0) & (z > 0)) | ((z == 0) & (x > 0))
+    on_axis = (x == 0) & (z == 0)
+    expected = 3 * int(((x > 0) & (z > 0)).sum()) + 2 * int(one_plane.sum()) + int(on_axis.sum())
+    assert r["params"]["two_planes_1"] == expected
+    assert r["per_mesh_params"]["box"]["n_params"] == r["params"]["two_planes_1"]
+    # every finite group: expand is exactly invariant, count = Jacobian rank, |G| as expected
+    checks = r["group_checks"]
+    assert set(checks) == {k for k in r["params"] if k != "rotation_0"}
+    for key, c in checks.items():
+        assert c["max_index_error"] <= 1e-6, key
+        assert c["n_params"] == c["jacobian_rank"] == r["params"][key], key
+        name, order = key.rsplit("_", 1)
+        assert c["group_size"] == {"none": 1, "reflection": 2, "two_planes": 4}.get(name, int(order)), key
