@@ -18,8 +18,15 @@ Symmetry (``ModelConfig.symmetry``):
   expanded to an exactly symmetric mesh; the per-vertex offsets are symmetrized with ``sym_mode``
   (``"l2r"``, ``"r2l"``, ``"cent"`` or one mode per horizontal slice). The output's index-symmetry
   error is exactly 0;
-* ``"auto"``: :func:`resolve_symmetry` picks ``none`` or ``reflection`` from
-  ``symmetry.choose_representation`` on the category's CAD models (or the current mean shape).
+* ``"two_planes"`` (mirrors x = 0 and z = 0) and ``"rotation"`` (``sym_order`` n >= 2 about y):
+  the template is ``templates.template_for(symmetry, template_verts, sym_order)`` and a
+  :class:`symnb.symgroup.GroupMap` holds its vertex permutations; the mean shapes hold only the
+  orbit representatives' free coordinates (``n_free_params`` per shape) and are expanded with
+  ``group_expand``; the offsets are made invariant with ``group_symmetrize`` (``sym_mode`` "cent":
+  group average, "l2r": representatives copied); the output is exactly invariant under every element;
+* ``"auto"``: :func:`resolve_symmetry` picks ``none``, ``reflection`` or ``rotation`` from
+  ``symmetry.choose_representation`` on the category's CAD models (a continuous rotation gets the
+  finite order ``auto_order``; two planes give ``reflection`` unless ``auto_two_planes``).
 
 Refinement scheme (``refine=True`` with reflection): the template has about twice the vertices,
 chosen so that its independent half has as many vertices as the baseline template: same number of
@@ -39,12 +46,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
+from .symgroup import GroupMap, group_expand, group_map, group_symmetrize
 from .symmetry import expand as _expand
 from .symmetry import symmetrize as _symmetrize
 from .symmetry import symmetry_map as _symmetry_map
 from .templates import sphere_template as _sphere_template
-from .templates import uv_sphere
+from .templates import template_for, uv_sphere
 from .utils import atomic_write
+
+SYMMETRIES = ("none", "reflection", "two_planes", "rotation", "auto")
+GROUP_SYMMETRIES = ("two_planes", "rotation")  # handled by symnb.symgroup
 
 
 @dataclass
@@ -57,8 +68,10 @@ class ModelConfig:
         n_shapes: number K of learnable mean shapes (blended by the class-probability head).
         template_verts: vertex count of the (baseline) sphere template.
         template_radius: radius of the initial mean shape (objects have unit bbox diagonal).
-        symmetry: "none" | "reflection" | "auto".
-        sym_mode: "l2r" | "r2l" | "cent", or a list of such modes, one per slice.
+        symmetry: "none" | "reflection" | "two_planes" | "rotation" | "auto".
+        sym_order: rotation order n >= 2 for symmetry "rotation" (about y).
+        sym_mode: "l2r" | "r2l" | "cent", or a list of such modes, one per slice (reflection);
+            for two_planes / rotation only "cent" (group average) or "l2r" (copy representatives).
         n_slices: horizontal bands per side for per-slice modes (0: no slices).
         refine: reflection only: use a ~2x template whose independent half matches the baseline's
             vertex count (same parameter count, ~2x output vertices).
@@ -72,6 +85,8 @@ class ModelConfig:
         atlas_size: texels per face side in atlas mode.
         pretrained_path: optional local file with torchvision ResNet-18 ImageNet weights.
         init_scale: initial predicted camera scale.
+        auto_order: rotation order used by "auto" for a continuous rotation (order 0).
+        auto_two_planes: "auto" maps two planes to "two_planes" (default False: "reflection").
     """
 
     img_size: int = 64
@@ -80,6 +95,7 @@ class ModelConfig:
     template_verts: int = 642
     template_radius: float = 0.3
     symmetry: str = "none"
+    sym_order: int = 0
     sym_mode: str | list = "l2r"
     n_slices: int = 0
     refine: bool = False
@@ -95,10 +111,21 @@ class ModelConfig:
     pretrained_path: str | None = None
     init_scale: float = 1.5
     auto_threshold: float = field(default=0.02, repr=False)
+    auto_order: int = 8
+    auto_two_planes: bool = False
 
     def __post_init__(self):
-        if self.symmetry not in ("none", "reflection", "auto"):
-            raise ValueError(f"symmetry must be none, reflection or auto, got {self.symmetry!r}")
+        if self.symmetry not in SYMMETRIES:
+            raise ValueError(f"symmetry must be one of {SYMMETRIES}, got {self.symmetry!r}")
+        if self.symmetry == "rotation" and self.sym_order < 2:
+            raise ValueError(f"symmetry='rotation' needs sym_order n >= 2, got {self.sym_order}")
+        if self.auto_order < 2:
+            raise ValueError(f"auto_order must be >= 2, got {self.auto_order}")
+        if self.symmetry in GROUP_SYMMETRIES and self.sym_mode not in ("cent", "l2r"):
+            raise ValueError(f"sym_mode for symmetry={self.symmetry!r} must be 'cent' or 'l2r', got "
+                             f"{self.sym_mode!r}")
+        if self.refine and self.symmetry in GROUP_SYMMETRIES:
+            raise ValueError("refine=True is for symmetry='reflection' only")
         modes = self.sym_mode if isinstance(self.sym_mode, (list, tuple)) else [self.sym_mode]
         for m in modes:
             if m not in ("l2r", "r2l", "cent"):
@@ -114,7 +141,9 @@ class ModelConfig:
 
 
 def _smap_to(smap, device):
-    """A copy of a symmetry map with its tensors on ``device``."""
+    """A copy of a symmetry map (SymmetryMap or GroupMap) with its tensors on ``device``."""
+    if isinstance(smap, GroupMap):
+        return smap if smap.perms.device == torch.device(device) else smap.to(device)
     if smap.mirror.device == torch.device(device):
         return smap
     moved = copy.copy(smap)
@@ -124,10 +153,28 @@ def _smap_to(smap, device):
     return moved
 
 
-def _representation_name(verts, faces, tol=0.02) -> str:
+def _representation(verts, faces, tol=0.02) -> tuple[str, int]:
     from .symmetry import choose_representation, detect_symmetries
 
-    return choose_representation(detect_symmetries(verts, faces, tol=tol)).name
+    rep = choose_representation(detect_symmetries(verts, faces, tol=tol))
+    return rep.name, int(rep.order)
+
+
+def _representation_name(verts, faces, tol=0.02) -> str:
+    return _representation(verts, faces, tol)[0]
+
+
+def free_basis(gmap: GroupMap) -> tuple[torch.Tensor, torch.Tensor]:
+    """Orthonormal bases of the representatives' free subspaces.
+
+    Returns:
+        basis (K, 3, 3) float: columns j < dofs[k] span the range of ``gmap.proj[k]``, the rest are 0;
+        free (K, 3) bool: which (representative, column) pairs are free; ``free.sum() = gmap.n_params``.
+    """
+    evals, evecs = torch.linalg.eigh(gmap.proj.double())  # projections: eigenvalues 0 or 1, ascending
+    evecs = evecs.flip(-1)  # eigenvalue-1 vectors first
+    free = torch.arange(3)[None] < gmap.dofs[:, None]
+    return (evecs * free[:, None, :]).float(), free
 
 
 # ----------------------------------------------------------------------------------------- templates
@@ -287,9 +334,15 @@ class ReconstructionNet(nn.Module):
         super().__init__()
         cfg = copy.deepcopy(config) if config is not None else ModelConfig()
         self.config = cfg
-        self.symmetry = resolve_symmetry(cfg, cad_meshes)
+        self.symmetry, order = resolve_group(cfg, cad_meshes)
+        if self.symmetry == "rotation":
+            cfg.sym_order = order  # saved with the config, so load_model rebuilds the same group
+        if self.symmetry in GROUP_SYMMETRIES and cfg.sym_mode not in ("cent", "l2r"):
+            cfg.sym_mode = "cent"  # auto: "r2l" / per-slice lists have no group meaning
         if cfg.refine and self.symmetry == "reflection":
             verts, faces = refinement_template(cfg.template_verts)
+        elif self.symmetry in GROUP_SYMMETRIES:
+            verts, faces = template_for(self.symmetry, cfg.template_verts, order)
         else:
             verts, faces = _sphere_template(cfg.template_verts)
         self.encoder = Encoder(cfg.img_size, cfg.n_feat, cfg.pretrained_path)
@@ -318,9 +371,18 @@ class ReconstructionNet(nn.Module):
         self.smap = None
         if self.symmetry == "reflection":
             self.smap = _symmetry_map(self.template.cpu(), n_slices=n_slices)
+        elif self.symmetry in GROUP_SYMMETRIES:
+            order = self.config.sym_order if self.symmetry == "rotation" else None
+            self.smap = group_map(self.template.cpu(), self.symmetry, order)
+            basis, free = free_basis(self.smap)
+            self.register_buffer("free_basis", basis.to(dev))
+            self.register_buffer("free_mask", free.to(dev))
         if mean_full is None:
             mean_full = (self.template * self.config.template_radius)[None].repeat(self.config.n_shapes, 1, 1)
         held = mean_full[:, self._indep()] if self.smap is not None else mean_full
+        if isinstance(self.smap, GroupMap):  # coordinates in the free subspaces: (K_shapes, n_free)
+            coeff = torch.einsum("kji,skj->ski", self.free_basis, held.to(dev).float())
+            held = coeff[:, self.free_mask]
         self.mean_shape = nn.Parameter(held.detach().clone().to(dev))
         uv_fn = symmetric_uv if self.config.uv_map == "symmetric" else spherical_uv
         verts_uvs, faces_uvs = uv_fn(self.template.cpu(), self.faces.cpu())
@@ -331,9 +393,14 @@ class ReconstructionNet(nn.Module):
         return self.smap.independent.to(self.template.device)
 
     def full_mean_shapes(self) -> torch.Tensor:
-        """(K, V, 3): the mean shapes on the whole template (expanded in reflection mode)."""
+        """(K, V, 3): the mean shapes on the whole template (expanded in symmetric modes)."""
         if self.smap is None:
             return self.mean_shape
+        if isinstance(self.smap, GroupMap):
+            coeff = self.mean_shape.new_zeros(self.mean_shape.shape[0], *self.free_mask.shape)
+            coeff[:, self.free_mask] = self.mean_shape
+            half = torch.einsum("kij,skj->ski", self.free_basis, coeff)
+            return group_expand(half, _smap_to(self.smap, self.mean_shape.device))
         return _expand(self.mean_shape, _smap_to(self.smap, self.mean_shape.device))
 
     @property
@@ -371,7 +438,11 @@ class ReconstructionNet(nn.Module):
         probs = torch.softmax(self.classifier(feat), dim=-1)
         mean = torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
         offsets = self.deform(torch.cat([feat, probs], dim=1), self.template)
-        if self.smap is not None:
+        if isinstance(self.smap, GroupMap):
+            gmap = _smap_to(self.smap, offsets.device)
+            offsets = group_symmetrize(offsets, gmap, self.config.sym_mode)
+            verts = group_expand((mean + offsets)[:, gmap.independent], gmap)  # exactly invariant
+        elif self.smap is not None:
             smap = _smap_to(self.smap, offsets.device)
             offsets = _symmetrize(offsets, smap, self.config.sym_mode)
             verts = _expand((mean + offsets)[:, smap.independent], smap)  # exactly symmetric
@@ -427,18 +498,37 @@ class ReconstructionNet(nn.Module):
 
 
 def resolve_symmetry(config: ModelConfig, cad_meshes: list | None = None) -> str:
-    """"none" or "reflection" for a config; ``auto`` uses ``choose_representation`` on CAD models.
+    """The symmetry name a config resolves to ("none", "reflection", "two_planes", "rotation")."""
+    return resolve_group(config, cad_meshes)[0]
 
-    With ``auto`` and no CAD models, the sphere template's own reflection plane x = 0 is used
-    (reflection). Representations "reflection" and "two_planes" give reflection; others give none.
+
+def resolve_group(config: ModelConfig, cad_meshes: list | None = None) -> tuple[str, int]:
+    """(symmetry name, rotation order) for a config; ``auto`` uses ``choose_representation`` on CAD models.
+
+    The order is ``config.sym_order`` for "rotation" and 1 otherwise. With ``auto`` and no CAD models,
+    the sphere template's own reflection plane x = 0 is used (reflection). Otherwise each CAD model
+    votes: if at least half choose "rotation", the result is "rotation" with the most common order
+    (a continuous rotation, order 0, counts as ``config.auto_order``); else if at least half choose
+    "reflection" or "two_planes", the result is "reflection" ("two_planes" when
+    ``config.auto_two_planes`` and those models all have two planes); else "none".
     """
+    if config.symmetry == "rotation":
+        return "rotation", int(config.sym_order)
     if config.symmetry != "auto":
-        return config.symmetry
+        return config.symmetry, 1
     if not cad_meshes:
-        return "reflection"
-    names = [_representation_name(v, f, tol=config.auto_threshold) for v, f in cad_meshes]
+        return "reflection", 1
+    reps = [_representation(v, f, tol=config.auto_threshold) for v, f in cad_meshes]
+    orders = [o if o >= 2 else config.auto_order for n, o in reps if n == "rotation"]
+    if len(orders) * 2 >= len(reps):
+        return "rotation", max(sorted(set(orders)), key=orders.count)
+    names = [n for n, _ in reps]
     refl = sum(n in ("reflection", "two_planes") for n in names)
-    return "reflection" if refl * 2 >= len(names) else "none"
+    if refl * 2 < len(names):
+        return "none", 1
+    if config.auto_two_planes and names.count("two_planes") == refl:
+        return "two_planes", 1
+    return "reflection", 1
 
 
 def posthoc_symmetrize(verts: torch.Tensor, template: torch.Tensor, mode: str) -> torch.Tensor:

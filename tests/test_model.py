@@ -9,16 +9,19 @@ from symnb.metrics import index_symmetry_error
 from symnb.model import (
     ModelConfig,
     ReconstructionNet,
+    _smap_to,
     export_mesh,
     load_model,
     posthoc_symmetrize,
     refinement_template,
+    resolve_group,
     resolve_symmetry,
     save_model,
     symmetric_uv,
 )
-from symnb.symmetry import symmetry_map
-from symnb.templates import sphere_template
+from symnb.symgroup import GroupMap, group_map, group_symmetry_error, invariant_dimension
+from symnb.symmetry import n_free_params, symmetry_map
+from symnb.templates import sphere_template, template_for, uv_sphere
 
 SMALL = dict(img_size=32, template_verts=162, tex_size=16, deform_hidden=64)
 
@@ -172,3 +175,115 @@ def test_export_obj_with_texture_and_ply(tmp_path):
     assert f"element vertex {model.n_verts}" in ply and "property uchar red" in ply
     with pytest.raises(ValueError, match="unsupported"):
         export_mesh(tmp_path / "a.stl", out["verts"][0], out["faces"])
+
+
+# ------------------------------------------------------------------ two planes and n-fold rotation
+
+GROUPS = [("two_planes", 0, "cent"), ("two_planes", 0, "l2r"), ("rotation", 8, "cent"),
+          ("rotation", 6, "l2r"), ("rotation", 5, "cent")]
+
+
+@pytest.mark.parametrize("sym,order,mode", GROUPS)
+def test_group_output_is_exactly_invariant_with_free_mean_shape_parameters(sym, order, mode):
+    cfg = ModelConfig(symmetry=sym, sym_order=order, sym_mode=mode, n_shapes=2, **SMALL)
+    model = ReconstructionNet(cfg)
+    # the template is the representation's invariant template; the mean shape starts as the sphere
+    v, _ = template_for(sym, 162, order or None)
+    assert torch.allclose(model.template, torch.nn.functional.normalize(v, dim=-1))
+    assert torch.allclose(model.full_mean_shapes(), model.template * cfg.template_radius, atol=1e-6)
+    _perturbed(model)
+    out = model(torch.rand(3, 3, 32, 32))
+    assert out["verts"].shape == (3, model.n_verts, 3)
+    # exact invariance under every group element (a map rebuilt from the template, not the model's)
+    gmap = group_map(model.template, sym, order or None)
+    for g in range(len(gmap.matrices)):
+        one = GroupMap(**{**vars(gmap), "matrices": gmap.matrices[g:g + 1], "perms": gmap.perms[g:g + 1]})
+        assert group_symmetry_error(out["verts"], one)[0].max() <= 1e-6
+    assert group_symmetry_error(out["verts"], gmap)[0].max() <= 1e-6
+    # without the group maps the same network is not invariant, so the check has teeth
+    _, feat = model.encoder(torch.rand(3, 3, 32, 32))
+    probs = torch.softmax(model.classifier(feat), dim=-1)
+    raw = model.template + model.deform(torch.cat([feat, probs], 1), model.template)
+    assert group_symmetry_error(raw, gmap)[0].min() > 1e-3
+    # the mean shapes hold exactly the free coordinates; the character formula counts them independently
+    n_free = n_free_params(gmap)
+    assert n_free == invariant_dimension(gmap) < 3 * model.n_verts
+    assert model.mean_shape.numel() == cfg.n_shapes * n_free
+    net = sum(p.numel() for n, p in model.named_parameters() if n != "mean_shape")
+    assert model.n_params() == net + cfg.n_shapes * n_free
+    base = ReconstructionNet(ModelConfig(symmetry="none", n_shapes=2, **SMALL))
+    assert base.n_params() - model.n_params() == cfg.n_shapes * (3 * base.n_verts - n_free)
+    # the mean shapes get gradients through group_expand
+    out["verts"].sum().backward()
+    assert model.mean_shape.grad is not None and model.mean_shape.grad.abs().sum() > 0
+
+
+def test_group_save_load_round_trip_and_device_move(tmp_path):
+    model = _perturbed(ReconstructionNet(ModelConfig(symmetry="rotation", sym_order=8, **SMALL)))
+    imgs = torch.rand(2, 3, 40, 48)
+    out = model.reconstruct(imgs)
+    loaded = load_model(save_model(model, tmp_path / "r.pt"))
+    assert loaded.symmetry == "rotation" and loaded.config.sym_order == 8
+    assert loaded.n_params() == model.n_params()
+    assert torch.allclose(loaded.reconstruct(imgs)["verts"], out["verts"], atol=1e-6)
+    # subdivision keeps the old vertices and the invariance; the subdivided model round-trips too
+    before = model(imgs[..., :32, :32])["mean_shape"]
+    model.subdivide()
+    after = model.reconstruct(imgs)
+    assert torch.allclose(model(imgs[..., :32, :32])["mean_shape"][:, : before.shape[1]], before, atol=1e-6)
+    assert group_symmetry_error(after["verts"], model.smap)[0].max() <= 1e-6
+    loaded = load_model(save_model(model, tmp_path / "s.pt"))
+    assert torch.allclose(loaded.reconstruct(imgs)["verts"], after["verts"], atol=1e-6)
+    moved = _smap_to(model.smap, "meta")
+    assert isinstance(moved, GroupMap) and moved.perms.device.type == "meta"
+    assert _smap_to(model.smap, "cpu") is model.smap
+
+
+def test_group_training_steps_decrease_the_loss(tmp_path):
+    from symnb.train import DataConfig, ExperimentConfig, RenderConfig, ToyDataset, TrainConfig, train
+
+    toy = ToyDataset(n=4, img_size=32, seed=0)
+    for sym, order in (("two_planes", 0), ("rotation", 8)):
+        cfg = ExperimentConfig(
+            name=sym, out_dir=str(tmp_path / sym),
+            model=ModelConfig(symmetry=sym, sym_order=order, img_size=32, template_verts=162, tex_size=16,
+                              deform_hidden=64),
+            data=DataConfig(img_size=32), render=RenderConfig(faces_per_pixel=4),
+            train=TrainConfig(steps=8, batch_size=4, lr=1e-3, log_every=1, ckpt_every=8, progress=False,
+                              device="cpu"))
+        res = train(cfg, dataset=toy)
+        first, last = res.history[0], res.history[-1]
+        assert last["mask"] < first["mask"] and last["loss"] < first["loss"]
+        model = load_model(res.model_path)
+        assert model.symmetry == sym
+        verts = model.reconstruct(toy[0]["image"])["verts"]
+        assert group_symmetry_error(verts, model.smap)[0].max() <= 1e-6
+
+
+def test_auto_symmetry_picks_rotation_or_two_planes():
+    v, f = uv_sphere(8, 16)
+    cylinder = v * torch.tensor([0.3, 0.5, 0.3])  # continuous rotation about y (order 0)
+    assert resolve_group(ModelConfig(symmetry="auto"), [(cylinder, f)]) == ("rotation", 8)
+    assert resolve_group(ModelConfig(symmetry="auto", auto_order=6), [(cylinder, f)]) == ("rotation", 6)
+    box = sphere_template(162)[0] * torch.tensor([0.3, 0.2, 0.5])
+    bf = sphere_template(162)[1]
+    assert resolve_group(ModelConfig(symmetry="auto"), [(box, bf)]) == ("reflection", 1)
+    assert resolve_group(ModelConfig(symmetry="auto", auto_two_planes=True), [(box, bf)]) == ("two_planes", 1)
+    # majority vote: two boxes outvote one cylinder
+    votes = [(box, bf), (cylinder, f), (box, bf)]
+    assert resolve_symmetry(ModelConfig(symmetry="auto"), votes) == "reflection"
+    model = ReconstructionNet(ModelConfig(symmetry="auto", sym_mode=["l2r", "r2l"], **SMALL), [(cylinder, f)])
+    assert model.symmetry == "rotation" and model.config.sym_order == 8 and model.config.sym_mode == "cent"
+    verts = _perturbed(model)(torch.rand(1, 3, 32, 32))["verts"]
+    assert group_symmetry_error(verts, model.smap)[0].max() <= 1e-6
+
+
+def test_group_config_errors():
+    with pytest.raises(ValueError, match="sym_order"):
+        ModelConfig(symmetry="rotation")
+    with pytest.raises(ValueError, match="sym_mode"):
+        ModelConfig(symmetry="two_planes", sym_mode="r2l")
+    with pytest.raises(ValueError, match="refine"):
+        ModelConfig(symmetry="rotation", sym_order=4, refine=True)
+    with pytest.raises(ValueError, match="symmetry must be"):
+        ModelConfig(symmetry="three_planes")
