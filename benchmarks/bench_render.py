@@ -11,7 +11,6 @@ forward + backward >= 8x at 64 px with faces_per_pixel = 25.
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -22,7 +21,7 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import ico_sphere
 
 from symnb import set_seed
-from symnb.render import RenderSettings, make_cameras, silhouette_renderer, textured_renderer
+from symnb.render import RenderSettings, make_cameras, silhouette_renderer, textured_renderer, time_render
 
 LEVELS = {320: 2, 1280: 3}
 
@@ -49,19 +48,9 @@ def time_one(kind: str, size: int, n_faces: int, fpp: int, rasterizer: str, batc
     else:
         soft = fpp > 1
         renderer = textured_renderer(cams, base if soft else replace(base, sigma=0.0), mode="uv", soft=soft)
-    fwd, bwd = [], []
-    for _ in range(reps + warmup):
-        verts = verts0.clone().requires_grad_(True)
-        mesh = Meshes(verts=verts, faces=faces, textures=tex)
-        t0 = time.perf_counter()
-        img = renderer(mesh)
-        loss = (img[..., 3] if kind == "silhouette" else img[..., :3]).square().mean()
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        fwd.append(t1 - t0)
-        bwd.append(t2 - t1)
-    return float(np.median(fwd[warmup:])), float(np.median(bwd[warmup:]))
+    mesh = Meshes(verts=verts0, faces=faces, textures=tex)
+    channel = "alpha" if kind == "silhouette" else "rgb"
+    return time_render(renderer, mesh, channel=channel, reps=reps, warmup=warmup)
 
 
 def run(quick: bool = False, batch: int = 8, reps: int = 1, threads: int | None = None) -> pd.DataFrame:
