@@ -65,8 +65,26 @@ def _run(cls, meshes, cam_kind, rs, seed=0):
 
 
 def _compare(meshes, cam_kind, rs):
+    """Stock vs fast on random cameras of `cam_kind`: values, and gradients wrt verts and camera params."""
     _, _, a, a_verts, a_par = _run(MeshRasterizer, meshes, cam_kind, rs)
     _, _, b, b_verts, b_par = _run(FastMeshRasterizer, meshes, cam_kind, rs)
+    _assert_same(a, b, {"verts": a_verts, **a_par}, {"verts": b_verts, **b_par})
+    return a
+
+
+def _compare_fixed(meshes, cams, rs):
+    """Stock vs fast with the given cameras (gradients wrt verts); returns both Fragments."""
+    runs = []
+    for cls in (MeshRasterizer, FastMeshRasterizer):
+        verts = meshes.verts_padded().detach().clone().requires_grad_(True)
+        runs.append((cls(cameras=cams, raster_settings=rs)(meshes.update_padded(verts)), {"verts": verts}))
+    (a, a_leaves), (b, b_leaves) = runs
+    _assert_same(a, b, a_leaves, b_leaves)
+    return a, b
+
+
+def _assert_same(a, b, a_leaves: dict, b_leaves: dict):
+    """Identical pix_to_face, values within VALUE_TOL, gradients of a random linear loss within GRAD_RTOL."""
     assert torch.equal(a.pix_to_face, b.pix_to_face)
     assert (a.pix_to_face >= 0).any(), "degenerate test case: nothing rasterized"
     for name in ("zbuf", "bary_coords", "dists"):
@@ -75,14 +93,12 @@ def _compare(meshes, cam_kind, rs):
     g = torch.Generator().manual_seed(1)
     up = {n: torch.randn(getattr(a, n).shape, generator=g) for n in ("zbuf", "bary_coords", "dists")}
     grads = []
-    for frags, verts, par in ((a, a_verts, a_par), (b, b_verts, b_par)):
+    for frags, leaves in ((a, a_leaves), (b, b_leaves)):
         loss = sum((getattr(frags, n) * u).sum() for n, u in up.items())
-        leaves = [verts, *par.values()]
-        grads.append(torch.autograd.grad(loss, leaves))
-    for name, ga, gb in zip(["verts", *a_par], *grads, strict=True):
+        grads.append(torch.autograd.grad(loss, list(leaves.values())))
+    for name, ga, gb in zip(a_leaves, *grads, strict=True):
         rel = ((ga - gb).abs().max() / ga.abs().max().clamp(min=1e-12)).item()
         assert rel <= GRAD_RTOL, f"gradient wrt {name}: relative difference {rel}"
-    return a
 
 
 CASES = [
@@ -134,19 +150,7 @@ def test_z_clipping_of_faces_crossing_the_near_plane():
         mp.num_faces_per_mesh(), ClipFrustum(z_clip_value=0.25, perspective_correct=True),
     )
     assert (clipped.clipped_faces_neighbor_idx >= 0).any(), "no face was split: test not exercised"
-    out = []
-    for cls in (MeshRasterizer, FastMeshRasterizer):
-        verts = mesh.verts_padded().clone().requires_grad_(True)
-        frags = cls(cameras=cams, raster_settings=rs)(mesh.update_padded(verts))
-        g = torch.Generator().manual_seed(1)
-        loss = sum((getattr(frags, n) * torch.randn(getattr(frags, n).shape, generator=g)).sum()
-                   for n in ("zbuf", "bary_coords", "dists"))
-        out.append((frags, torch.autograd.grad(loss, verts)[0]))
-    (a, ga), (b, gb) = out
-    assert torch.equal(a.pix_to_face, b.pix_to_face)
-    for name in ("zbuf", "bary_coords", "dists"):
-        assert (getattr(a, name) - getattr(b, name)).abs().max() <= VALUE_TOL
-    assert (ga - gb).abs().max() <= GRAD_RTOL * ga.abs().max()
+    _compare_fixed(mesh, cams, rs)
 
 
 def test_depth_ties_keep_pytorch3d_order():
@@ -218,22 +222,9 @@ def test_cull_to_frustum_and_empty_meshes():
     R, T = look_at_view_transform(2.5, 0.0, 0.0)
     cams = FoVPerspectiveCameras(R=R, T=T)
     rs = RasterizationSettings(image_size=16, faces_per_pixel=4, blur_radius=1e-3, cull_to_frustum=True)
-    out = []
-    for cls in (MeshRasterizer, FastMeshRasterizer):
-        verts = meshes.verts_padded().clone().requires_grad_(True)
-        frags = cls(cameras=cams, raster_settings=rs)(meshes.update_padded(verts))
-        g = torch.Generator().manual_seed(2)
-        loss = sum((getattr(frags, n) * torch.randn(getattr(frags, n).shape, generator=g)).sum()
-                   for n in ("zbuf", "bary_coords", "dists"))
-        out.append((frags, torch.autograd.grad(loss, verts)[0]))
-    (a, ga), (b, gb) = out
-    assert torch.equal(a.pix_to_face, b.pix_to_face)
+    _, b = _compare_fixed(meshes, cams, rs)
     hits = (b.pix_to_face >= 0).sum(dim=(1, 2, 3))
     assert hits[0] > 0 and hits[1] == 0 and hits[2] == 0
-    for name in ("zbuf", "bary_coords", "dists"):
-        assert (getattr(a, name) - getattr(b, name)).abs().max() <= VALUE_TOL
-    assert (ga - gb).abs().max() <= GRAD_RTOL * ga.abs().max()
-    assert gb[1:].abs().max() == 0
 
 
 def test_pair_backward_equals_kernel_backward_including_clamped_denominators():
