@@ -17,7 +17,8 @@ import time
 import torch
 
 from symnb import set_seed
-from symnb.geometry import example_mesh, random_pose, subdivide_midpoint
+from symnb.examples import example_mesh, random_pose
+from symnb.geometry import subdivide_midpoint
 from symnb.metrics import iou_3d
 from symnb.symmetry import detect_symmetries
 

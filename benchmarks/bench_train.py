@@ -12,8 +12,11 @@ import time
 
 import torch
 
+from symnb.data import ToyDataset, collate
+from symnb.experiment import ExperimentConfig
+from symnb.experiment.objective import compute_losses
 from symnb.model import ModelConfig, ReconstructionNet
-from symnb.train import ExperimentConfig, RenderConfig, ToyDataset, collate, compute_losses
+from symnb.render import RenderSettings
 
 
 def step_seconds(cfg: ExperimentConfig, batch: dict, steps: int) -> float:
@@ -25,7 +28,7 @@ def step_seconds(cfg: ExperimentConfig, batch: dict, steps: int) -> float:
     for i in range(steps + 1):
         t = time.perf_counter()
         out = model(batch["image"])
-        loss, _ = compute_losses(out, batch, cfg)
+        loss, _ = compute_losses(out, batch, cfg.loss, cfg.render)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -51,8 +54,7 @@ def main() -> None:
             row = {}
             for rast in ("stock", "fast"):
                 cfg = ExperimentConfig(model=ModelConfig(img_size=args.img_size, template_verts=n),
-                                       render=RenderConfig(faces_per_pixel=fpp, rasterizer=rast, camera="gt"))
-                cfg.data.img_size = args.img_size
+                                       render=RenderSettings(faces_per_pixel=fpp, rasterizer=rast, camera="gt"))
                 row[rast] = step_seconds(cfg, batch, args.steps)
             ratio = row["stock"] / row["fast"]
             print(f"{n:>9} {fpp:>4} {row['stock']:>13.3f} {row['fast']:>12.3f} {ratio:>6.1f}x")

@@ -15,6 +15,11 @@ with about ``face_budget`` faces. Steps, each reported:
 6. exact symmetrization: keep the x >= 0 half, mirror it, weld the plane vertices;
 7. normalise (centre, unit diagonal).
 
+Modules: this one holds the pipeline (:func:`clean_cad`, settings, report), the canonical-frame
+steps and the command line; :mod:`data_prep.cad_mesh` the mesh checks and repair steps,
+:mod:`data_prep.remesh` the voxel remesh, decimation and :func:`mirror_weld`. Their functions stay
+importable from here.
+
 Shapes: verts (V, 3) float64 numpy, faces (F, 3) int64 numpy.
 """
 
@@ -23,11 +28,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import pyvista as pv
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
-Mesh = tuple[np.ndarray, np.ndarray]
+from .cad_mesh import (  # noqa: F401 - re-exported: data_prep.cad is the cleanup's public module
+    Mesh,
+    edge_counts,
+    face_areas,
+    fill_and_orient,
+    is_watertight,
+    merge_and_drop,
+    normalize,
+    sample_surface,
+    signed_volume,
+    surface_moments,
+    symmetry_error,
+)
+from .remesh import decimate, mirror_weld, voxel_remesh  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -77,110 +92,7 @@ class CleanupReport:
         return asdict(self)
 
 
-# ----------------------------------------------------------------------------- mesh checks
-
-
-def edge_counts(faces: np.ndarray) -> np.ndarray:
-    """Number of faces sharing each undirected edge: (E,) int."""
-    e = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    _, counts = np.unique(e, axis=0, return_counts=True)
-    return counts
-
-
-def is_watertight(faces: np.ndarray) -> bool:
-    """Closed 2-manifold edges: every undirected edge is shared by exactly two faces, consistently
-    oriented (each directed edge appears once)."""
-    faces = np.asarray(faces)
-    if len(faces) == 0 or not (edge_counts(faces) == 2).all():
-        return False
-    d = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    return len(np.unique(d, axis=0)) == len(d)
-
-
-def signed_volume(verts: np.ndarray, faces: np.ndarray) -> float:
-    """Signed enclosed volume (positive for outward-oriented closed meshes)."""
-    a, b, c = (verts[faces[:, i]] for i in range(3))
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6)
-
-
-def face_areas(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    a, b, c = (verts[faces[:, i]] for i in range(3))
-    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-
-
-def sample_surface(verts: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3) points sampled uniformly by area on the surface."""
-    area = face_areas(verts, faces)
-    if area.sum() <= 0:
-        raise ValueError("mesh has zero surface area")
-    idx = rng.choice(len(faces), size=n, p=area / area.sum())
-    u, v = rng.random((2, n))
-    flip = u + v > 1
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    a, b, c = (verts[faces[idx, i]] for i in range(3))
-    return a + u[:, None] * (b - a) + v[:, None] * (c - a)
-
-
-def symmetry_error(verts: np.ndarray, faces: np.ndarray, normal=(1.0, 0.0, 0.0), point=(0.0, 0.0, 0.0),
-                   n: int = 4000, seed: int = 0) -> float:
-    """Mean distance from mirrored surface samples to the surface, relative to the bbox diagonal.
-
-    0 (up to rounding) for a mesh symmetric about the plane (normal, point).
-    """
-    rng = np.random.default_rng(seed)
-    p = sample_surface(verts, faces, n, rng)
-    nrm = np.asarray(normal, dtype=np.float64)
-    nrm = nrm / np.linalg.norm(nrm)
-    q = p - 2 * ((p - np.asarray(point)) @ nrm)[:, None] * nrm
-    _, closest = _poly(verts, faces).find_closest_cell(q, return_closest_point=True)
-    diag = np.linalg.norm(verts.max(0) - verts.min(0))
-    return float(np.linalg.norm(closest - q, axis=1).mean() / diag)
-
-
-# ----------------------------------------------------------------------------- steps
-
-
-def merge_and_drop(verts: np.ndarray, faces: np.ndarray, tol: float = 1e-7) -> tuple[Mesh, int, int]:
-    """Merge vertices closer than ``tol`` (relative to the diagonal), drop degenerate/duplicate faces.
-
-    Returns:
-        (verts, faces), number of merged vertices, number of dropped faces.
-    """
-    diag = np.linalg.norm(verts.max(0) - verts.min(0)) or 1.0
-    key = np.round(verts / (tol * diag)).astype(np.int64)
-    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    inv = inv.reshape(-1)
-    v = verts[first]
-    f = inv[faces]
-    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
-    keep &= face_areas(v, f) > (1e-12 * diag * diag)
-    f = f[keep]
-    _, uniq = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
-    f = f[np.sort(uniq)]
-    used = np.unique(f)
-    remap = np.full(len(v), -1)
-    remap[used] = np.arange(len(used))
-    return (v[used], remap[f]), len(verts) - len(v), len(faces) - len(f)
-
-
-def _poly(verts: np.ndarray, faces: np.ndarray) -> pv.PolyData:
-    return pv.PolyData.from_regular_faces(np.asarray(verts, dtype=np.float64), np.asarray(faces))
-
-
-def _unpoly(poly: pv.PolyData) -> Mesh:
-    poly = poly.triangulate()
-    return np.asarray(poly.points, dtype=np.float64), np.asarray(poly.faces).reshape(-1, 4)[:, 1:].astype(
-        np.int64
-    )
-
-
-def fill_and_orient(verts: np.ndarray, faces: np.ndarray, hole_size: float) -> Mesh:
-    """Fill holes up to ``hole_size`` (relative to the diagonal) and orient faces consistently outward."""
-    diag = np.linalg.norm(verts.max(0) - verts.min(0))
-    poly = _poly(verts, faces).fill_holes(hole_size * diag)
-    poly = poly.compute_normals(consistent_normals=True, auto_orient_normals=True, split_vertices=False,
-                                cell_normals=False, point_normals=True)
-    return _unpoly(poly)
+# ----------------------------------------------------------------------------- canonical frame
 
 
 def symmetry_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tuple[list, list, str]:
@@ -200,7 +112,10 @@ def symmetry_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> 
 
         kwargs = {}
         try:  # coarser than the defaults: a few hundred faces need no 1000-direction scan (~1 s, not ~30 s)
-            from symnb.detect import DetectSettings
+            try:
+                from symnb.symmetry import DetectSettings
+            except ImportError:  # the layout before symnb.symmetry became a package
+                from symnb.symmetry.detect import DetectSettings
 
             kwargs["settings"] = DetectSettings(n_samples=2000, n_scan=200, n_directions=300, n_refine=4,
                                                 icp_iters=8, n_verify=3000, max_order=4, seed=seed)
@@ -226,21 +141,6 @@ def plane_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> tup
     """Candidate reflection planes [(normal (3,), point (3,), error)] and the detector's name."""
     planes, _, name = symmetry_candidates(verts, faces, seed)
     return planes, name
-
-
-def surface_moments(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact area-weighted centroid (3,) and covariance (3, 3) of the surface (closed form per triangle:
-    integral of x x^T over a triangle = A / 12 (sum_i v_i v_i^T + s s^T), s = v_0 + v_1 + v_2)."""
-    tri = verts[faces]  # (F, 3, 3)
-    area = face_areas(verts, faces)
-    total = area.sum()
-    if total <= 0:
-        raise ValueError("mesh has zero surface area")
-    ssum = tri.sum(1)
-    centroid = (area[:, None] * ssum / 3).sum(0) / total
-    second = np.einsum("f,fij->ij", area / 12, np.einsum("fki,fkj->fij", tri, tri)
-                       + np.einsum("fi,fj->fij", ssum, ssum)) / total
-    return centroid, second - np.outer(centroid, centroid)
 
 
 def detect_plane(verts: np.ndarray, faces: np.ndarray, seed: int = 0, up_hint=None, forward_hint=None,
@@ -283,82 +183,6 @@ def canonical_rotation(normal: np.ndarray, up_hint, forward_hint) -> np.ndarray:
     return np.stack([x, y, z])
 
 
-def voxel_remesh(verts: np.ndarray, faces: np.ndarray, resolution: int, closing: int, smooth: float,
-                 mirror: bool, seed: int = 0) -> Mesh:
-    """Watertight surface of the solid bounded by (or thickened around) the input surface.
-
-    The grid is symmetric about x = 0; with ``mirror`` the occupancy is averaged with its mirror
-    image so the surface is symmetric about x = 0.
-    """
-    lo, hi = verts.min(0), verts.max(0)
-    if mirror:
-        m = max(abs(lo[0]), abs(hi[0]))
-        lo[0], hi[0] = -m, m
-    h = (hi - lo).max() / resolution
-    pad = 3 + closing
-    n = np.ceil((hi - lo) / h).astype(int) + 1 + 2 * pad
-    origin = (lo + hi) / 2 - (n - 1) / 2 * h
-    rng = np.random.default_rng(seed)
-    area = face_areas(verts, faces).sum()
-    pts = sample_surface(verts, faces, int(min(max(20 * area / (h * h), 20000), 400000)), rng)
-    axes = [origin[i] + h * np.arange(n[i]) for i in range(3)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    d, _ = cKDTree(pts).query(grid, distance_upper_bound=1.5 * h)
-    shell = (d <= 0.9 * h).reshape(n)
-    st = ndimage.generate_binary_structure(3, 1)
-    solid = ndimage.binary_closing(shell, st, iterations=closing) if closing else shell
-    solid = ndimage.binary_fill_holes(solid)
-    occ = ndimage.gaussian_filter(solid.astype(np.float64), smooth) if smooth > 0 else solid.astype(float)
-    if mirror:
-        occ = 0.5 * (occ + occ[::-1])
-    img = pv.ImageData(dimensions=tuple(int(k) for k in n), spacing=(h, h, h), origin=tuple(origin))
-    img.point_data["occ"] = occ.ravel(order="F")
-    surf = img.contour([0.5], scalars="occ", method="flying_edges")
-    surf = surf.connectivity("largest")
-    v, f = _unpoly(surf.extract_surface(algorithm="dataset_surface"))
-    (v, f), _, _ = merge_and_drop(v, f)
-    if signed_volume(v, f) < 0:
-        f = f[:, ::-1].copy()
-    return v, f
-
-
-def decimate(verts: np.ndarray, faces: np.ndarray, budget: int) -> Mesh:
-    """Quadric decimation (VTK) to about ``budget`` faces; no-op if already below."""
-    if len(faces) <= budget:
-        return verts, faces
-    poly = _poly(verts, faces).decimate(1 - budget / len(faces), volume_preservation=True)
-    return _unpoly(poly)
-
-
-def mirror_symmetrize(verts: np.ndarray, faces: np.ndarray) -> Mesh:
-    """Exactly mirror-symmetric closed mesh: clip at x = 0, keep x >= 0, mirror, weld plane vertices.
-
-    The mirror image of every vertex is a vertex (bit-exact: x -> -x).
-    """
-    half = _poly(verts, faces).clip(normal=(-1.0, 0.0, 0.0), origin=(0.0, 0.0, 0.0))
-    v, f = _unpoly(half.extract_surface(algorithm="dataset_surface"))
-    (v, f), _, _ = merge_and_drop(v, f, tol=1e-9)
-    v = v.copy()
-    # the cut's boundary lies on the plane: snap it (and rounding noise) to x = 0 exactly
-    e = np.sort(f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    edges, counts = np.unique(e, axis=0, return_counts=True)
-    v[np.unique(edges[counts == 1]), 0] = 0.0
-    v[np.abs(v[:, 0]) < 1e-9 * np.abs(v).max(), 0] = 0.0
-    v[:, 0] = np.maximum(v[:, 0], 0.0)
-    (v, f), _, _ = merge_and_drop(v, f, tol=1e-12)
-    on_plane = v[:, 0] == 0.0
-    mv = v[~on_plane] * np.array([-1.0, 1.0, 1.0])
-    index = np.arange(len(v))
-    mirror_index = np.where(on_plane, index, len(v) + np.cumsum(~on_plane) - 1)
-    f2 = mirror_index[f][:, ::-1]
-    out_v = np.concatenate([v, mv])
-    out_f = np.concatenate([f, f2])
-    # drop faces lying in the plane itself (they would be doubled)
-    keep = ~(on_plane[f].all(1))
-    keep = np.concatenate([keep, keep])
-    return out_v, out_f[keep]
-
-
 def extrinsic_to_canonical(extrinsic, transform) -> np.ndarray:
     """World-to-camera extrinsic (4, 4) for the canonical frame of a cleaned CAD model.
 
@@ -378,12 +202,6 @@ def extrinsic_to_canonical(extrinsic, transform) -> np.ndarray:
     out[:3, :3] = E[:3, :3] @ Rt.T
     out[:3, 3] = s * E[:3, 3] - out[:3, :3] @ tt
     return out
-
-
-def normalize(verts: np.ndarray) -> np.ndarray:
-    """Centre the bounding box at the origin and scale to unit bounding-box diagonal."""
-    lo, hi = verts.min(0), verts.max(0)
-    return (verts - (lo + hi) / 2) / np.linalg.norm(hi - lo)
 
 
 def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.0, 1.0, 0.0),
@@ -447,12 +265,12 @@ def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.
     for _ in range(4):  # the cut at x = 0 adds faces: shrink the decimation target until in budget
         dv, df = decimate(v, f, target)
         if s.symmetrize:
-            dv, df = mirror_symmetrize(dv, df)
+            dv, df = mirror_weld(dv, df)
         if len(df) <= 1.1 * s.face_budget:
             break
         target = int(target * s.face_budget / len(df) * 0.97)
     v, f = dv, df
-    rep.steps += ["decimate", "mirror_symmetrize"] if s.symmetrize else ["decimate"]
+    rep.steps += ["decimate", "mirror_weld"] if s.symmetrize else ["decimate"]
     c2, d2 = (v.max(0) + v.min(0)) / 2, np.linalg.norm(v.max(0) - v.min(0))
     v = normalize(v)
     T = np.eye(4)  # source -> canonical: X' = R (X - c1) / (d1 d2) - (R point + c2) / d2
@@ -496,6 +314,17 @@ def main(argv: list[str] | None = None) -> CleanupReport:
         save_json(rep.as_dict(), a.report)
     print(json.dumps({k: val for k, val in rep.as_dict().items() if k != "transform"}, indent=1))
     return rep
+
+
+def __getattr__(name: str):
+    """``mirror_symmetrize`` was renamed :func:`mirror_weld` (alias kept for one release)."""
+    if name == "mirror_symmetrize":
+        import warnings
+
+        warnings.warn("data_prep.cad.mirror_symmetrize was renamed data_prep.cad.mirror_weld",
+                      DeprecationWarning, stacklevel=2)
+        return mirror_weld
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -234,7 +234,7 @@ def write_index(root: Path, class_name: str, ids: list[str], cfg: DatasetConfig)
 def generator_hash() -> str:
     """Hash of the generator's source files: a dataset made by other code is regenerated, not reused."""
     h = hashlib.sha1()
-    for name in ("cad.py", "shapes.py", "views.py", "make_dataset.py"):
+    for name in ("cad.py", "cad_mesh.py", "remesh.py", "shapes.py", "views.py", "make_dataset.py"):
         h.update((Path(__file__).parent / name).read_bytes())
     return h.hexdigest()[:12]
 

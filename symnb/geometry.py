@@ -83,7 +83,14 @@ def normalize(verts: torch.Tensor) -> torch.Tensor:
 
 
 def face_areas_normals(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triangle areas (F,) and unit normals (F, 3) (zero for degenerate faces)."""
+    """Triangle areas (F,) and unit normals (F, 3) (zero for degenerate faces), in verts' dtype.
+
+    Hand-written rather than PyTorch3D's ``Meshes.faces_areas_packed`` / ``faces_normals_packed``:
+    that kernel (``mesh_face_areas_normals``) computes in float32 only (float64 verts are cast
+    down, so surface centroids and float64 samples would lose precision), and it zeroes normals of
+    faces whose |cross product| is below an absolute 1e-6, which depends on the mesh's scale. On
+    float32 input both agree to rounding (tests/test_geometry.py).
+    """
     a, b, c = verts[faces].unbind(-2)
     cr = torch.cross(b - a, c - a, dim=-1)
     norm = cr.norm(dim=-1)
@@ -245,15 +252,18 @@ def point_mesh_closest(points: torch.Tensor, verts: torch.Tensor, faces: torch.T
 # ----------------------------------------------------------------------------------------- subdivision
 
 
-def _unique_edges(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unique undirected edges (E, 2) (sorted pairs) and, per face corner edge, its index (F, 3).
+def _unique_edges(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique undirected edges (E, 2) (sorted pairs, lexicographic order) and, per face corner
+    edge, its index (F, 3), from PyTorch3D's ``Meshes.edges_packed`` (the edge order
+    ``SubdivideMeshes`` uses for its new vertices).
 
     Edge k of face f is (faces[f, k], faces[f, (k + 1) % 3]).
     """
-    e = torch.stack([faces, faces.roll(-1, dims=1)], -1).reshape(-1, 2)
-    e_sorted = e.sort(-1).values
-    edges, inv = torch.unique(e_sorted, dim=0, return_inverse=True)
-    return edges, inv.reshape(-1, 3)
+    from pytorch3d.structures import Meshes
+
+    mesh = Meshes([verts.detach()], [faces])
+    # PyTorch3D's column k is the edge opposite corner k: (f1 f2), (f2 f0), (f0 f1)
+    return mesh.edges_packed(), mesh.faces_packed_to_edges_packed()[:, [2, 0, 1]]
 
 
 def subdivide_midpoint(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,7 +303,7 @@ def subdivide_loop(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tens
     """
     verts, faces = check_mesh(verts, faces)
     V = len(verts)
-    edges, fe = _unique_edges(faces)
+    edges, fe = _unique_edges(verts, faces)
     E = len(edges)
     # opposite vertex of each face edge: edge k = (f[k], f[k+1]), opposite = f[k+2]
     opp = faces.roll(-2, dims=1).reshape(-1)
@@ -335,92 +345,20 @@ def subdivide_loop(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tens
     return torch.cat([even, odd]), new_faces
 
 
-# ------------------------------------------------------------------------------------ example meshes
+# ------------------------------------------------------------------ moved names (deprecated aliases)
 
-EXAMPLES = ("airplane", "nut", "box", "vase", "open_cylinder", "blob")
-
-
-def example_mesh(name: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Test meshes with known symmetries, (verts (V, 3) float32, faces (F, 3) long).
-
-    * "airplane": PyVista's CAD aeroplane (one reflection plane, normal x).
-    * "nut": PyVista's nut.ply, an octagonal nut (8-fold rotation about y, 9 planes).
-    * "box": a 2 x 1.2 x 0.6 box, unevenly tessellated (planes x, y, z; 2-fold axes x, y, z).
-    * "vase": a closed surface of revolution about y (64 meridians).
-    * "open_cylinder": an open tube about y (no caps; continuous rotation, non-watertight).
-    * "blob": a smooth random asymmetric blob (no symmetry), from `seed`.
-    """
-    import os
-
-    import pyvista as pv
-    from pyvista import examples
-
-    from .templates import sphere_template, uv_sphere
-
-    if name == "airplane":
-        return from_pyvista(examples.load_airplane())
-    if name == "nut":
-        return from_pyvista(pv.read(os.path.join(os.path.dirname(examples.__file__), "nut.ply")))
-    if name == "box":
-        # uneven tessellation: a finer grid on the +x half than on the -x half
-        left = pv.Box(bounds=(0, 1, -0.6, 0.6, -0.3, 0.3), level=4)
-        right = pv.Box(bounds=(-1, 0, -0.6, 0.6, -0.3, 0.3), level=1)
-        v1, f1 = from_pyvista(left)
-        v2, f2 = from_pyvista(right)
-        # drop the two inner walls at x = 0 so the union is the box surface
-        keep1 = ~(v1[f1][:, :, 0].abs() < 1e-6).all(1)
-        keep2 = ~(v2[f2][:, :, 0].abs() < 1e-6).all(1)
-        return remove_unused(torch.cat([v1, v2]), torch.cat([f1[keep1], f2[keep2] + len(v1)]))
-    if name in ("vase", "open_cylinder"):
-        v, f = uv_sphere(24, 64)
-        y = v[:, 1].clone()
-        if name == "vase":
-            r = 0.45 + 0.2 * torch.sin(2.5 * y + 0.5) + 0.05 * y
-            rad = torch.sqrt((v[:, 0] ** 2 + v[:, 2] ** 2).clamp_min(0))
-            v = torch.stack([v[:, 0] * r, y, v[:, 2] * r], 1)
-            del rad
-            return v, f
-        # keep only the ring vertices' side faces: tube of radius 0.5, height 1.2
-        ring = (v[:, 1].abs() < 0.999)
-        keep = ring[f].all(1)
-        v = torch.stack([0.5 * v[:, 0] / v[:, [0, 2]].norm(dim=1).clamp_min(1e-9), 0.6 * y, 0.5 * v[:, 2]
-                         / v[:, [0, 2]].norm(dim=1).clamp_min(1e-9)], 1)
-        return remove_unused(v, f[keep])
-    if name == "blob":
-        v, f = sphere_template(642)
-        g = torch.Generator().manual_seed(seed)
-        w = torch.randn(6, 3, generator=g) * 2.0
-        ph = torch.rand(6, generator=g) * 6.28
-        a = torch.rand(6, generator=g) * 0.15 + 0.05
-        r = 1 + (a * torch.sin(v @ w.T + ph)).sum(1)
-        v = v * r[:, None] * torch.tensor([1.0, 0.8, 0.6])
-        return v, f
-    raise ValueError(f"unknown example mesh {name!r}; choose from {EXAMPLES}")
+_MOVED_TO_EXAMPLES = ("EXAMPLES", "EXAMPLE_TRUTH", "example_mesh", "random_pose")
 
 
-def random_pose(verts: torch.Tensor, seed: int = 0, scale_range=(0.2, 5.0)):
-    """Apply a random rotation, translation and scale: returns (verts', R (3, 3), t (3,), s).
+def __getattr__(name: str):
+    """``symnb.geometry.example_mesh`` etc. moved to :mod:`symnb.examples` (aliases kept for one
+    release; imported lazily because symnb.examples imports this module and the templates)."""
+    if name in _MOVED_TO_EXAMPLES:
+        import warnings
 
-    verts' = s * verts @ R.T + t, all float64.
-    """
-    from scipy.spatial.transform import Rotation
+        from . import examples
 
-    rng = np.random.default_rng(seed)
-    R = torch.as_tensor(Rotation.random(random_state=rng).as_matrix())
-    s = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
-    t = torch.as_tensor(rng.normal(size=3) * 3.0)
-    return s * torch.as_tensor(verts).double() @ R.T + t, R, t, s
-
-
-#: Known symmetries of the example meshes in their own frame: the representation, the rotation
-#: order (1 if none), and the reference directions (plane normals / main axis) detection must find.
-EXAMPLE_TRUTH = {
-    "airplane": dict(representation="reflection", order=1, planes=[(1.0, 0.0, 0.0)], axis=None),
-    "nut": dict(representation="rotation", order=8, planes=[(0.0, 1.0, 0.0)], axis=(0.0, 1.0, 0.0)),
-    "box": dict(
-        representation="two_planes", order=1, planes=[(1.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0)], axis=None
-    ),
-    "vase": dict(representation="rotation", order=0, planes=[], axis=(0.0, 1.0, 0.0)),
-    "open_cylinder": dict(representation="rotation", order=0, planes=[], axis=(0.0, 1.0, 0.0)),
-    "blob": dict(representation="none", order=1, planes=[], axis=None),
-}
+        warnings.warn(f"symnb.geometry.{name} moved to symnb.examples; import it from there",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(examples, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,11 +3,29 @@
 Shapes: ``verts`` (V, 3) float32, ``faces`` (F, 3) int64 (0-based vertex indices). Polygons with
 more than three corners are fan-triangulated on reading. Writes are atomic
 (:func:`symnb.utils.atomic_write`): a crash never leaves a half-written mesh file.
+
+Reading is PyTorch3D's (``pytorch3d.io.load_obj``, ``load_ply`` and the OFF interpreter behind
+``pytorch3d.io.IO().load_mesh``), wrapped so that every failure is a :class:`MeshFormatError`
+naming the file, plus what PyTorch3D does not check or does differently:
+
+* OFF: the ``[C][N]OFF`` header line is required (PyTorch3D also reads header-less files) and the
+  counts line may have two or three numbers; the body after the counts line goes to PyTorch3D.
+  An empty file, a missing counts line or a truncated PLY header would make PyTorch3D's parsers
+  loop forever: they are rejected before parsing. When PyTorch3D rejects an OFF file, the
+  offending line is located (e.g. ``5 0 1 2``: a face whose count does not match its indices).
+* OBJ: negative (relative) vertex indices count back from the vertices read *so far* (the OBJ
+  rule; PyTorch3D counts from the end of the file), and index 0 is an error (PyTorch3D reads it
+  as vertex 1).
+* all: out-of-range face indices (PyTorch3D only warns), NaN / inf coordinates, meshes without
+  vertices or faces.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,89 +46,176 @@ def _as_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _fan(polys: list[list[int]]) -> list[list[int]]:
-    tris = []
-    for p in polys:
-        tris.extend([p[0], p[i], p[i + 1]] for i in range(1, len(p) - 1))
-    return tris
-
-
-def _finish(path: Path, verts: list | np.ndarray, faces: list | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    v = np.array(verts, dtype=np.float32).reshape(-1, 3)  # a writable copy
-    f = np.array(faces, dtype=np.int64).reshape(-1, 3)
+def _finish(path: Path, verts, faces) -> tuple[torch.Tensor, torch.Tensor]:
+    v = np.array(_as_numpy(verts), dtype=np.float32).reshape(-1, 3)  # a writable copy
+    f = np.array(_as_numpy(faces), dtype=np.int64).reshape(-1, 3)
     if len(v) == 0 or len(f) == 0:
         raise MeshFormatError(f"{path}: mesh has no vertices or no faces")
     if not np.isfinite(v).all():
         raise MeshFormatError(f"{path}: vertex coordinates contain NaN or inf")
     if f.min() < 0 or f.max() >= len(v):
         raise MeshFormatError(f"{path}: face index out of range [0, {len(v)})")
-    return v, f
+    return torch.from_numpy(v), torch.from_numpy(f)
 
 
-def _read_off(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    tokens_lines = [ln.split("#")[0].split() for ln in path.read_text(errors="replace").splitlines()]
-    lines = [t for t in tokens_lines if t]
-    if not lines or not lines[0][0].endswith("OFF"):
+# ------------------------------------------------------------------------------------------------ OFF
+
+
+def _tokens(line: bytes) -> list[bytes]:
+    return line.split(b"#")[0].split()
+
+
+def _off_header(path: Path, data: bytes) -> tuple[int, int, int, bytes]:
+    """(n_verts, n_faces, line number of the counts line, body after the counts line)."""
+    stream = io.BytesIO(data)
+    lineno, head = 0, None
+    while head is None:
+        line = stream.readline()
+        if not line:
+            raise MeshFormatError(f"{path}: missing OFF header")
+        lineno += 1
+        head = _tokens(line) or None
+    if not head[0].upper().endswith(b"OFF"):
         raise MeshFormatError(f"{path}: missing OFF header")
-    head, rest = lines[0][1:], lines[1:]
-    if not head:
-        if not rest:
+    counts = head[1:]
+    while not counts:
+        line = stream.readline()
+        if not line:
             raise MeshFormatError(f"{path}: OFF file has no counts line")
-        head, rest = rest[0], rest[1:]
+        lineno += 1
+        counts = _tokens(line)
     try:
-        nv, nf = int(head[0]), int(head[1])
-        verts = [[float(x) for x in ln[:3]] for ln in rest[:nv]]
-        polys = []
-        for ln in rest[nv : nv + nf]:
-            n = int(ln[0])
-            polys.append([int(i) for i in ln[1 : 1 + n]])
-    except (ValueError, IndexError) as err:
-        raise MeshFormatError(f"{path}: corrupt OFF file ({err})") from err
-    if len(verts) != nv or len(polys) != nf or any(len(v) != 3 for v in verts):
-        raise MeshFormatError(f"{path}: OFF file truncated (expected {nv} vertices and {nf} faces)")
-    return _finish(path, verts, _fan(polys))
+        nv, nf = int(counts[0]), int(counts[1])
+    except (ValueError, IndexError):
+        raise MeshFormatError(f"{path}: line {lineno}: bad OFF counts line {b' '.join(counts)!r}") from None
+    if nv < 0 or nf < 0:
+        raise MeshFormatError(f"{path}: line {lineno}: negative OFF counts")
+    return nv, nf, lineno, stream.read()
 
 
-def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    verts, polys = [], []
+def _off_check(body: bytes, nv: int, nf: int, first: int) -> tuple[str | None, int]:
+    """Why and where the OFF body (starting after line ``first``) is malformed (or None), and the
+    byte offset where its last face line ends (what follows may only be comments)."""
+    seen, offset, end = 0, 0, 0
+    for i, raw in enumerate(body.splitlines(keepends=True), start=first + 1):
+        offset += len(raw)
+        t = _tokens(raw)
+        if not t:
+            continue
+        if seen < nv:
+            try:
+                [float(x) for x in t]
+            except ValueError:
+                return f"line {i}: bad vertex {raw.strip()[:60]!r}", end
+            if len(t) < 3:
+                return f"line {i}: vertex with {len(t)} coordinates", end
+        elif seen < nv + nf:
+            try:
+                n = int(t[0])
+                [int(x) for x in t[1 : 1 + n]]
+            except ValueError:
+                return f"line {i}: bad face {raw.strip()[:60]!r}", end
+            extra = len(t) - 1 - n
+            if n < 3:
+                return f"line {i}: face with {n} corners", end
+            if extra not in (0, 3, 4):  # 3 or 4 extra values are a face colour
+                return f"line {i}: face count {n} does not match its {len(t) - 1} indices", end
+        else:
+            return f"line {i}: data after the {nf} faces", end
+        seen += 1
+        end = offset
+    if seen < nv + nf:
+        return f"OFF file truncated (expected {nv} vertices and {nf} faces, found {seen} of those lines)", end
+    return None, end
+
+
+def _read_off(path: Path, data: bytes):
+    from iopath.common.file_io import PathManager
+    from pytorch3d.io.off_io import MeshOffFormat  # the interpreter IO().load_mesh uses for .off
+
+    def parse(body: bytes):
+        stream = io.BytesIO(b"OFF\n%d %d 0\n" % (nv, nf) + body)
+        return MeshOffFormat().read(stream, include_textures=False, device="cpu", path_manager=PathManager())
+
+    nv, nf, first, body = _off_header(path, data)
     try:
-        for ln in path.read_text(errors="replace").splitlines():
-            t = ln.split()
-            if not t:
-                continue
-            if t[0] == "v":
-                verts.append([float(x) for x in t[1:4]])
-            elif t[0] == "f":
-                idx = [int(s.split("/")[0]) for s in t[1:]]
-                polys.append([i - 1 if i > 0 else len(verts) + i for i in idx])
+        mesh = parse(body)
     except ValueError as err:
-        raise MeshFormatError(f"{path}: corrupt OBJ file ({err})") from err
-    return _finish(path, verts, _fan(polys))
+        where, end = _off_check(body, nv, nf, first)
+        if where is not None:
+            raise MeshFormatError(f"{path}: {where}") from err
+        if not str(err).startswith("Extra data"):
+            raise
+        mesh = parse(body[:end])  # PyTorch3D rejects comments after the last face
+    return mesh.verts_packed(), mesh.faces_packed()
 
 
-def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import pyvista as pv
+# ------------------------------------------------------------------------------------------------ OBJ
 
-    try:
-        mesh = pv.read(str(path))
-    except Exception as err:  # noqa: BLE001 - VTK raises assorted errors for corrupt files
-        raise MeshFormatError(f"{path}: corrupt PLY file ({err})") from err
-    if not isinstance(mesh, pv.PolyData) or mesh.n_cells == 0:
-        raise MeshFormatError(f"{path}: PLY file has no faces")
-    mesh = mesh.triangulate()
-    faces = np.asarray(mesh.faces).reshape(-1, 4)[:, 1:]
-    return _finish(path, np.asarray(mesh.points), faces)
+_RELATIVE_OR_ZERO = re.compile(r"^[ \t]*f(?=[ \t]).*?[ \t](-|0+(?=/|[ \t]|$))", re.M)
+
+
+def _obj_absolute(path: Path, text: str) -> str:
+    """Rewrite negative (relative) and reject zero vertex indices of face lines."""
+    if not _RELATIVE_OR_ZERO.search(text):
+        return text
+    out, nv = [], 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        s = line.strip()
+        if s.startswith("v "):  # PyTorch3D's test for a vertex line
+            nv += 1
+        elif s.startswith("f "):
+            toks = s.split()[1:]
+            for k, tok in enumerate(toks):
+                parts = tok.split("/")
+                try:
+                    i = int(parts[0])
+                except ValueError:
+                    continue  # PyTorch3D reports it
+                if i == 0:
+                    raise MeshFormatError(f"{path}: line {lineno}: OBJ vertex index 0 (indices start at 1)")
+                if i < 0:
+                    if i + nv < 0:
+                        raise MeshFormatError(f"{path}: line {lineno}: face index out of range [0, {nv})")
+                    parts[0] = str(i + nv + 1)
+                    toks[k] = "/".join(parts)
+            line = "f " + " ".join(toks)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _read_obj(path: Path, data: bytes):
+    from pytorch3d.io import load_obj
+
+    text = _obj_absolute(path, data.decode("utf-8", errors="replace"))
+    verts, faces, _ = load_obj(io.StringIO(text), load_textures=False)
+    return verts, faces.verts_idx
+
+
+# ------------------------------------------------------------------------------------------------ PLY
+
+
+def _read_ply(path: Path, data: bytes):
+    from pytorch3d.io import load_ply
+
+    if b"end_header" not in data:
+        raise MeshFormatError(f"{path}: truncated or corrupt PLY file (no end_header line)")
+    return load_ply(io.BytesIO(data))
+
+
+# ----------------------------------------------------------------------------------------------- API
 
 
 def load_mesh(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read a triangle mesh from .off, .obj or .ply.
+    """Read a triangle mesh from .off, .obj or .ply (PyTorch3D's readers, see the module docstring).
 
     Returns:
         verts (V, 3) float32 and faces (F, 3) int64.
 
     Raises:
-        FileNotFoundError: no such file. MeshFormatError (a ValueError): unknown suffix, corrupt or
-        empty file, NaN coordinates, face indices out of range; the message names the file.
+        FileNotFoundError: no such file. MeshFormatError (a ValueError): unknown suffix, corrupt,
+        truncated or empty file, NaN coordinates, face indices out of range; the message names the
+        file (and for OFF / OBJ structure errors the line).
     """
     path = Path(path)
     if not path.is_file():
@@ -119,12 +224,29 @@ def load_mesh(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
     suffix = path.suffix.lower()
     if suffix not in readers:
         raise MeshFormatError(f"{path}: unsupported mesh format {suffix!r} (use {', '.join(MESH_SUFFIXES)})")
-    v, f = readers[suffix](path)
-    return torch.from_numpy(v), torch.from_numpy(f)
+    data = path.read_bytes()
+    if not data.strip():
+        raise MeshFormatError(f"{path}: empty file: mesh has no vertices or no faces")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyTorch3D warns about bad indices: _finish raises
+            verts, faces = readers[suffix](path, data)
+    except MeshFormatError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - PyTorch3D's parsers raise assorted errors
+        msg = str(err) or type(err).__name__
+        kind = "truncated" if re.search(r"not enough|premature|too little", msg, re.I) else "corrupt"
+        raise MeshFormatError(f"{path}: {kind} {suffix[1:].upper()} file ({msg})") from err
+    return _finish(path, verts, faces)
 
 
 def save_mesh(path: str | os.PathLike, verts, faces, precision: int = 6) -> Path:
     """Write a triangle mesh atomically as .off, .obj or ASCII .ply (chosen by the suffix).
+
+    Hand-written rather than PyTorch3D's writers: those format float32 copies and write no
+    standard ``OFF`` header; here coordinates keep float64 precision at ``precision`` decimals.
 
     Args:
         verts: (V, 3) float tensor or array. faces: (F, 3) integer tensor or array (0-based).

@@ -5,7 +5,7 @@ Default weights (:class:`LossWeights`) are MCMR's Pascal3D+ settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -13,9 +13,11 @@ import torch.nn.functional as F
 from pytorch3d.loss import mesh_laplacian_smoothing
 from pytorch3d.structures import Meshes
 
+from .config import Config
+
 
 @dataclass
-class LossWeights:
+class LossWeights(Config):
     """Weight of each loss term (MCMR Pascal3D+ defaults; 0 disables a term).
 
     Attributes:
@@ -28,8 +30,10 @@ class LossWeights:
         colour: L1 in CIE Lab between the rendered texture and the image, inside the mask.
         pixel: L1 in RGB inside the mask.
         ssim: 1 - SSIM of the masked images.
-        perceptual: VGG-16 feature distance (only with a local weights file).
-        keypoint: reprojection of 3-D keypoints (needs keypoint annotations).
+        perceptual: VGG-16 feature distance inside the mask; needs ``perceptual_weights``.
+        keypoint: squared reprojection error of the model's 3-D keypoints (``ModelConfig.n_keypoints``)
+            against the visible annotated ones, in normalised image coordinates.
+        perceptual_weights: local torchvision VGG-16 weights file (nothing is downloaded).
     """
 
     mask: float = 100.0
@@ -43,6 +47,20 @@ class LossWeights:
     ssim: float = 0.0
     perceptual: float = 0.0
     keypoint: float = 0.0
+    perceptual_weights: str | None = None
+
+    def validate(self) -> None:
+        for name in self.term_names():
+            self._range(name, 0)
+        if self.perceptual and not self.perceptual_weights:
+            raise ValueError("LossWeights.perceptual > 0 needs perceptual_weights (a local VGG-16 file)")
+        if self.perceptual_weights and not Path(self.perceptual_weights).is_file():
+            raise ValueError(f"LossWeights.perceptual_weights: no such file {self.perceptual_weights}")
+
+    @classmethod
+    def term_names(cls) -> tuple[str, ...]:
+        """Names of the weighted terms (every float field)."""
+        return tuple(f.name for f in fields(cls) if f.type in ("float", float))
 
 
 def _empty(x: torch.Tensor) -> torch.Tensor | None:
@@ -171,7 +189,8 @@ def ssim_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> 
 
 
 class PerceptualLoss(torch.nn.Module):
-    """VGG-16 feature (relu1_2 .. relu4_3) L2 distance; weights only from a local torchvision file."""
+    """VGG-16 feature (relu1_2 .. relu4_3) L2 distance; weights only from a local torchvision file
+    (the whole ``vgg16`` state dict, or just its ``features.*`` entries up to conv4_3)."""
 
     def __init__(self, weights_path: str):
         super().__init__()
@@ -181,7 +200,13 @@ class PerceptualLoss(torch.nn.Module):
         if not path.is_file():
             raise FileNotFoundError(f"VGG-16 weights not found: {path} (perceptual loss needs local weights)")
         vgg = torchvision.models.vgg16(weights=None)
-        vgg.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        used = vgg.features[:23].state_dict()
+        missing = sorted(set(used) - set(feats))
+        if missing:
+            raise ValueError(f"{path} is not a VGG-16 weights file (missing features.{missing[0]}, ...)")
+        vgg.features[:23].load_state_dict({k: feats[k] for k in used})
         self.slices = torch.nn.ModuleList([vgg.features[a:b] for a, b in ((0, 4), (4, 9), (9, 16), (16, 23))])
         for p in self.parameters():
             p.requires_grad_(False)
@@ -198,12 +223,15 @@ class PerceptualLoss(torch.nn.Module):
 
 
 def keypoint_loss(pred: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
-    """Squared reprojection error of visible keypoints.
+    """Squared reprojection error of visible keypoints (0 when none is visible).
 
     Args:
         pred: (B, N, 2) projected 3-D keypoints in normalised image coordinates.
         kp: (B, N, 3) annotated (x, y, visible) in the same coordinates.
     """
+    if pred.shape[:-1] != kp.shape[:-1] or pred.shape[-1] != 2 or kp.shape[-1] != 3:
+        raise ValueError(f"keypoint_loss: pred must be (B, N, 2) and kp (B, N, 3), got {tuple(pred.shape)}, "
+                         f"{tuple(kp.shape)}")
     vis = kp[..., 2]
     err = ((pred - kp[..., :2]) ** 2).sum(-1) * vis
     return err.sum() / vis.sum().clamp(min=1.0)
@@ -213,6 +241,8 @@ def weighted_sum(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.
     """sum_k weights.k * terms[k] over the terms present (unknown names raise)."""
     total = None
     for k, v in terms.items():
+        if k not in weights.term_names():
+            raise AttributeError(f"no loss weight named {k!r}; weights: {weights.term_names()}")
         w = getattr(weights, k)
         if w == 0:
             continue

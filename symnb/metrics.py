@@ -1,5 +1,5 @@
 """3D and 2D reconstruction metrics: mask IoU, chamfer, surface Hausdorff and min-max distances,
-symmetry errors, and 3D IoU by voxelization.
+and 3D IoU by voxelization (symmetry errors: :mod:`symnb.symmetry.errors`, re-exported here).
 
 Meshes are given as verts (V, 3) float and faces (F, 3) long torch tensors.
 
@@ -144,41 +144,14 @@ def chamfer(verts_a, faces_a, verts_b, faces_b, n_samples: int = 10000, seed: in
 # -------------------------------------------------------------------------------------- symmetry errors
 
 
-def index_symmetry_error(verts: torch.Tensor, smap) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-right error through a SymmetryMap: |v_i - reflect(v_mirror(i))| over vertices.
+def __getattr__(name):
+    # the symmetry errors live in symnb.symmetry.errors (one function per kind); these names stay
+    # importable from symnb.metrics, where the README documented them
+    if name in ("index_symmetry_error", "geometric_symmetry_error"):
+        from .symmetry import errors
 
-    Args:
-        verts: (..., V, 3) float.
-    Returns:
-        (max, mean) over vertices, shape (...).
-    """
-    from .symmetry import reflect
-
-    if verts.shape[-2] != smap.n_verts:
-        raise ValueError(f"index_symmetry_error: {verts.shape[-2]} verts for a map of {smap.n_verts}")
-    mirrored = reflect(verts[..., smap.mirror, :], smap.normal.to(verts), smap.point.to(verts))
-    d = (verts - mirrored).norm(dim=-1)
-    return d.amax(-1), d.mean(-1)
-
-
-def geometric_symmetry_error(
-    verts, faces, normal=(1.0, 0.0, 0.0), point=(0.0, 0.0, 0.0), relative: bool = True,
-    n_samples: int = 20000, seed: int = 0,
-) -> float:
-    """Hausdorff distance between the surface and its reflection about a plane.
-
-    Args:
-        relative: divide by the bounding-box diagonal (the `Symmetry.error` convention).
-    """
-    from .symmetry import reflect
-
-    v, f = check_mesh(verts, faces)
-    v = v.double()
-    r = reflect(v, torch.as_tensor(normal, dtype=torch.float64), torch.as_tensor(point, dtype=torch.float64))
-    # a reflection is an isometry: h(S, R S) = h(R S, S), so one direction suffices
-    d, _, a, b = directed_distances(r, f.flip(1), v, f, n_samples, seed)
-    h = float((a - b).norm())
-    return h / float(bbox_diagonal(v)) if relative else h
+        return getattr(errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------------------------------ voxel IoU

@@ -19,7 +19,7 @@ Texture sampling, the two modes of the research's ablation (:func:`textured_rend
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from pytorch3d.io.mtl_io import make_material_atlas
@@ -37,20 +37,27 @@ from pytorch3d.renderer import (
     TexturesUV,
     look_at_view_transform,
 )
+from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 
+from .config import Config
 from .rasterizer import FastMeshRasterizer
+
+TEXTURE_MODES = ("uv", "atlas")
 
 #: Probability below which a face's soft coverage counts as zero when deriving the blur radius.
 COVERAGE_EPS = 1e-4
 
 
 @dataclass
-class RenderSettings:
-    """Settings shared by the silhouette, shaded and textured renderers.
+class RenderSettings(Config):
+    """Settings shared by every renderer: training losses, evaluation, reports, widgets, notebooks.
+
+    Renderers take a settings object at construction; functions such as :func:`render_prediction`
+    let a call override it (``soft=False``, ``camera=``).
 
     Attributes:
-        image_size: output height = width in pixels.
+        image_size: output height = width in pixels (set to the model's input size by experiments).
         sigma: softness of silhouette edges (SoftRas' sigma, NDC units squared); 0 = hard edges.
         gamma: softness of the depth blend of soft RGB renders.
         faces_per_pixel: faces kept per pixel by soft renderers (hard renders keep 1).
@@ -58,8 +65,12 @@ class RenderSettings:
         light_location: point light position in world coordinates (``lighting="point"``).
         lighting: "point" (Phong shading with a point light) or "ambient" (unlit: the
             rendered colour is the texture colour).
-        atlas_size: R of the R x R per-face colour grid of ``textured_renderer(mode="atlas")``.
-        rasterizer: "auto" (fast on CPU, PyTorch3D's on CUDA), "fast" or "stock".
+        texture_mode: how predicted UV images are sampled: "uv" (``TexturesUV``, per pixel) or
+            "atlas" (``TexturesAtlas``, a fixed ``atlas_size`` x ``atlas_size`` grid per face, SoftRas).
+        atlas_size: R of the R x R per-face colour grid of the "atlas" mode.
+        camera: which camera renders the training masks: "pred" (the predicted one, MCMR) or "gt"
+            (the annotated one).
+        rasterizer: "auto" (PyTorch3D's kernels on CUDA, ours on CPU), "fast" (ours) or "stock".
         perspective_correct: perspective-correct barycentrics; None = when the camera is perspective.
         cull_backfaces: skip faces seen from behind (needs consistently oriented faces).
     """
@@ -67,27 +78,30 @@ class RenderSettings:
     image_size: int = 64
     sigma: float = 1e-4
     gamma: float = 1e-4
-    faces_per_pixel: int = 25
+    faces_per_pixel: int = 8
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     light_location: tuple[float, float, float] = (0.0, 2.0, -2.0)
     lighting: str = "point"
-    atlas_size: int = 4
+    texture_mode: str = "uv"
+    atlas_size: int = 2
+    camera: str = "pred"
     rasterizer: str = "auto"
     perspective_correct: bool | None = None
     cull_backfaces: bool = False
 
-    def __post_init__(self):
-        if self.image_size < 1 or self.faces_per_pixel < 1 or self.atlas_size < 1:
-            raise ValueError(
-                f"image_size, faces_per_pixel and atlas_size must be >= 1, got {self.image_size}, "
-                f"{self.faces_per_pixel}, {self.atlas_size}"
-            )
-        if self.sigma < 0 or self.gamma <= 0:
-            raise ValueError(f"need sigma >= 0 and gamma > 0, got sigma={self.sigma}, gamma={self.gamma}")
-        if self.lighting not in ("point", "ambient"):
-            raise ValueError(f"lighting must be 'point' or 'ambient', got {self.lighting!r}")
-        if self.rasterizer not in ("auto", "fast", "stock"):
-            raise ValueError(f"rasterizer must be 'auto', 'fast' or 'stock', got {self.rasterizer!r}")
+    def validate(self) -> None:
+        for name in ("image_size", "faces_per_pixel", "atlas_size"):
+            self._range(name, 1)
+        self._range("sigma", 0)
+        self._range("gamma", 0, lo_open=True)
+        self._choice("lighting", ("point", "ambient"))
+        self._choice("texture_mode", TEXTURE_MODES)
+        self._choice("camera", ("pred", "gt"))
+        self._choice("rasterizer", ("auto", "fast", "stock"))
+        if len(self.background) != 3 or not all(0 <= c <= 1 for c in self.background):
+            raise ValueError(f"RenderSettings.background must be 3 numbers in [0, 1], got {self.background}")
+        if len(self.light_location) != 3:
+            raise ValueError(f"RenderSettings.light_location must be 3 numbers, got {self.light_location}")
 
     @property
     def blur_radius(self) -> float:
@@ -142,7 +156,7 @@ def silhouette_renderer(cameras, settings: RenderSettings | None = None) -> Mesh
 
 def shaded_renderer(cameras, settings: RenderSettings | None = None, soft: bool = False) -> MeshRenderer:
     """Phong-shaded renderer; textures come from the mesh (TexturesVertex/UV/Atlas)."""
-    s = settings or RenderSettings(faces_per_pixel=1, sigma=0.0)
+    s = settings or RenderSettings()
     shader_cls = SoftPhongShader if soft else HardPhongShader
     shader = shader_cls(
         device=cameras.device, cameras=cameras, lights=_lights(cameras, s), blend_params=s.blend_params()
@@ -188,7 +202,7 @@ class TexturedRenderer(MeshRenderer):
 
     def __init__(self, rasterizer, shader, mode: str = "uv", atlas_size: int = 4) -> None:
         super().__init__(rasterizer, shader)
-        if mode not in ("uv", "atlas"):
+        if mode not in TEXTURE_MODES:
             raise ValueError(f"mode must be 'uv' or 'atlas', got {mode!r}")
         self.mode = mode
         self.atlas_size = atlas_size
@@ -208,27 +222,27 @@ class TexturedRenderer(MeshRenderer):
 
 
 def textured_renderer(
-    cameras, settings: RenderSettings | None = None, mode: str = "uv", soft: bool = False
+    cameras, settings: RenderSettings | None = None, mode: str | None = None, soft: bool = False
 ) -> TexturedRenderer:
     """Textured renderer, texture sampled per pixel ("uv") or from per-face R x R grids ("atlas").
 
     Args:
         cameras: any PyTorch3D cameras (e.g. ``symnb.camera.to_pytorch3d(scale, trans, quat)``).
         settings: image size, lighting ("point" or "ambient" = unlit), background, atlas size.
-        mode: "uv" or "atlas" (see the module docstring).
+        mode: "uv" or "atlas" (see the module docstring); default ``settings.texture_mode``.
         soft: SoftRas-style blending over ``faces_per_pixel`` blurred faces (gradients reach the
             silhouette edges) instead of the nearest face only.
 
     Returns:
         A renderer mapping textured Meshes to (B, H, W, 4) images.
     """
-    s = settings or RenderSettings(faces_per_pixel=1, sigma=0.0)
+    s = settings or RenderSettings()
     shader_cls = SoftPhongShader if soft else HardPhongShader
     shader = shader_cls(
         device=cameras.device, cameras=cameras, lights=_lights(cameras, s), blend_params=s.blend_params()
     )
     rasterizer = make_rasterizer(cameras, s, soft=soft)
-    return TexturedRenderer(rasterizer, shader, mode=mode, atlas_size=s.atlas_size)
+    return TexturedRenderer(rasterizer, shader, mode=mode or s.texture_mode, atlas_size=s.atlas_size)
 
 
 def pyvista_textured_mesh(polydata, image, device="cpu") -> Meshes:
@@ -286,3 +300,57 @@ def time_render(
         fwd.append(t1 - t0)
         bwd.append(t2 - t1)
     return float(torch.tensor(fwd[warmup:]).median()), float(torch.tensor(bwd[warmup:]).median())
+
+
+# ---------------------------------------------------------------------------- predicted meshes
+
+
+def make_textures(texture: torch.Tensor, verts_uvs: torch.Tensor, faces_uvs: torch.Tensor, mode: str = "uv",
+                  atlas_size: int = 2):
+    """PyTorch3D textures of UV images (B, 3, T, W): ``TexturesUV``, or per-face ``TexturesAtlas``
+    (fixed R x R crops sampled like the renderer's atlas mode)."""
+    if mode not in TEXTURE_MODES:
+        raise ValueError(f"texture mode must be 'uv' or 'atlas', got {mode!r}")
+    B = texture.shape[0]
+    uv = TexturesUV(maps=texture.permute(0, 2, 3, 1), faces_uvs=[faces_uvs] * B, verts_uvs=[verts_uvs] * B)
+    return uv if mode == "uv" else uv_to_atlas(uv, atlas_size)
+
+
+def render_prediction(out: dict, settings: RenderSettings | None = None, camera: tuple | None = None,
+                      soft: bool = True, **overrides) -> dict:
+    """Render a network's predicted meshes: silhouette and (if predicted) the texture of the nearest face.
+
+    Args:
+        out: :meth:`symnb.model.ReconstructionNet.forward` dict ("verts" (B, V, 3), "faces" (F, 3),
+            camera "scale"/"trans"/"quat", optional "texture", "verts_uvs", "faces_uvs").
+        settings: image size, softness, texture mode, rasterizer; ``overrides`` replace fields for
+            this call (e.g. ``image_size=128``).
+        camera: optional (scale (B,), trans (B, 2), quat (B, 4)) to render with instead of out's.
+        soft: blurred silhouette over ``faces_per_pixel`` faces (training); False: hard coverage.
+
+    Returns:
+        "silhouette" (B, H, W) in [0, 1]; "rgb" (B, 3, H, W) texture render or None; "coverage"
+        (B, 1, H, W) 1 where a face is hit.
+    """
+    s = settings or RenderSettings()
+    if overrides:
+        s = replace(s, **overrides)
+    if not soft:
+        s = replace(s, sigma=0.0, faces_per_pixel=1)
+    verts, faces = out["verts"], out["faces"]
+    scale, trans, quat = camera if camera is not None else (out["scale"], out["trans"], out["quat"])
+    from .camera import to_pytorch3d
+
+    renderer = silhouette_renderer(to_pytorch3d(scale, trans, quat), s)
+    meshes = Meshes(verts=list(verts), faces=[faces] * verts.shape[0])
+    frags = renderer.rasterizer(meshes)
+    result = {"silhouette": renderer.shader(frags, meshes)[..., 3], "rgb": None,
+              "coverage": (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)}
+    tex = out.get("texture")
+    if tex is not None:
+        near = Fragments(pix_to_face=frags.pix_to_face[..., :1], zbuf=frags.zbuf[..., :1],
+                         bary_coords=frags.bary_coords[..., :1, :].clamp(0, 1), dists=frags.dists[..., :1])
+        meshes.textures = make_textures(tex, out["verts_uvs"], out["faces_uvs"], s.texture_mode, s.atlas_size)
+        result["rgb"] = meshes.sample_textures(near)[..., 0, :].permute(0, 3, 1, 2)  # (B, 3, H, W)
+    return result
+

@@ -105,3 +105,58 @@ def load_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
+
+
+#: Largest YAML file (config or annotation) read by :func:`load_yaml`.
+MAX_YAML_BYTES = 1_000_000
+
+
+def _no_alias_loader():
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        """SafeLoader that refuses anchors and aliases (no alias bombs)."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
+def parse_yaml(text: str, where: str = "YAML", max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """Parse YAML text safely: size-bounded, plain data only, no anchors / aliases.
+
+    Raises:
+        ValueError: too large, not valid YAML, or using aliases (the message names ``where``).
+    """
+    import yaml
+
+    if len(text) > max_bytes:
+        raise ValueError(f"{where}: {len(text)} bytes, more than the {max_bytes} a YAML file may have")
+    fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _no_alias_loader() if ("*" in text or "&" in text) else fast  # an alias needs both
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as err:
+        msg = " ".join(str(err).split())
+        raise ValueError(f"{where}: not valid YAML ({msg})") from err
+
+
+def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES) -> dict:
+    """Read a YAML mapping (a config file) with :func:`parse_yaml`; an empty file gives {}."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such YAML file: {path}")
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes, more than the {max_bytes} a YAML file may "
+                         "have")
+    data = parse_yaml(path.read_text(errors="replace"), str(path), max_bytes)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data

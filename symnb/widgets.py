@@ -106,31 +106,16 @@ class DatasetBrowser(_Shown):
 
 
 def mirror_symmetrize(verts, mode: str, normal=(1.0, 0.0, 0.0), point=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """Symmetrise a mesh whose vertices are (nearly) mirror-paired across a plane.
-
-    Each vertex's partner is the vertex nearest to its mirror image (scipy KD-tree). ``"l2r"``
-    replaces right-side (negative side of ``normal``) vertices by mirrored left ones, ``"r2l"``
-    the reverse, ``"cent"`` averages every vertex with its mirrored partner; ``"none"`` copies.
-    (``symnb.symmetry.symmetrize`` is the exact version for meshes with a symmetry map.)
-    """
-    from scipy.spatial import cKDTree
+    """The comparer's default symmetrization: :func:`symnb.symmetry.symmetrize_nearest` (approximate,
+    nearest mirrored partners) for "l2r" / "r2l" / "cent"; "none" copies. Returns (V, 3) float32."""
+    from .symmetry import symmetrize_nearest
 
     v, _ = viz.mesh_arrays(verts)
     if mode not in MODES:
         raise ValueError(f"unknown symmetry mode {mode!r}; expected one of {MODES}")
     if mode == "none":
         return v.copy()
-    m = viz.reflect(v, normal, point)
-    partner = cKDTree(v).query(m)[1]
-    mirrored = m[partner]  # mirror image of each vertex's partner (~ the vertex itself if symmetric)
-    n = viz.as_numpy(normal, np.float64).reshape(3)
-    side = (v - viz.as_numpy(point, np.float64).reshape(3)) @ n
-    out = v.copy()
-    if mode == "cent":
-        return ((v + mirrored) / 2).astype(np.float32)
-    replace = side < 0 if mode == "l2r" else side > 0
-    out[replace] = mirrored[replace]
-    return out
+    return symmetrize_nearest(v, mode, normal, point).numpy().astype(np.float32)
 
 
 class ReconstructionComparer(_Shown):

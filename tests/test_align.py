@@ -4,7 +4,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from symnb.align import icp, pca_align, pca_icp, umeyama
-from symnb.geometry import example_mesh, sample_surface
+from symnb.examples import example_mesh
+from symnb.geometry import sample_surface
 
 
 @pytest.fixture(scope="module")

@@ -103,12 +103,63 @@ def test_rotation_axis_becomes_y():
     assert _chamfer(cad.sample_surface(cv, cf, 3000, rng), cad.sample_surface(ref_v, ref_f, 3000, rng)) < 0.02
 
 
-def test_mirror_symmetrize_is_exact_on_an_asymmetric_mesh():
+def test_mirror_weld_is_exact_on_an_asymmetric_mesh():
     v, f = shapes.box(-0.3, 0.5, 0, 1, 0, 1, level=2)
-    sv, sf = cad.mirror_symmetrize(v, f)
+    sv, sf = cad.mirror_weld(v, f)
     assert _mirror_exact(sv) and cad.is_watertight(sf)
     assert sv[:, 0].max() == pytest.approx(0.5) and sv[:, 0].min() == pytest.approx(-0.5)
     assert cad.symmetry_error(sv, sf) < 1e-9 < cad.symmetry_error(v, f, point=(0.1, 0, 0))
+
+
+def test_mirror_symmetrize_is_a_deprecated_alias_of_mirror_weld():
+    from data_prep import remesh
+
+    assert cad.mirror_weld is remesh.mirror_weld
+    with pytest.warns(DeprecationWarning, match="renamed data_prep.cad.mirror_weld"):
+        assert cad.mirror_symmetrize is remesh.mirror_weld
+    with pytest.raises(AttributeError):
+        cad.no_such_step  # noqa: B018
+
+
+def test_library_areas_samples_and_symmetry_error_match_the_former_numpy_code():
+    """face_areas / sample_surface / symmetry_error reuse symnb.geometry and give the numbers of the
+    numpy code they replaced (cross products, area-weighted samples, mean mirrored distance)."""
+    from data_prep import cad_mesh
+
+    rng = np.random.default_rng(2)
+    v, f = shapes.car(rng)
+    a, b, c = (v[f[:, i]] for i in range(3))
+    np.testing.assert_allclose(cad.face_areas(v, f), 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1),
+                               rtol=1e-12)
+    p = cad.sample_surface(v, f, 4000, rng)
+    assert p.shape == (4000, 3) and p.dtype == np.float64
+    _, closest = cad_mesh._poly(v, f).find_closest_cell(p, return_closest_point=True)
+    assert np.abs(closest - p).max() < 1e-9  # on the surface
+    # area-weighted: two triangles of areas 1/2 and 3/2 get 1/4 and 3/4 of the samples
+    tv = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 0, 0], [8, 0, 0], [5, 1, 0]], dtype=np.float64)
+    q = cad.sample_surface(tv, np.array([[0, 1, 2], [3, 4, 5]]), 20000, rng)
+    assert abs((q[:, 0] < 2).mean() - 0.25) < 0.02
+
+    # symmetry_error: the mean of exact distances (symnb.geometry.point_mesh_closest gives the same
+    # numbers), at most the Hausdorff distance symnb.metrics.geometric_symmetry_error reports
+    import torch
+
+    from symnb.geometry import bbox_diagonal, point_mesh_closest
+    from symnb.geometry import sample_surface as torch_samples
+    from symnb.metrics import geometric_symmetry_error
+
+    w, g = v, f  # the car, symmetric about x = 0: mirror about two other planes
+    wt, gt = torch.as_tensor(w), torch.as_tensor(g)
+    for normal, point in (((1.0, 0, 0), (0.02, 0, 0)), ((0.0, 0.2, 1.0), (0.0, 0, 0.05))):
+        ours = cad.symmetry_error(w, g, normal, point, n=1000)
+        p, _ = torch_samples(wt, gt, 1000, seed=0)
+        nrm, pt = torch.tensor(normal, dtype=torch.float64), torch.tensor(point, dtype=torch.float64)
+        nrm = nrm / nrm.norm()
+        q = p - 2 * ((p - pt) @ nrm)[:, None] * nrm
+        exact = float(point_mesh_closest(q, wt, gt)[0].mean() / bbox_diagonal(wt))
+        assert ours == pytest.approx(exact, rel=1e-6)
+        hausdorff = geometric_symmetry_error(w, g, normal=normal, point=point, n_samples=1000)
+        assert 0 < ours < hausdorff
 
 
 @pytest.mark.parametrize("cls", shapes.SUPPORTED_CLASSES)

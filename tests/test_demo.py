@@ -15,7 +15,7 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     need = {"variant", "symmetry", "iou_3d", "chamfer", "hausdorff", "mask_iou", "symmetry_error", "n_params",
             "n_verts", "steps", "train_seconds"}
     assert need <= set(csv.columns)
-    assert list(csv.variant) == list(summary.variant)
+    assert list(csv.variant) == list(dict.fromkeys(summary.variant))
     rows = csv.set_index("variant")
     assert {"untrained", "baseline", "baseline:mean_shape", "baseline:posthoc_best", "reflection",
             "refinement"} <= set(rows.index)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from pytorch3d.transforms import euler_angles_to_matrix, matrix_to_quaternion
 
-from symnb.evaluate import EvalConfig, _icp_align, angle_diff, evaluate, per_class, viewpoint
+from symnb.data import ToyDataset
+from symnb.experiment.evaluate import EvalConfig, _icp_align, angle_diff, evaluate, per_class, viewpoint
 from symnb.model import ModelConfig, ReconstructionNet
-from symnb.train import ToyDataset
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_mean_shape_only_and_posthoc_best(toy):
 
 def test_viewpoint_angles_match_construction():
     az, el = torch.tensor([0.3, -2.0, 1.2]), torch.tensor([0.2, -0.1, 0.6])
-    # OpenCV camera looking at the object: R = Rx(pi + el) Ry(az) (see symnb.train.ToyDataset)
+    # OpenCV camera looking at the object: R = Rx(pi + el) Ry(az) (see symnb.data.ToyDataset)
     R = euler_angles_to_matrix(torch.stack([math.pi + el, az, torch.zeros(3)], -1), "XYZ")
     vp = viewpoint(matrix_to_quaternion(R)).float()
     assert torch.allclose(vp[:, 0], -az * 180 / math.pi, atol=1e-3) or torch.allclose(

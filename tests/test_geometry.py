@@ -18,7 +18,7 @@ from symnb.geometry import (
     subdivide_loop,
     subdivide_midpoint,
 )
-from symnb.templates import geodesic_sphere
+from symnb.symmetry.templates import geodesic_sphere
 
 
 def test_from_pyvista_triangulates_quads():
@@ -186,7 +186,8 @@ def test_subdivide_loop_differentiable():
 
 
 def test_triangle_index_matches_brute_force_including_far_points():
-    from symnb.geometry import TriangleIndex, example_mesh
+    from symnb.examples import example_mesh
+    from symnb.geometry import TriangleIndex
 
     v, f = example_mesh("airplane")
     v = v.double() / 1000
@@ -204,3 +205,58 @@ def test_triangle_index_matches_brute_force_including_far_points():
     assert torch.allclose((c - p).norm(dim=-1), d, atol=1e-12)
     tf = t[face]
     assert torch.allclose(closest_point_on_triangles(p, tf[:, 0], tf[:, 1], tf[:, 2]), c, atol=1e-12)
+
+
+def _old_unique_edges(faces):
+    """The hand-written formula _unique_edges replaced (torch.unique over sorted corner pairs)."""
+    e = torch.stack([faces, faces.roll(-1, dims=1)], -1).reshape(-1, 2)
+    edges, inv = torch.unique(e.sort(-1).values, dim=0, return_inverse=True)
+    return edges, inv.reshape(-1, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_unique_edges_from_meshes_equal_the_old_formula(dtype):
+    from symnb.geometry import _unique_edges
+
+    v, f = geodesic_sphere(3)
+    g = torch.Generator().manual_seed(0)
+    f = f[torch.randperm(len(f), generator=g)][: len(f) // 2]  # open surface, shuffled faces
+    v = torch.cat([v, torch.zeros(3, 3)]).to(dtype)  # unused vertices
+    edges, fe = _unique_edges(v, f)
+    old_edges, old_fe = _old_unique_edges(f)
+    assert torch.equal(edges, old_edges) and torch.equal(fe, old_fe)
+    assert torch.equal(edges[fe[:, 0]], f[:, :2].sort(-1).values)  # edge k of face f = (f[k], f[k+1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_face_areas_normals_against_pytorch3d_and_the_cross_product(dtype):
+    """Hand-written areas / normals (float64 kept) agree with Meshes' float32 kernel; that kernel
+    casts float64 down, the reason face_areas_normals stays hand-written."""
+    v, f = geodesic_sphere(2)
+    g = torch.Generator().manual_seed(1)
+    v = (v * (1 + 0.3 * torch.rand(len(v), 1, generator=g))).to(dtype)
+    areas, normals = face_areas_normals(v, f)
+    assert areas.dtype == dtype and normals.dtype == dtype
+    a, b, c = v.double()[f].unbind(-2)
+    cr = torch.cross(b - a, c - a, dim=-1)
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    torch.testing.assert_close(areas.double(), cr.norm(dim=-1) / 2, rtol=tol, atol=0)
+    torch.testing.assert_close(normals.double(), cr / cr.norm(dim=-1, keepdim=True), rtol=0, atol=tol)
+    mesh = Meshes([v], [f])
+    assert mesh.faces_areas_packed().dtype == torch.float32  # PyTorch3D's kernel: float32 only
+    torch.testing.assert_close(mesh.faces_areas_packed().double(), areas.double(), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(mesh.faces_normals_packed().double(), normals.double(), rtol=0, atol=1e-5)
+
+
+def test_example_names_moved_to_symnb_examples():
+    import symnb.examples as ex
+    import symnb.geometry as geometry
+
+    for name in ("EXAMPLES", "EXAMPLE_TRUTH", "example_mesh", "random_pose"):
+        with pytest.warns(DeprecationWarning, match=f"symnb.geometry.{name} moved to symnb.examples"):
+            assert getattr(geometry, name) is getattr(ex, name)
+    with pytest.raises(AttributeError):
+        geometry.no_such_name  # noqa: B018
+    with pytest.warns(DeprecationWarning):
+        from symnb.geometry import example_mesh
+    assert example_mesh is ex.example_mesh

@@ -9,7 +9,7 @@ import torch
 from pytorch3d.transforms import axis_angle_to_quaternion
 
 from symnb import losses as L
-from symnb.templates import sphere_template
+from symnb.symmetry.templates import sphere_template
 
 
 def test_mask_loss_matches_naive_loop_and_empty_batch():

@@ -5,7 +5,8 @@ import pytest
 import pyvista as pv
 import torch
 
-from symnb.geometry import example_mesh, sample_surface
+from symnb.examples import example_mesh
+from symnb.geometry import sample_surface
 from symnb.metrics import (
     chamfer,
     directed_distances,
@@ -18,7 +19,7 @@ from symnb.metrics import (
     voxelize,
 )
 from symnb.symmetry import symmetry_map
-from symnb.templates import sphere_template
+from symnb.symmetry.templates import sphere_template
 
 
 def _two_spheres(r1, r2, d, n=2562):

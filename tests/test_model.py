@@ -9,19 +9,24 @@ from symnb.metrics import index_symmetry_error
 from symnb.model import (
     ModelConfig,
     ReconstructionNet,
-    _smap_to,
     export_mesh,
     load_model,
-    posthoc_symmetrize,
     refinement_template,
     resolve_group,
     resolve_symmetry,
     save_model,
     symmetric_uv,
 )
-from symnb.symgroup import GroupMap, group_map, group_symmetry_error, invariant_dimension
-from symnb.symmetry import n_free_params, symmetry_map
-from symnb.templates import sphere_template, template_for, uv_sphere
+from symnb.symmetry import (
+    GroupMap,
+    expand,
+    group_map,
+    group_symmetry_error,
+    invariant_dimension,
+    n_free_params,
+    symmetry_map,
+)
+from symnb.symmetry.templates import sphere_template, template_for, uv_sphere
 
 SMALL = dict(img_size=32, template_verts=162, tex_size=16, deform_hidden=64)
 
@@ -100,12 +105,12 @@ def test_posthoc_symmetrization_modes():
     verts = model(torch.rand(2, 3, 32, 32))["verts"]
     smap = symmetry_map(model.template)
     for mode in ("l2r", "r2l", "cent"):
-        sym = posthoc_symmetrize(verts, model.template, mode)
+        sym = model.posthoc_symmetrize(verts, mode)
         assert index_symmetry_error(sym, smap)[0].max() <= 1e-6
     left = smap.side > 0
-    assert torch.equal(posthoc_symmetrize(verts, model.template, "l2r")[:, left], verts[:, left])
+    assert torch.equal(model.posthoc_symmetrize(verts, "l2r")[:, left], verts[:, left])
     right = smap.side < 0
-    assert torch.equal(posthoc_symmetrize(verts, model.template, "r2l")[:, right], verts[:, right])
+    assert torch.equal(model.posthoc_symmetrize(verts, "r2l")[:, right], verts[:, right])
 
 
 def test_auto_symmetry_from_cad_models():
@@ -205,14 +210,19 @@ def test_group_output_is_exactly_invariant_with_free_mean_shape_parameters(sym, 
     probs = torch.softmax(model.classifier(feat), dim=-1)
     raw = model.template + model.deform(torch.cat([feat, probs], 1), model.template)
     assert group_symmetry_error(raw, gmap)[0].min() > 1e-3
-    # the mean shapes hold exactly the free coordinates; the character formula counts them independently
+    # the mean shapes hold the orbit representatives (3 coordinates each, as the reflection scheme);
+    # their free coordinates, counted independently by the character formula, are exactly the rank
+    # of the map from stored to expanded mean shapes: the other stored coordinates are inert
     n_free = n_free_params(gmap)
     assert n_free == invariant_dimension(gmap) < 3 * model.n_verts
-    assert model.mean_shape.numel() == cfg.n_shapes * n_free
+    K = len(gmap.independent)
+    assert model.mean_shape.shape == (cfg.n_shapes, K, 3)
+    jac = torch.autograd.functional.jacobian(lambda m: expand(m, model.smap), model.mean_shape[0].detach())
+    assert int(torch.linalg.matrix_rank(jac.reshape(model.n_verts * 3, K * 3).double())) == n_free
     net = sum(p.numel() for n, p in model.named_parameters() if n != "mean_shape")
-    assert model.n_params() == net + cfg.n_shapes * n_free
+    assert model.n_params() == net + cfg.n_shapes * 3 * K
     base = ReconstructionNet(ModelConfig(symmetry="none", n_shapes=2, **SMALL))
-    assert base.n_params() - model.n_params() == cfg.n_shapes * (3 * base.n_verts - n_free)
+    assert base.n_params() - model.n_params() == cfg.n_shapes * 3 * (base.n_verts - K)
     # the mean shapes get gradients through group_expand
     out["verts"].sum().backward()
     assert model.mean_shape.grad is not None and model.mean_shape.grad.abs().sum() > 0
@@ -234,13 +244,15 @@ def test_group_save_load_round_trip_and_device_move(tmp_path):
     assert group_symmetry_error(after["verts"], model.smap)[0].max() <= 1e-6
     loaded = load_model(save_model(model, tmp_path / "s.pt"))
     assert torch.allclose(loaded.reconstruct(imgs)["verts"], after["verts"], atol=1e-6)
-    moved = _smap_to(model.smap, "meta")
+    moved = model.smap.to("meta")
     assert isinstance(moved, GroupMap) and moved.perms.device.type == "meta"
-    assert _smap_to(model.smap, "cpu") is model.smap
+    assert model.smap.to("cpu") is model.smap
 
 
 def test_group_training_steps_decrease_the_loss(tmp_path):
-    from symnb.train import DataConfig, ExperimentConfig, RenderConfig, ToyDataset, TrainConfig, train
+    from symnb.data import ToyDataset
+    from symnb.experiment import ExperimentConfig, TrainConfig, train
+    from symnb.render import RenderSettings
 
     toy = ToyDataset(n=4, img_size=32, seed=0)
     for sym, order in (("two_planes", 0), ("rotation", 8)):
@@ -248,7 +260,7 @@ def test_group_training_steps_decrease_the_loss(tmp_path):
             name=sym, out_dir=str(tmp_path / sym),
             model=ModelConfig(symmetry=sym, sym_order=order, img_size=32, template_verts=162, tex_size=16,
                               deform_hidden=64),
-            data=DataConfig(img_size=32), render=RenderConfig(faces_per_pixel=4),
+            render=RenderSettings(faces_per_pixel=4),
             train=TrainConfig(steps=8, batch_size=4, lr=1e-3, log_every=1, ckpt_every=8, progress=False,
                               device="cpu"))
         res = train(cfg, dataset=toy)

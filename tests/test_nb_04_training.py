@@ -6,7 +6,7 @@ SMOKE = dict(data_root="data/synthetic_nb", classes="aeroplane,car", per_class=4
 
 @pytest.mark.notebook
 def test_training_notebook_reflection(run_notebook):
-    r = run_notebook("04_training.ipynb", config="configs/ablations/l2r.yaml", **SMOKE)
+    r = run_notebook("04_training.ipynb", variant="reflection", **SMOKE)
     assert r["steps"] == 10 and len(r["history"]) == 10
     assert r["loss_last"] < r["loss_first"] and r["mask_last"] < r["mask_first"]
     assert r["symmetry"] == "reflection" and r["index_symmetry_error"] <= 1e-6

@@ -267,6 +267,7 @@ def test_pair_backward_equals_kernel_backward_including_clamped_denominators():
 
 def test_grouped_and_fallback_forward(monkeypatch):
     """Batches beyond MAX_PAIRS candidate pairs go in groups of meshes; one huge mesh uses the kernel."""
+    import symnb.raster_pairs as rp
     import symnb.rasterizer as sr
 
     mesh = _mesh(3, hetero=True)
@@ -274,8 +275,8 @@ def test_grouped_and_fallback_forward(monkeypatch):
     rs = RasterizationSettings(image_size=16, blur_radius=1e-3, faces_per_pixel=5)
     ref = MeshRasterizer(cameras=cams, raster_settings=rs)(mesh)
     calls = []
-    top_k = sr._pairs_top_k
-    monkeypatch.setattr(sr, "_pairs_top_k", lambda *a, **k: calls.append(a[1:3]) or top_k(*a, **k))
+    top_k = rp._pairs_top_k
+    monkeypatch.setattr(rp, "_pairs_top_k", lambda *a, **k: calls.append(a[1:3]) or top_k(*a, **k))
     for limit, n_groups in ((10**9, 1), (2000, 3), (10, 0)):  # 10: a single mesh exceeds the limit
         calls.clear()
         monkeypatch.setattr(sr, "MAX_PAIRS", limit)

@@ -17,7 +17,7 @@ from symnb.symmetry import (
     symmetry_group,
     symmetry_map,
 )
-from symnb.templates import geodesic_sphere, template_for, uv_sphere
+from symnb.symmetry.templates import geodesic_sphere, template_for, uv_sphere
 
 # (representation, order) with a template of about 162 vertices invariant under its group
 CASES = [("none", 1), ("reflection", 1), ("two_planes", 1)] + [("rotation", n) for n in (2, 4, 5, 6, 8)]

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from symnb.geometry import example_mesh, random_pose
+from symnb.examples import example_mesh, random_pose
 from symnb.metrics import geometric_symmetry_error, index_symmetry_error
 from symnb.symmetry import (
     Symmetry,
@@ -15,7 +15,7 @@ from symnb.symmetry import (
     symmetrize,
     symmetry_map,
 )
-from symnb.templates import sphere_template, template_for
+from symnb.symmetry.templates import sphere_template, template_for
 
 
 @pytest.fixture(scope="module")

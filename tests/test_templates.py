@@ -6,7 +6,7 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import ico_sphere
 from scipy.spatial import cKDTree
 
-from symnb.templates import (
+from symnb.symmetry.templates import (
     double_resolution,
     geodesic_n_verts,
     geodesic_sphere,

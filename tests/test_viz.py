@@ -81,6 +81,59 @@ def test_vertex_normals_of_a_sphere_point_outwards(sphere):
     assert cos.min() > 0.99
 
 
+def _numpy_vertex_normals(verts, faces):
+    """The formula viz.vertex_normals had before it used PyTorch3D: summed face cross products."""
+    fn = np.cross(verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]])
+    n = np.zeros_like(verts)
+    for k in range(3):
+        np.add.at(n, faces[:, k], fn)
+    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-4, 1e3])
+def test_vertex_normals_match_the_area_weighted_formula(sphere, scale):
+    """Meshes.verts_normals_packed is the same area-weighted sum (renormalized for tiny meshes)."""
+    v, f = (x.numpy() for x in sphere)
+    v = (v + 0.1 * np.random.default_rng(0).normal(size=v.shape)).astype(np.float32) * scale
+    v = np.concatenate([v, [[5.0 * scale, 0, 0]]]).astype(np.float32)  # a vertex on no face: (0, 0, 0)
+    n = viz.vertex_normals(v, f)
+    assert n.dtype == np.float32 and n.shape == v.shape
+    np.testing.assert_allclose(n, _numpy_vertex_normals(v, f), atol=1e-5)
+    np.testing.assert_array_equal(n[-1], 0)
+    np.testing.assert_allclose(np.linalg.norm(n[:-1], axis=1), 1, atol=1e-5)
+    unindexed = v[f].reshape(-1, 3)  # face-coloured meshes: per-face normals
+    idx = np.arange(len(unindexed)).reshape(-1, 3)
+    np.testing.assert_allclose(viz.vertex_normals(unindexed, idx), _numpy_vertex_normals(unindexed, idx),
+                               atol=1e-5)
+    np.testing.assert_allclose(viz.vertex_normals(v.astype(np.float64), f), n, atol=1e-5)
+    np.testing.assert_array_equal(viz.vertex_normals(v, f[:0]), np.zeros_like(v))
+
+
+def test_unique_edges_match_numpy_unique(sphere):
+    """Meshes.edges_packed gives np.unique's sorted (i < j) edges."""
+    v, f = (x.numpy() for x in sphere)
+    for faces in (f, np.arange(3 * len(f)).reshape(-1, 3), f[:0]):
+        old = np.unique(np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), 1), axis=0)
+        np.testing.assert_array_equal(viz._unique_edges(faces), old)
+        assert viz._unique_edges(faces).dtype == np.int64
+    assert len(viz._unique_edges(f, v)) == 3 * len(f) // 2  # closed surface: E = 3F / 2
+    o = viz.plot(v, f, shading={"wireframe": True}, display=False).objects[0]
+    np.testing.assert_array_equal(o.wireframe_edges(), viz._unique_edges(f))
+
+
+def test_public_names_survive_the_split():
+    """Everything importable from the single symnb/viz.py module is importable from the package."""
+    names = ("plot subplot Viewer Subplot SceneObject SETTINGS SHADING as_numpy mesh_arrays scalar_colors "
+             "colorbar_html vertex_normals look_at_quaternion add_bbox add_path plot_overlay "
+             "plot_symmetry_plane distance_to_mesh reflect symmetry_error plot_error mesh_table "
+             "render_static b64 save_html standalone_html three_js_source draw_static foreground_fraction "
+             "object_faces rgb _PENDING _checkers _disc _display _flush_pending _headlight _mesh_object "
+             "_point_colors _rgba _three _unique_edges").split()
+    assert [n for n in names if not hasattr(viz, n)] == []
+    assert callable(viz.subplot) and callable(viz.plot)  # not shadowed by submodules
+    assert viz.PAGE_TEMPLATE.is_file() and viz.PAGE_TEMPLATE.parent.name == "viz"
+
+
 # ------------------------------------------------------------------------------------------ geometry
 def test_distance_to_mesh_closed_form_triangle():
     tri_v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
@@ -192,6 +245,8 @@ def test_viewer_methods(sphere):
     t = view.add_text("hello")
     assert sorted(view.objects) == [0, 1, 2, 3] and view.objects[1].kind == "lines"  # the bbox
     assert len(view.objects[1].position) == 24
+    other = viz.Viewer()
+    np.testing.assert_array_equal(view.objects[1].position, other.objects[viz.add_bbox(other, v)].position)
     view.update_object(m, vertices=v * 2)
     np.testing.assert_allclose(view.objects[m].position, 2 * v.numpy())
     view.update_object(p, colors="blue")

@@ -1,6 +1,6 @@
 """Standalone viewer pages: three.js (the copy pythreejs ships) and the scenes, as base64 arrays,
 inlined into one HTML file that works without a kernel and without internet. The page's own
-JavaScript is ``viewer_page.html`` next to this module."""
+JavaScript is ``viewer_page.html`` next to this module (package data of ``symnb.viz``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .utils import atomic_write
+from ..utils import atomic_write
 
 PAGE_TEMPLATE = Path(__file__).with_name("viewer_page.html")
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 
-
-def rgb(color) -> np.ndarray:
-    """(3,) float RGB in [0, 1] of a matplotlib colour (name, hex) or an RGB triple."""
-    return np.asarray(matplotlib.colors.to_rgb(color), dtype=np.float32)
+from .scene import rgb
 
 
 def object_faces(o, light: np.ndarray):
@@ -107,3 +104,12 @@ def foreground_fraction(fig, background="#ffffff", tol: float = 0.02) -> float:
     fig.canvas.draw()
     img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32) / 255
     return float((np.abs(img - rgb(background)).max(-1) > tol).mean())
+
+
+def render_static(verts, faces=None, c=None, uv=None, shading: dict | None = None, texture_data=None,
+                  elev: float | None = None, azim: float | None = None, figsize=(5, 5), title=None):
+    """A static matplotlib Figure of one mesh / point cloud / edge set (same arguments as :func:`plot`)."""
+    from .viewer import plot  # the viewer draws through this module
+
+    view = plot(verts, faces, c, uv, shading=shading, texture_data=texture_data, display=False)
+    return view.to_matplotlib(elev=elev, azim=azim, figsize=figsize, title=title)

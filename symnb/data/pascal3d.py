@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
 
-from .camera import flip_horizontal, from_perspective
-from .io import load_mesh
+from ..camera import flip_horizontal, from_perspective
+from ..io import load_mesh
+from .base import DataConfig, ReconstructionDataset, split_key
 
 #: The 12 Pascal3D+ classes, in the fixed order used for class indices.
 CLASSES = ("aeroplane", "bicycle", "boat", "bottle", "bus", "car", "chair", "diningtable", "motorbike",
@@ -112,7 +112,7 @@ def _crop_resize(img: torch.Tensor, x0: int, y0: int, side: int, size: int) -> t
                          antialias=side > size)[0]
 
 
-class Pascal3DDataset(Dataset):
+class Pascal3DDataset(ReconstructionDataset):
     """Pascal3D+-layout dataset of square object crops with cameras, masks and keypoints.
 
     Args:
@@ -121,7 +121,7 @@ class Pascal3DDataset(Dataset):
         split: "train", "eval" or "test".
         index_name: index variant, e.g. "small" reads ``<class>_small_<split>.txt``.
         img_size: crop size S.
-        flip: randomly (``flip_prob``, torch RNG) flip items horizontally: image, mask, keypoints (with
+        flip: randomly (``flip_prob``; from the key's seed, else torch's RNG) flip items horizontally: image, mask, keypoints (with
             the left/right permutation of ``<class>/keypoints.json``) and camera, consistently.
         skip_bad: check every sample up front and drop bad ones (counted in ``n_skipped``, reasons
             in ``skipped``) instead of raising.
@@ -200,6 +200,13 @@ class Pascal3DDataset(Dataset):
         self.n_kp = max(counts or [0])
         self._cad_cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
+    @classmethod
+    def from_config(cls, cfg: DataConfig, split: str, img_size: int) -> Pascal3DDataset:
+        """The dataset of a :class:`DataConfig` (flips on the training split only)."""
+        return cls(cfg.root, classes=cfg.classes, split=split, index_name=cfg.index_name, img_size=img_size,
+                   flip=cfg.flip and split == "train", skip_bad=cfg.skip_bad, padding=cfg.padding,
+                   flip_prob=cfg.flip_prob, **cfg.options)
+
     @property
     def n_skipped(self) -> int:
         """Number of bad samples dropped (``skip_bad=True``)."""
@@ -238,7 +245,8 @@ class Pascal3DDataset(Dataset):
         img = np.ascontiguousarray(img.transpose(2, 0, 1))
         return ann, torch.from_numpy(img), torch.from_numpy(mask)[None].float()
 
-    def __getitem__(self, idx: int) -> dict:
+    def __getitem__(self, key) -> dict:
+        idx, gen = split_key(key)
         c, i = self.items[idx]
         ann, img, mask = self._load(c, i)
         S = self.img_size
@@ -258,7 +266,7 @@ class Pascal3DDataset(Dataset):
         b = torch.from_numpy(ann["bbox"]).float()
         bbox = (b - torch.tensor([x0, y0, x0, y0]) + 0.5) * s - 0.5
         scale, trans, quat = from_perspective(K[None], R[None], t[None], torch.tensor([[0.0, 0.0, S, S]]))
-        flipped = bool(self.flip and torch.rand(()) < self.flip_prob)
+        flipped = bool(self.flip and torch.rand((), generator=gen) < self.flip_prob)
         if flipped:
             if c not in self.flip_perm and len(kp):
                 raise BadSampleError("flip needs the left/right keypoint permutation in "

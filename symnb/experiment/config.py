@@ -1,0 +1,153 @@
+"""The experiment config: one section per layer, variants and seeds, read from YAML.
+
+YAML layout (``configs/demo.yaml``)::
+
+    name: demo
+    model: {...}      # symnb.model.ModelConfig
+    loss: {...}       # symnb.losses.LossWeights
+    data: {...}       # symnb.data.DataConfig
+    render: {...}     # symnb.render.RenderSettings (image_size follows model.img_size)
+    train: {...}      # symnb.experiment.train.TrainConfig
+    eval: {...}       # symnb.experiment.evaluate.EvalConfig
+    variants: [baseline, reflection, refinement]   # configs/variants/<name>.yaml, or inline mappings
+    seeds: [0]
+    smoke: {...}      # overrides applied by --smoke (a CI-sized run of the same code path)
+
+A variant is a dict of section overrides; :func:`variant_config` applies one (and a seed) to the
+base. :func:`symnb.config.merge` is the one merger; ``--set section.key=value`` overrides go through it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Config, from_dict, merge
+from ..data import DataConfig
+from ..losses import LossWeights
+from ..model import ModelConfig
+from ..render import RenderSettings
+from ..utils import load_yaml
+from .evaluate import EvalConfig
+from .train import TrainConfig
+
+SECTIONS = ("model", "loss", "data", "render", "train", "eval")
+
+
+@dataclass
+class ExperimentConfig(Config):
+    """One experiment: a name, an output folder, one config per layer, variants and seeds.
+
+    Attributes:
+        name: run / variant name; out_dir: where training writes (checkpoint, metrics, model.pt).
+        model, loss, data, render, train, eval: the layers' own configs. ``render.image_size`` is
+            set to ``model.img_size`` (training masks are crops of the model's input size; a
+            different explicit value in a YAML file raises).
+        variants: name -> section overrides (resolved mappings; see :func:`load_experiment`).
+        seeds: training seeds of the variants x seeds runner.
+    """
+
+    name: str = "baseline"
+    out_dir: str = "results/run/baseline"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    data: DataConfig = field(default_factory=DataConfig)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    variants: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+
+    def validate(self) -> None:
+        if self.render.image_size != self.model.img_size:
+            object.__setattr__(self, "render", _replace(self.render, image_size=self.model.img_size))
+        if not self.seeds:
+            raise ValueError("ExperimentConfig.seeds must hold at least one seed")
+        for name, v in self.variants.items():
+            if not isinstance(v, dict) or set(v) - set(SECTIONS):
+                raise ValueError(f"variant {name!r} must be a mapping of sections {SECTIONS}, got {v!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "experiment config") -> ExperimentConfig:
+        """Nested dict (e.g. parsed YAML) -> config; unknown keys and bad values raise ValueError."""
+        d = dict(d or {})
+        model, render = d.get("model") or {}, d.get("render") or {}
+        if "image_size" in render and "img_size" in model and render["image_size"] != model["img_size"]:
+            raise ValueError(f"{where}: render.image_size {render['image_size']} differs from model.img_size "
+                             f"{model['img_size']} (set model.img_size only)")
+        return from_dict(cls, d, where)
+
+
+def _replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
+
+
+def resolve_variants(variants, config_dir: Path) -> dict[str, dict]:
+    """``[name | {name: overrides}, ...]`` or ``{name: overrides | None}`` -> ``{name: overrides}``; a
+    bare name is read from ``<config_dir>/variants/<name>.yaml``."""
+    if variants is None:
+        return {}
+    if isinstance(variants, str):
+        variants = [variants]
+    if isinstance(variants, dict):
+        items = list(variants.items())
+    else:  # a list of names and / or {name: overrides} mappings
+        items = [kv for v in variants for kv in (v.items() if isinstance(v, dict) else [(v, None)])]
+    out = {}
+    for name, over in items:
+        if over is None:
+            path = config_dir / "variants" / f"{name}.yaml"
+            if not path.is_file():
+                raise ValueError(f"variant {name!r}: no inline settings and no file {path}")
+            over = load_yaml(path)
+        out[str(name)] = over or {}
+    return out
+
+
+def experiment_dict(path: str | Path, smoke: bool = False, overrides: dict | None = None) -> dict:
+    """The merged dict of a YAML experiment (smoke section and overrides applied, variants resolved)."""
+    path = Path(path)
+    raw = load_yaml(path)
+    smoke_over = raw.pop("smoke", {}) or {}
+    d = merge(raw, smoke_over) if smoke else raw
+    d = merge(d, overrides)
+    d["variants"] = resolve_variants(d.get("variants"), path.parent)
+    return d
+
+
+def load_experiment(path: str | Path, smoke: bool = False, overrides: dict | None = None) -> ExperimentConfig:
+    """Read a YAML experiment config (see the module docstring) into an :class:`ExperimentConfig`."""
+    return ExperimentConfig.from_dict(experiment_dict(path, smoke, overrides), where=str(path))
+
+
+def variant_config(cfg: ExperimentConfig, name: str, seed: int | None = None,
+                   run_dir: str | Path | None = None) -> ExperimentConfig:
+    """The config of one variant (its overrides on the base sections), with a seed and output folder.
+
+    ``name`` must be in ``cfg.variants`` (or "base" for the sections as they are). The output folder
+    is ``run_dir/<name>`` for one seed and ``run_dir/<name>/seed<k>`` for several.
+    """
+    if name != "base" and name not in cfg.variants:
+        raise ValueError(f"unknown variant {name!r}; the config has {list(cfg.variants)}")
+    d = cfg.to_dict()
+    d = merge(d, cfg.variants.get(name, {}))
+    d["name"] = name
+    if seed is not None:
+        d["train"]["seed"] = int(seed)
+    if run_dir is not None:
+        out = Path(run_dir) / name
+        d["out_dir"] = str(out / f"seed{seed}" if len(cfg.seeds) > 1 and seed is not None else out)
+    return ExperimentConfig.from_dict(d, where=f"variant {name!r}")
+
+
+def load_config(path: str | Path, base: ExperimentConfig | None = None, **overrides) -> ExperimentConfig:
+    """The former ``symnb.train.load_config``: a YAML experiment on top of ``base`` plus section overrides."""
+    d = merge(base.to_dict() if base is not None else {}, experiment_dict(path))
+    return ExperimentConfig.from_dict(merge(d, overrides), where=str(path))
+
+
+def config_from_dict(d: dict, base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """The former ``symnb.train.config_from_dict``: a nested dict on top of ``base``."""
+    return ExperimentConfig.from_dict(merge(base.to_dict() if base is not None else {}, d))

@@ -1,0 +1,212 @@
+"""Evaluation on a test split: 2-D, 3-D, symmetry and camera errors per sample, tables per class.
+
+Per sample (one row of :func:`evaluate`'s DataFrame):
+
+* ``mask_iou``: hard silhouette (predicted mesh and camera) vs the annotated mask;
+* ``iou_3d`` / ``iou_3d_icp``: volumetric IoU vs the sample's CAD model in the canonical frame, as
+  predicted and after ICP alignment (rigid + scale) of the prediction onto the CAD model;
+* ``chamfer``, ``hausdorff`` and the directed min-max distances (``a2b_mean`` ... ``rel_max``);
+* ``symmetry_error`` (index error: max over vertices and non-identity elements g of
+  |v[pi_g(i)] - g v_i|) and ``geom_symmetry_error`` (Hausdorff to the transformed surface / bbox
+  diagonal), under the group ``EvalConfig.symmetry`` (the objects' reflection by default, so every
+  variant is measured against the same symmetry; "model" uses each model's own group);
+* ``az_err``, ``el_err``, ``roll_err``: absolute viewpoint errors in degrees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .. import metrics as M
+from ..align import icp
+from ..config import Config
+from ..data import loader
+from ..model import ReconstructionNet, export_mesh
+from ..render import RenderSettings, render_prediction
+from ..symmetry import GROUPS, geometric_symmetry_error, index_symmetry_error, symmetry_map
+
+
+@dataclass
+class EvalConfig(Config):
+    """Evaluation settings.
+
+    Attributes:
+        iou_resolution: voxel grid size for 3-D IoU; n_samples: surface samples for distances.
+        icp: also report metrics after ICP alignment; max_items: evaluate at most this many samples.
+        save_meshes: export this many predicted meshes (OBJ with texture) into ``out_dir/meshes``.
+        batch_size: images per forward pass; geom_symmetry: compute the (slower) geometric symmetry error.
+        symmetry: group the symmetry errors are measured under: a group name of
+            ``symnb.symmetry.GROUPS`` (default "reflection", the objects' own symmetry) or "model"
+            (each model's own group).
+    """
+
+    iou_resolution: int = 32
+    n_samples: int = 4000
+    icp: bool = True
+    max_items: int | None = None
+    save_meshes: int = 4
+    batch_size: int = 16
+    geom_symmetry: bool = True
+    symmetry: str = "reflection"
+
+    def validate(self) -> None:
+        self._range("iou_resolution", 2)
+        self._range("n_samples", 1)
+        self._range("max_items", 1)
+        self._range("save_meshes", 0)
+        self._range("batch_size", 1)
+        self._choice("symmetry", (*GROUPS, "model"))
+
+
+def viewpoint(quat: torch.Tensor) -> torch.Tensor:
+    """Azimuth, elevation and in-plane roll (degrees) of world-to-camera quaternions (B, 4) -> (B, 3).
+
+    Object frame: y up; azimuth is measured about y from +z towards +x, elevation above the xz plane;
+    roll is the image-plane angle of the object's up axis from the image's up direction (-y).
+    """
+    from pytorch3d.transforms import quaternion_to_matrix
+
+    R = quaternion_to_matrix(quat.double())
+    d = -R[:, 2, :]  # direction from the object to the camera, object coordinates (= -R^T e_z)
+    az = torch.atan2(d[:, 0], d[:, 2])
+    el = torch.asin(d[:, 1].clamp(-1, 1))
+    up = R[:, :, 1]  # object y axis in camera coordinates
+    roll = torch.atan2(up[:, 0], -up[:, 1])
+    return torch.stack([az, el, roll], -1) * 180 / math.pi
+
+
+def angle_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a - b| wrapped to [0, 180] degrees."""
+    return ((a - b + 180) % 360 - 180).abs()
+
+
+def _icp_align(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Align point set src (N, 3) onto dst (M, 3) by ICP with scale; returns the transformed src."""
+    T = icp(src, dst, with_scale=True).transform.to(src)
+    return src @ T[:3, :3].T + T[:3, 3]
+
+
+def _error_map(model: ReconstructionNet, group: str):
+    """The symmetry map errors are measured with, or None if the template lacks that symmetry."""
+    if group == "model":
+        return model.smap
+    try:
+        order = model.smap.order if group == "rotation" else None
+        return symmetry_map(model.template.detach().cpu(), group, order)
+    except ValueError:
+        return None
+
+
+@torch.no_grad()
+def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
+             out_dir: str | Path | None = None, symmetrize: str | None = None,
+             mean_shape_only: bool = False, progress: bool = True,
+             render: RenderSettings | None = None) -> pd.DataFrame:
+    """Evaluate a model on a dataset (test split) sample by sample.
+
+    Args:
+        model: a trained (or untrained) :class:`ReconstructionNet`.
+        dataset: items as :class:`symnb.data.Item` (needs ``cad_mesh(class_name, cad_idx)``).
+        symmetrize: post-hoc symmetrization of the output: "l2r", "r2l", "cent", or "best" (per
+            sample, the mode whose silhouette best matches the mask).
+        mean_shape_only: evaluate the class-blended mean shape without the predicted deformation.
+        out_dir: if given, predicted meshes are exported to ``out_dir/meshes``.
+        render: renderer settings (hard silhouettes at the model's input size are used for mask IoU).
+
+    Returns:
+        DataFrame, one row per sample (columns: id, class_name, mask_iou, iou_3d, iou_3d_icp, chamfer,
+        hausdorff, a2b_mean ... rel_max, symmetry_error, geom_symmetry_error, az_err, el_err, roll_err).
+    """
+    cfg = cfg or EvalConfig()
+    n = len(dataset) if cfg.max_items is None else min(cfg.max_items, len(dataset))
+    if n == 0:
+        raise ValueError("evaluation dataset is empty")
+    model.eval()
+    device = model.template.device
+    rs = RenderSettings(image_size=model.config.img_size) if render is None else render
+    smap = _error_map(model, cfg.symmetry)
+    subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, range(n))
+    rows, saved = [], 0
+    bar = tqdm(total=n, desc="evaluate", disable=not progress)
+    for batch in loader(subset, cfg.batch_size):
+        out = model.reconstruct(batch["image"].to(device))
+        if mean_shape_only:
+            out["verts"] = out["mean_shape"]
+        if symmetrize in ("l2r", "r2l", "cent"):
+            out["verts"] = model.posthoc_symmetrize(out["verts"], symmetrize)
+        elif symmetrize == "best":
+            cands = [model.posthoc_symmetrize(out["verts"], m) for m in ("l2r", "r2l", "cent")]
+            ious = torch.stack([_mask_iou(dict(out, verts=c), batch, rs) for c in cands])  # (3, B)
+            best = ious.argmax(0)
+            out["verts"] = torch.stack(cands)[best, torch.arange(len(best))]
+        elif symmetrize is not None:
+            raise ValueError(f"symmetrize must be l2r, r2l, cent or best, got {symmetrize!r}")
+        miou = _mask_iou(out, batch, rs)
+        nan = torch.full((len(batch["id"]),), float("nan"))
+        sym_max = index_symmetry_error(out["verts"].cpu(), smap.to("cpu"))[0] if smap is not None else nan
+        vp_err = angle_diff(viewpoint(out["quat"].cpu()), viewpoint(batch["quat"]))
+        for b in range(len(batch["id"])):
+            v, f = out["verts"][b].cpu(), out["faces"].cpu()
+            cv, cf = dataset.cad_mesh(batch["class_name"][b], int(batch["cad_idx"][b]))
+            row = {"id": batch["id"][b], "class_name": batch["class_name"][b], "mask_iou": float(miou[b]),
+                   "iou_3d": M.iou_3d(v, f, cv, cf, resolution=cfg.iou_resolution)}
+            if cfg.icp:
+                row["iou_3d_icp"] = M.iou_3d(_icp_align(v, cv), f, cv, cf, resolution=cfg.iou_resolution)
+            row["chamfer"] = M.chamfer(v, f, cv, cf, n_samples=cfg.n_samples)
+            mm = M.minmax_distances(v, f, cv, cf, n_samples=cfg.n_samples)
+            row["hausdorff"] = mm["max"]
+            row.update(mm)
+            row["symmetry_error"] = float(sym_max[b])
+            if cfg.geom_symmetry:
+                row["geom_symmetry_error"] = (geometric_symmetry_error(v, f, smap, n_samples=cfg.n_samples)
+                                              if smap is not None else float("nan"))
+            row.update(az_err=float(vp_err[b, 0]), el_err=float(vp_err[b, 1]), roll_err=float(vp_err[b, 2]))
+            rows.append(row)
+            if out_dir is not None and saved < cfg.save_meshes:
+                tex = out["texture"][b] if out["texture"] is not None else None
+                export_mesh(Path(out_dir) / "meshes" / f"{row['id']}.obj", v, f, tex,
+                            out["verts_uvs"].cpu(), out["faces_uvs"].cpu())
+                saved += 1
+            bar.update(1)
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def _mask_iou(out: dict, batch: dict, rs: RenderSettings) -> torch.Tensor:
+    r = render_prediction(dict(out, texture=None), rs, soft=False)
+    mask = batch["mask"][:, 0]
+    sil = r["coverage"][:, 0].cpu()  # hard silhouette: pixels covered by a face
+    if sil.shape[-1] != mask.shape[-1]:
+        sil = torch.nn.functional.interpolate(sil[:, None], size=mask.shape[-2:], mode="nearest")[:, 0]
+    return M.mask_iou(sil, mask)
+
+
+#: metrics averaged in summaries (lower is better except the IoUs)
+SUMMARY_METRICS = ("mask_iou", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mean", "rel_max",
+                   "symmetry_error", "geom_symmetry_error", "az_err", "el_err", "roll_err")
+
+
+def per_class(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each metric per class plus an "all" row (pandas table)."""
+    cols = [c for c in SUMMARY_METRICS if c in df.columns]
+    table = df.groupby("class_name")[cols].mean()
+    table.loc["all"] = df[cols].mean()
+    return table
+
+
+def error_heatmap(verts: torch.Tensor, faces: torch.Tensor, cad_verts: torch.Tensor, cad_faces: torch.Tensor):
+    """Per-vertex distance (V,) from the predicted vertices to the CAD surface, for error heat maps."""
+    from ..geometry import point_mesh_closest
+
+    res = point_mesh_closest(verts.double(), cad_verts.double(), cad_faces)
+    d = res[0] if isinstance(res, tuple) else res
+    return d.float()
+
+
+__all__ = ["EvalConfig", "angle_diff", "error_heatmap", "evaluate", "per_class", "viewpoint"]

@@ -1,0 +1,81 @@
+"""The training objective: a model's outputs rendered and compared with a batch, term by term."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import losses as L
+from ..camera import project
+from ..render import RenderSettings, render_prediction
+
+
+def keypoints_normalised(kp: torch.Tensor, img_size: int) -> torch.Tensor:
+    """(B, N, 3) keypoints (x, y, visible) in crop pixels -> normalised image coordinates (in [-1, 1])."""
+    out = kp.clone()
+    out[..., :2] = (2 * kp[..., :2] + 1) / img_size - 1
+    return out
+
+
+def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: RenderSettings,
+                   perceptual: L.PerceptualLoss | None = None) -> tuple[torch.Tensor, dict]:
+    """All loss terms of one batch and their weighted sum.
+
+    Args:
+        out: the model's forward dict; batch: a collated batch of :class:`symnb.data.Item`.
+        weights: loss weights (0 disables a term); render: the mask loss's renderer settings
+            (``render.camera`` "pred" or "gt" picks the camera the masks are rendered with).
+        perceptual: the VGG-16 term's module (needed when ``weights.perceptual`` > 0).
+
+    Returns:
+        total loss (scalar), dict of float terms plus the "mask_iou" and "cam_deg" diagnostics.
+    """
+    cam = (batch["scale"], batch["trans"], batch["quat"]) if render.camera == "gt" else None
+    r = render_prediction(out, render, cam)
+    mask = batch["mask"]
+    terms = {"mask": L.mask_loss(r["silhouette"], mask[:, 0])}
+    if weights.camera:
+        terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["quat"],
+                                        batch["scale"], batch["trans"], batch["quat"])
+    if weights.quat:
+        terms["quat"] = L.quat_norm_loss(out["quat_raw"])
+    if weights.deformation:
+        terms["deformation"] = L.deformation_loss(out["offsets"])
+    if weights.laplacian:
+        terms["laplacian"] = L.laplacian_loss(out["verts"], out["faces"])
+    if weights.laplacian_offsets:
+        terms["laplacian_offsets"] = L.laplacian_loss(out["offsets"], out["faces"])
+    if weights.keypoint:
+        if "kp3d" not in out or "kp" not in batch:
+            raise ValueError("LossWeights.keypoint > 0 needs ModelConfig.n_keypoints > 0 and a dataset with "
+                             "keypoint annotations")
+        kp = keypoints_normalised(batch["kp"], mask.shape[-1])
+        n = kp.shape[1]
+        if out["kp3d"].shape[1] < n:
+            raise ValueError(f"ModelConfig.n_keypoints = {out['kp3d'].shape[1]} but the data has {n} "
+                             "keypoints")
+        pred = project(out["kp3d"][:, :n], out["scale"], out["trans"], out["quat"])
+        terms["keypoint"] = L.keypoint_loss(pred, kp)
+    if r["rgb"] is not None:
+        fg = mask * r["coverage"]
+        if weights.pixel:
+            terms["pixel"] = L.pixel_loss(r["rgb"], batch["image"], fg)
+        if weights.colour:
+            terms["colour"] = L.colour_loss(r["rgb"], batch["image"], fg)
+        if weights.ssim:
+            terms["ssim"] = L.ssim_loss(r["rgb"], batch["image"], fg)
+        if weights.perceptual:
+            if perceptual is None:
+                raise ValueError("LossWeights.perceptual > 0 needs the PerceptualLoss module")
+            terms["perceptual"] = perceptual(r["rgb"], batch["image"], fg)
+    total = L.weighted_sum(terms, weights)
+    logs = {k: float(v.detach()) for k, v in terms.items()}
+    with torch.no_grad():
+        hard = (r["silhouette"] > 0.5).float()
+        inter = (hard * mask[:, 0]).flatten(1).sum(1)
+        union = ((hard + mask[:, 0]) > 0).float().flatten(1).sum(1)
+        logs["mask_iou"] = float((inter / union.clamp(min=1)).mean())
+        logs["cam_deg"] = float(L.quat_geodesic(out["quat"], batch["quat"]).mean() * 180 / math.pi)
+    logs["loss"] = float(total.detach())
+    return total, logs

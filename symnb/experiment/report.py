@@ -1,0 +1,211 @@
+"""Figures and the markdown report of a run: results table, metric-vs-step curves, sample
+reconstructions and per-vertex error heat maps (headless matplotlib, PyTorch3D renders)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from pytorch3d.renderer import TexturesVertex  # noqa: E402
+from pytorch3d.structures import Meshes  # noqa: E402
+
+from ..data import collate  # noqa: E402
+from ..render import RenderSettings, make_cameras, render_prediction, shaded_renderer  # noqa: E402
+from ..utils import atomic_write  # noqa: E402
+from .evaluate import error_heatmap  # noqa: E402
+
+
+def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
+    """Save a matplotlib figure atomically as PNG and close it."""
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_curves(histories: dict[str, list[dict]], metrics=("loss", "mask", "mask_iou", "cam_deg")):
+    """Metric vs step, one line per variant.  histories: {variant: [{"step": .., metric: ..}, ...]}."""
+    return plot_seed_curves({name: [h] for name, h in histories.items()}, metrics)
+
+
+def _shaded(verts: torch.Tensor, faces: torch.Tensor, colours: torch.Tensor, azim: float, size: int = 128):
+    cams = make_cameras(dist=2.2, elev=20.0, azim=azim)
+    mesh = Meshes([verts.float()], [faces], textures=TexturesVertex([colours.float()]))
+    img = shaded_renderer(cams, RenderSettings(image_size=size))(mesh)
+    return img[0, ..., :3].clamp(0, 1).numpy()
+
+
+def error_colours(d: torch.Tensor, vmax: float) -> torch.Tensor:
+    """(V,) distances -> (V, 3) colours of matplotlib's 'inferno' map on [0, vmax]."""
+    cmap = matplotlib.colormaps["inferno"]
+    return torch.tensor(cmap((d / max(vmax, 1e-9)).clamp(0, 1).numpy())[:, :3], dtype=torch.float32)
+
+
+@torch.no_grad()
+def plot_reconstructions(models: dict, dataset, indices: list[int], vmax: float = 0.1,
+                         render: RenderSettings | None = None):
+    """Grid: per sample the input, then per model its texture, a shaded novel view and an error heat map.
+
+    Args:
+        models: {name: ReconstructionNet}; dataset: test items with ``cad_mesh``; indices: samples.
+        vmax: distance (object units, unit bbox diagonal) mapped to the top of the colour map.
+        render: texture sampling settings (default: the model's input size, "uv" mode).
+    """
+    batch = collate([dataset[i] for i in indices])
+    cols = 1 + 3 * len(models)
+    fig, axes = plt.subplots(len(indices), cols, figsize=(1.7 * cols, 1.8 * len(indices)), squeeze=False)
+    for r in range(len(indices)):
+        axes[r, 0].imshow(batch["image"][r].permute(1, 2, 0).numpy())
+        axes[r, 0].set_title(batch["id"][r], fontsize=6)
+    for j, (name, model) in enumerate(models.items()):
+        out = model.reconstruct(batch["image"])
+        rs = render or RenderSettings()
+        rend = render_prediction(out, rs, soft=False, image_size=model.config.img_size)
+        for r in range(len(indices)):
+            v, f = out["verts"][r].cpu(), out["faces"].cpu()
+            if rend["rgb"] is not None:
+                cov = rend["coverage"][r]
+                rgb = rend["rgb"][r] * cov + (1 - cov)
+            else:
+                rgb = rend["coverage"][r].expand(3, -1, -1)
+            axes[r, 1 + 3 * j].imshow(rgb.permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+            az = 60.0
+            axes[r, 2 + 3 * j].imshow(_shaded(v, f, torch.full_like(v, 0.7), az))
+            cv, cf = dataset.cad_mesh(batch["class_name"][r], int(batch["cad_idx"][r]))
+            d = error_heatmap(v, f, cv, cf)
+            axes[r, 3 + 3 * j].imshow(_shaded(v, f, error_colours(d, vmax), az))
+            if r == 0:
+                axes[r, 1 + 3 * j].set_title(f"{name}: texture", fontsize=7)
+                axes[r, 2 + 3 * j].set_title(f"{name}: shape", fontsize=7)
+                axes[r, 3 + 3 * j].set_title(f"{name}: error (0-{vmax})", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_bars(summary: pd.DataFrame, metrics=("iou_3d", "mask_iou", "chamfer", "symmetry_error")):
+    """Bar charts of summary metrics per variant."""
+    metrics = [m for m in metrics if m in summary.columns]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3))
+    for ax, m in zip(list(axes) if len(metrics) > 1 else [axes], metrics, strict=True):
+        ax.bar(summary["variant"], summary[m], color="tab:blue")
+        ax.set_title(m)
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    fmt = lambda x: f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else str(x)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(x) for x in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | Path, tables: dict[str, pd.DataFrame], per_class: dict[str, pd.DataFrame],
+                 figures: dict[str, str], notes: str = "") -> Path:
+    """Write ``run_dir/report.md``: titled tables, per-class tables, figures (relative PNG paths)."""
+    run_dir = Path(run_dir)
+    parts = [f"# symnb run `{run_dir.name}`", "", notes, ""]
+    for title, table in tables.items():
+        parts += [f"## {title}", "", _md_table(table), ""]
+    for name, table in per_class.items():
+        parts += [f"### {name}: per class", "", _md_table(table.reset_index()), ""]
+    for title, rel in figures.items():
+        parts += [f"## {title}", "", f"![{title}]({rel})", ""]
+    path = run_dir / "report.md"
+    with atomic_write(path) as f:
+        f.write("\n".join(parts))
+    return path
+
+
+# ------------------------------------------------------------------------------- seeds and curves
+
+
+def aggregate(runs: pd.DataFrame, metrics, by: str = "variant") -> pd.DataFrame:
+    """Mean and standard deviation over seeds: one row per ``by`` value, columns ``<metric>`` (the
+    mean), ``<metric>_std`` (sample std, 0 for a single seed) and ``n_seeds``, in first-appearance order."""
+    metrics = [m for m in metrics if m in runs.columns]
+    g = runs.groupby(by, sort=False)[metrics]
+    mean, std = g.mean(), g.std(ddof=1).fillna(0.0).add_suffix("_std")
+    out = pd.concat([mean, std], axis=1)[[c for m in metrics for c in (m, f"{m}_std")]]
+    out["n_seeds"] = runs.groupby(by, sort=False).size()
+    return out
+
+
+def mean_curve(histories: list[list[dict]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, mean over runs) of a logged metric, over the steps every run logged."""
+    rows = [[h for h in hist if key in h] for hist in histories]
+    n = min((len(r) for r in rows), default=0)
+    steps = [rows[0][i]["step"] for i in range(n)] if n else []
+    return steps, [sum(r[i][key] for r in rows) / len(rows) for i in range(n)]
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing running mean over ``window`` values (the first ones average what exists)."""
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def steps_to_reach(histories: dict[str, list[list[dict]]], key: str, target: float, window: int = 5,
+                   higher_is_better: bool = True) -> dict[str, float]:
+    """Per variant, the first logged step at which the seed-mean, ``window``-smoothed ``key`` reaches
+    ``target`` (NaN if never)."""
+    out = {}
+    for name, hists in histories.items():
+        steps, ys = mean_curve(hists, key)
+        ys = smooth(ys, window)
+        reached = [(y >= target) if higher_is_better else (y <= target) for y in ys]
+        hit = [s for s, r in zip(steps, reached, strict=True) if r]
+        out[name] = float(hit[0]) if hit else float("nan")
+    return out
+
+
+def plot_seed_curves(histories: dict[str, list[list[dict]]], metrics=("loss", "mask", "mask_iou", "cam_deg"),
+                     window: int = 1):
+    """Metric vs step, the mean over seeds per variant (one line each)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        for name, hists in histories.items():
+            steps, ys = mean_curve(hists, m)
+            if steps:
+                ax.plot(steps, smooth(ys, window), label=name)
+        ax.set_xlabel("step")
+        ax.set_title(m)
+        if m in ("loss", "mask"):
+            ax.set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "", render=None,
+                     n_show: int = 4) -> Path:
+    """The figures and ``report.md`` of a :class:`symnb.experiment.RunResult`: per-run table, seed
+    summary, per-class tables, metric-vs-step curves (mean over seeds), sample reconstructions."""
+    import torch
+
+    run_dir = Path(run_dir)
+    figs = {"Metrics vs step (mean over seeds)": save_figure(
+        plot_seed_curves(result.histories), run_dir / "curves.png").name}
+    figs["Summary"] = save_figure(plot_metric_bars(result.runs), run_dir / "summary.png").name
+    n_show = min(n_show, len(test_dataset))
+    idx = [int(i) for i in torch.linspace(0, len(test_dataset) - 1, n_show).round().long()]
+    figs["Sample reconstructions and error heat maps"] = save_figure(
+        plot_reconstructions(result.models, test_dataset, idx, render=render),
+        run_dir / "reconstructions.png").name
+    tables = {"Runs (test split)": result.runs, "Mean and std over seeds": result.summary.reset_index()}
+    return write_report(run_dir, tables, result.per_class, figs, notes)

@@ -1,0 +1,150 @@
+"""The variants x seeds runner used by the main job (``symnb.demo``) and ``nbs/06_ablations``.
+
+For each variant of an :class:`ExperimentConfig` and each seed: train (resuming finished or
+interrupted runs from their checkpoints), evaluate on the test split, and collect one row of
+test-split means. With ``extras`` it also evaluates the untrained network (step 0) and, for every
+variant without symmetry, its mean shape alone and its output symmetrized post hoc (best of l2r /
+r2l / cent per image). Writes ``runs.csv`` (one row per run) and ``summary.csv`` (mean and std over
+seeds) into the run folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from ..data import build_dataset
+from ..model import ReconstructionNet, load_model
+from ..utils import atomic_write, set_seed
+from .config import ExperimentConfig, variant_config
+from .evaluate import evaluate, per_class
+from .report import aggregate
+from .train import train
+
+#: test-split means kept per run (lower is better except the IoUs)
+RUN_METRICS = ("iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mask_iou", "symmetry_error",
+               "geom_symmetry_error", "az_err", "el_err")
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns.
+
+    Attributes:
+        runs: one row per (variant, seed) and extra evaluation, test-split means and sizes.
+        summary: mean and std over seeds per variant (:func:`symnb.experiment.report.aggregate`).
+        histories: variant -> one training history per seed.
+        models: variant -> the trained model of its first seed.
+        per_class: variant -> per-class table of its first seed.
+        per_sample: variant -> per-sample DataFrames, one per seed.
+    """
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    histories: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    per_class: dict = field(default_factory=dict)
+    per_sample: dict = field(default_factory=dict)
+
+
+def ensure_dataset(cfg: ExperimentConfig) -> Path:
+    """Generate the embedded benchmark at ``cfg.data.root`` when the data config asks for it
+    (``data.generate``) and the folder is missing; datasets made by the same settings are reused."""
+    root = Path(cfg.data.root)
+    if cfg.data.name != "pascal3d" or not cfg.data.generate:
+        return root
+    from data_prep.make_dataset import make_dataset as generate
+
+    opts = {"img_size": max(64, cfg.model.img_size), **cfg.data.generate}
+    return generate(root, classes=tuple(cfg.data.classes), progress=cfg.train.progress, **opts)
+
+
+def _row(name: str, seed: int, model: ReconstructionNet, df: pd.DataFrame, steps: int, train_s: float,
+         eval_s: float) -> dict:
+    row = {"variant": name, "seed": seed, "symmetry": model.symmetry,
+           "sym_mode": str(model.config.sym_mode) if model.symmetry != "none" else "-"}
+    row.update({c: float(df[c].mean()) for c in RUN_METRICS if c in df.columns})
+    row.update(n_params=model.n_params(), n_mean_shape_params=int(model.mean_shape.numel()),
+               n_verts=model.n_verts, steps=steps, train_seconds=round(train_s, 1),
+               eval_seconds=round(eval_s, 1))
+    return row
+
+
+def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None = None,
+        seeds: list[int] | None = None, fresh: bool = False, extras: bool = True, log=print) -> RunResult:
+    """Train and evaluate every (variant, seed); see the module docstring.
+
+    Args:
+        cfg: the experiment (its ``variants`` and ``seeds``).
+        run_dir: parent of the variants' output folders; runs.csv and summary.csv go here.
+        variants: subset of ``cfg.variants`` (default all; "base" if the config has none).
+        seeds: subset of seeds (default ``cfg.seeds``).
+        fresh: retrain from scratch instead of resuming existing checkpoints.
+        extras: also evaluate the untrained network and the baselines' mean shape / post-hoc rows.
+        log: a print-like function for one line per run.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names = list(variants or cfg.variants or ["base"])
+    missing = [v for v in names if v != "base" and v not in cfg.variants]
+    if missing:
+        raise ValueError(f"unknown variants {missing}; the config has {list(cfg.variants)}")
+    seeds = list(seeds if seeds is not None else cfg.seeds)
+    data_cache: dict = {}
+
+    def splits(c: ExperimentConfig):
+        key = (repr(c.data), c.model.img_size)
+        if key not in data_cache:
+            ensure_dataset(c)
+            data_cache[key] = (build_dataset(c.data, "train", c.model.img_size),
+                               build_dataset(c.data, "test", c.model.img_size))
+        return data_cache[key]
+
+    rows, out = [], RunResult(pd.DataFrame(), pd.DataFrame())
+    light = replace(cfg.eval, save_meshes=0)
+    for name in names:
+        for seed in seeds:
+            vc = variant_config(cfg, name, seed, run_dir)
+            train_ds, test_ds = splits(vc)
+            if extras and not rows:  # the untrained network (step 0) of the first variant
+                set_seed(seed)
+                untrained = ReconstructionNet(vc.model)
+                t0 = time.perf_counter()
+                df0 = evaluate(untrained, test_ds, light, progress=False, render=vc.render)
+                rows.append(_row("untrained", seed, untrained, df0, 0, 0.0, time.perf_counter() - t0))
+            res = train(vc, dataset=train_ds, resume=not fresh)
+            model = load_model(res.model_path)
+            t0 = time.perf_counter()
+            df = evaluate(model, test_ds, vc.eval, out_dir=res.out_dir, progress=False, render=vc.render)
+            ev_s = time.perf_counter() - t0
+            with atomic_write(res.out_dir / "per_sample.csv") as f:
+                df.to_csv(f, index=False)
+            table = per_class(df)
+            with atomic_write(res.out_dir / "per_class.csv") as f:
+                table.to_csv(f)
+            rows.append(_row(name, seed, model, df, res.steps, res.train_seconds, ev_s))
+            out.histories.setdefault(name, []).append(res.history)
+            out.per_sample.setdefault(name, []).append(df)
+            out.models.setdefault(name, model)
+            out.per_class.setdefault(name, table)
+            if extras and model.symmetry == "none":
+                evl = replace(light, max_items=vc.eval.max_items)
+                dfm = evaluate(model, test_ds, evl, mean_shape_only=True, progress=False, render=vc.render)
+                rows.append(_row(f"{name}:mean_shape", seed, model, dfm, res.steps, res.train_seconds, 0.0))
+                dfp = evaluate(model, test_ds, evl, symmetrize="best", progress=False, render=vc.render)
+                rows.append(_row(f"{name}:posthoc_best", seed, model, dfp, res.steps, res.train_seconds, 0.0))
+            mine = rows[-1 if model.symmetry != "none" or not extras else -3]
+            shown = [f"{k}={mine[k]:.4g}" for k in ("iou_3d", "mask_iou", "chamfer") if k in mine]
+            log(f"{name} seed {seed}: " + ", ".join(shown))
+    out.runs = pd.DataFrame(rows)
+    out.summary = aggregate(out.runs, RUN_METRICS + ("train_seconds",)).join(
+        out.runs.groupby("variant", sort=False)[["symmetry", "sym_mode", "n_params", "n_mean_shape_params",
+                                                 "n_verts", "steps"]].first())
+    with atomic_write(run_dir / "runs.csv") as f:
+        out.runs.to_csv(f, index=False)
+    with atomic_write(run_dir / "summary.csv") as f:
+        out.summary.to_csv(f)
+    return out

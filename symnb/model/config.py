@@ -1,0 +1,107 @@
+"""The network's settings (:class:`ModelConfig`), validated at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..symmetry.groups import GROUPS
+from ..symmetry.maps import MODES
+
+#: Values of ``ModelConfig.symmetry``: the registered groups plus "auto" (chosen from CAD models).
+SYMMETRIES = (*GROUPS, "auto")
+
+
+@dataclass
+class ModelConfig(Config):
+    """Network settings.
+
+    Attributes:
+        img_size: input resolution in pixels (the data's crop size); ``reconstruct`` resizes to it.
+        encoder: image encoder, a name of ``symnb.model.encoders.ENCODERS`` ("resnet18", ...).
+        n_feat: size of the image feature.
+        n_shapes: number K of learnable mean shapes (blended by the class-probability head).
+        template_verts: vertex count of the (baseline) sphere template.
+        template_radius: radius of the initial mean shape (objects have unit bbox diagonal).
+        symmetry: a group of ``symnb.symmetry.GROUPS`` ("none", "reflection", "two_planes",
+            "rotation") or "auto".
+        sym_order: rotation order n >= 2 for symmetry "rotation" (about y).
+        sym_mode: "l2r" | "r2l" | "cent", or a list of such modes, one per slice (reflection);
+            two_planes and rotation take "cent" (group average) or "l2r" (representatives copied).
+        n_slices: horizontal bands for per-slice modes (0: as many as ``sym_mode`` has entries).
+        refine: reflection only: use a ~2x template whose independent half matches the baseline's
+            vertex count (same parameter count, ~2x output vertices).
+        deform_hidden: width of the deformation MLP; deform_layers: its hidden layers.
+        max_offset: offsets are ``max_offset * tanh(.)`` (keeps early training stable).
+        texture: predict a texture (UV image).
+        tex_size: UV image height (4 * 2^n); width is 2 * tex_size.
+        uv_map: "spherical" | "symmetric" (seam on the symmetry plane, mirrored halves).
+        symmetric_texture: predict one half of the UV image and mirror it (needs uv_map "symmetric").
+        n_keypoints: > 0: learn a soft assignment of this many 3-D keypoints to template vertices
+            per mean shape (CMR), for the keypoint reprojection loss.
+        pretrained_path: optional local file with the encoder's ImageNet weights (torchvision format).
+        init_scale: initial predicted camera scale.
+        auto_threshold: "auto": detection tolerance on the CAD models.
+        auto_order: rotation order used by "auto" for a continuous rotation (order 0).
+        auto_two_planes: "auto" maps two planes to "two_planes" (default False: "reflection").
+    """
+
+    img_size: int = 64
+    encoder: str = "resnet18"
+    n_feat: int = 256
+    n_shapes: int = 1
+    template_verts: int = 642
+    template_radius: float = 0.3
+    symmetry: str = "none"
+    sym_order: int = 0
+    sym_mode: str | list[str] = "l2r"
+    n_slices: int = 0
+    refine: bool = False
+    deform_hidden: int = 256
+    deform_layers: int = 2
+    max_offset: float = 0.5
+    texture: bool = True
+    tex_size: int = 32
+    uv_map: str = "symmetric"
+    symmetric_texture: bool = False
+    n_keypoints: int = 0
+    pretrained_path: str | None = None
+    init_scale: float = 1.5
+    auto_threshold: float = field(default=0.02, repr=False)
+    auto_order: int = 8
+    auto_two_planes: bool = False
+
+    def validate(self) -> None:
+        from .encoders import ENCODERS
+
+        self._range("img_size", 16)
+        self._choice("encoder", ENCODERS)
+        for name in ("n_feat", "n_shapes", "deform_hidden"):
+            self._range(name, 1)
+        self._range("template_verts", 12)
+        self._range("template_radius", 0, lo_open=True)
+        self._range("max_offset", 0, lo_open=True)
+        self._range("init_scale", 0, lo_open=True)
+        for name in ("deform_layers", "n_slices", "n_keypoints", "sym_order"):
+            self._range(name, 0)
+        self._range("auto_order", 2)
+        self._range("auto_threshold", 0, lo_open=True)
+        self._choice("symmetry", SYMMETRIES)
+        self._choice("uv_map", ("spherical", "symmetric"))
+        if self.tex_size < 4 or self.tex_size & (self.tex_size - 1):
+            raise ValueError(f"ModelConfig.tex_size must be 4 * 2^n (4, 8, 16, 32, ...), got {self.tex_size}")
+        if self.symmetry == "rotation" and self.sym_order < 2:
+            raise ValueError(f"ModelConfig.sym_order must be >= 2 for symmetry='rotation', got "
+                             f"{self.sym_order}")
+        modes = self.sym_mode if isinstance(self.sym_mode, list) else [self.sym_mode]
+        for m in modes:
+            if m not in MODES:
+                raise ValueError(f"ModelConfig.sym_mode entries must be one of {MODES}, got {m!r}")
+        if self.symmetry in ("two_planes", "rotation") and self.sym_mode not in ("cent", "l2r"):
+            raise ValueError(f"ModelConfig.sym_mode for symmetry={self.symmetry!r} must be 'cent' (group "
+                             f"average) or 'l2r' (representatives copied), got {self.sym_mode!r}")
+        if self.refine and self.symmetry not in ("reflection", "auto"):
+            raise ValueError("ModelConfig.refine=True needs symmetry='reflection' (or 'auto'), got "
+                             f"{self.symmetry!r}")
+        if self.symmetric_texture and self.uv_map != "symmetric":
+            raise ValueError("ModelConfig.symmetric_texture needs uv_map='symmetric'")

@@ -1,0 +1,253 @@
+"""MCMR-style single-view mesh reconstruction network with learnable symmetries.
+
+Architecture (MCMR, Fini et al. 2021, on our templates and renderer)::
+
+    images (B, 3, S, S) -> encoder -> feature map (B, C, s, s), feature (B, n_feat)
+    feature -> class probabilities (B, K) -> blend of K learned mean shapes (B, V, 3)
+    (feature, probabilities, template positions) -> per-vertex offsets (B, V, 3)
+    feature -> camera: scale (B,), translation (B, 2), unit quaternion (B, 4)
+    feature map -> UV image (B, 3, T, 2T), sampled through a spherical or symmetry-aligned UV map
+
+Symmetry: every representation is a group of ``symnb.symmetry.GROUPS`` with a
+:class:`~symnb.symmetry.SymmetryMap` on its template, the trivial group for the baseline. The mean
+shapes hold only the orbit representatives (``smap.independent``, 3 coordinates each) and are
+expanded to an exactly invariant mesh; the offsets are symmetrized with ``sym_mode`` and the sum is
+expanded again, so the output's index-symmetry error is 0 for every element of the group.
+
+Refinement scheme (``refine=True`` with reflection): a ~2x template whose independent half has as
+many vertices as the baseline template: same number of learnable parameters, ~2x output vertices
+(:func:`refinement_template`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..symmetry.maps import expand, posthoc_map, symmetrize, symmetry_map
+from ..symmetry.templates import template_for, uv_sphere
+from .config import ModelConfig
+from .encoders import build_encoder
+from .heads import CameraHead, DeformMLP, TextureDecoder
+from .uv import UV_MAPS
+
+
+def refinement_template(n_base: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Template for the refinement scheme: ~2x ``n_base`` vertices, exactly ``n_base`` independent ones.
+
+    A latitude-longitude sphere (:func:`symnb.symmetry.templates.uv_sphere`, no vertex on the plane
+    x = 0 except the two poles) has ``(n_lat - 1) n_lon / 2 + 2`` independent vertices, so choosing
+    ``(n_lat - 1) n_lon = 2 (n_base - 2)`` (cells as square as possible) gives the same number of
+    mean-shape parameters as the ``n_base``-vertex baseline and ``2 n_base - 2`` output vertices.
+
+    Returns:
+        verts (V, 3), faces (F, 3).
+    """
+    target = 2 * (n_base - 2)
+    cands = [(r + 1, target // r) for r in range(2, target) if target % r == 0 and (target // r) % 2 == 0
+             and target // r >= 4]
+    if not cands:
+        raise ValueError(f"no latitude-longitude sphere has exactly {n_base} independent vertices")
+    n_lat, n_lon = min(cands, key=lambda c: abs(math.log(c[1] / (2 * c[0]))))
+    return uv_sphere(n_lat, n_lon)
+
+
+def _representation(verts, faces, tol=0.02) -> tuple[str, int]:
+    from ..symmetry import choose_representation, detect_symmetries
+
+    rep = choose_representation(detect_symmetries(verts, faces, tol=tol))
+    return rep.name, int(rep.order)
+
+
+def resolve_group(config: ModelConfig, cad_meshes: list | None = None) -> tuple[str, int]:
+    """(symmetry name, rotation order) for a config; ``auto`` uses ``choose_representation`` on CAD models.
+
+    The order is ``config.sym_order`` for "rotation" and 1 otherwise. With ``auto`` and no CAD models,
+    the sphere template's own reflection plane x = 0 is used (reflection). Otherwise each CAD model
+    votes: if at least half choose "rotation", the result is "rotation" with the most common order
+    (a continuous rotation, order 0, counts as ``config.auto_order``); else if at least half choose
+    "reflection" or "two_planes", the result is "reflection" ("two_planes" when
+    ``config.auto_two_planes`` and those models all have two planes); else "none".
+    """
+    if config.symmetry == "rotation":
+        return "rotation", int(config.sym_order)
+    if config.symmetry != "auto":
+        return config.symmetry, 1
+    if not cad_meshes:
+        return "reflection", 1
+    reps = [_representation(v, f, tol=config.auto_threshold) for v, f in cad_meshes]
+    orders = [o if o >= 2 else config.auto_order for n, o in reps if n == "rotation"]
+    if len(orders) * 2 >= len(reps):
+        return "rotation", max(sorted(set(orders)), key=orders.count)
+    names = [n for n, _ in reps]
+    refl = sum(n in ("reflection", "two_planes") for n in names)
+    if refl * 2 < len(names):
+        return "none", 1
+    if config.auto_two_planes and names.count("two_planes") == refl:
+        return "two_planes", 1
+    return "reflection", 1
+
+
+def resolve_symmetry(config: ModelConfig, cad_meshes: list | None = None) -> str:
+    """The symmetry name a config resolves to ("none", "reflection", "two_planes", "rotation")."""
+    return resolve_group(config, cad_meshes)[0]
+
+
+class ReconstructionNet(nn.Module):
+    """The reconstruction network; see the module docstring.
+
+    Args:
+        config: :class:`ModelConfig`.
+        cad_meshes: for ``symmetry="auto"``: list of (verts, faces) CAD models of the categories.
+    """
+
+    def __init__(self, config: ModelConfig | None = None, cad_meshes: list | None = None):
+        super().__init__()
+        cfg = copy.deepcopy(config) if config is not None else ModelConfig()
+        self.config = cfg
+        self.symmetry, order = resolve_group(cfg, cad_meshes)
+        cfg.sym_order = order if self.symmetry == "rotation" else cfg.sym_order
+        if self.symmetry in ("two_planes", "rotation") and cfg.sym_mode not in ("cent", "l2r"):
+            cfg.sym_mode = "cent"  # auto: "r2l" / per-slice lists have no meaning for these groups
+        if cfg.refine and self.symmetry != "reflection":
+            cfg.refine = False  # auto chose a group without the one-plane refinement template
+        if cfg.refine:
+            verts, faces = refinement_template(cfg.template_verts)
+        else:
+            verts, faces = template_for(self.symmetry, cfg.template_verts, order)
+        self.encoder = build_encoder(cfg.encoder, cfg.img_size, cfg.n_feat, cfg.pretrained_path)
+        self.classifier = nn.Sequential(nn.Linear(cfg.n_feat, 64), nn.LeakyReLU(0.2),
+                                        nn.Linear(64, cfg.n_shapes))
+        self.deform = DeformMLP(cfg.n_feat + cfg.n_shapes, cfg.deform_hidden, cfg.deform_layers,
+                                cfg.max_offset)
+        self.camera = CameraHead(cfg.n_feat, cfg.init_scale)
+        self.texture = (TextureDecoder(cfg.tex_size, half=cfg.symmetric_texture,
+                                       in_channels=self.encoder.out_channels) if cfg.texture else None)
+        self.mean_shape = nn.Parameter(torch.empty(0))
+        self.kp_logits = nn.Parameter(torch.empty(0)) if cfg.n_keypoints else None
+        self._set_template(verts, faces)
+
+    # ---- template / symmetry bookkeeping
+    def _set_template(self, verts: torch.Tensor, faces: torch.Tensor, mean_full: torch.Tensor | None = None,
+                      kp_logits: torch.Tensor | None = None) -> None:
+        """Install a template (V, 3)/(F, 3); ``mean_full`` (K, V, 3) or the scaled sphere initialises it."""
+        dev = self.mean_shape.device
+        self.register_buffer("template", F.normalize(verts.float(), dim=-1).to(dev))
+        self.register_buffer("faces", faces.long().to(dev))
+        mode, cfg = self.config.sym_mode, self.config
+        n_slices = cfg.n_slices or (len(mode) if isinstance(mode, list) else 0)
+        order = cfg.sym_order if self.symmetry == "rotation" else None
+        self.smap = symmetry_map(self.template.cpu(), self.symmetry, order, n_slices=n_slices).to(dev)
+        self._posthoc = None
+        if mean_full is None:
+            mean_full = (self.template * cfg.template_radius)[None].repeat(cfg.n_shapes, 1, 1)
+        held = mean_full.to(dev).float()[:, self.smap.independent]  # (K, n_independent, 3)
+        self.mean_shape = nn.Parameter(held.detach().clone())
+        if self.kp_logits is not None:
+            V = len(self.template)
+            kp = torch.zeros(cfg.n_shapes, cfg.n_keypoints, V, device=dev) if kp_logits is None else kp_logits
+            self.kp_logits = nn.Parameter(kp.detach().clone().to(dev))
+        verts_uvs, faces_uvs = UV_MAPS[cfg.uv_map](self.template.cpu(), self.faces.cpu())
+        self.register_buffer("verts_uvs", verts_uvs.to(dev))
+        self.register_buffer("faces_uvs", faces_uvs.to(dev))
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)  # .to(device) / .cuda(): move the symmetry map along
+        self.smap = self.smap.to(self.template.device)
+        self._posthoc = None
+        return out
+
+    def full_mean_shapes(self) -> torch.Tensor:
+        """(K, V, 3): the mean shapes on the whole template (expanded from the representatives)."""
+        return expand(self.mean_shape, self.smap)
+
+    @property
+    def n_verts(self) -> int:
+        return int(self.template.shape[0])
+
+    def n_params(self) -> int:
+        """Number of learnable parameters (network + mean shapes)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def subdivide(self) -> None:
+        """Midpoint-subdivide the template and the mean shapes (the network is unchanged)."""
+        from pytorch3d.ops import SubdivideMeshes
+        from pytorch3d.structures import Meshes
+
+        full = self.full_mean_shapes().detach()
+        meshes = Meshes([self.template] + list(full), [self.faces] * (1 + full.shape[0]))
+        new = SubdivideMeshes()(meshes)
+        verts = new.verts_padded()
+        kp = None
+        if self.kp_logits is not None:  # new (edge) vertices get no keypoint mass
+            extra = self.kp_logits.new_full((*self.kp_logits.shape[:2], verts.shape[1] - self.n_verts), -1e4)
+            kp = torch.cat([self.kp_logits.detach(), extra], -1)
+        self._set_template(verts[0], new.faces_padded()[0], mean_full=verts[1:], kp_logits=kp)
+
+    def posthoc_symmetrize(self, verts: torch.Tensor, mode: str) -> torch.Tensor:
+        """Post-hoc symmetrization of outputs (B, V, 3) about x = 0: "l2r" | "r2l" | "cent"."""
+        if self._posthoc is None:
+            self._posthoc = posthoc_map(self.template.cpu()).to(self.template.device)
+        return symmetrize(verts, self._posthoc, mode)
+
+    # ---- forward
+    def forward(self, images: torch.Tensor) -> dict:
+        """Predict shape, camera and texture.
+
+        Args:
+            images: (B, 3, S, S) float in [0, 1], S = config.img_size.
+
+        Returns:
+            dict with "verts" (B, V, 3), "faces" (F, 3), "mean_shape" (B, V, 3), "offsets" (B, V, 3),
+            "class_probs" (B, K), "scale" (B,), "trans" (B, 2), "quat" (B, 4) unit, "quat_raw" (B, 4),
+            "texture" (B, 3, T, 2T) or None, "verts_uvs" (2V, 2), "faces_uvs" (F, 3), and with
+            keypoints "kp3d" (B, N, 3).
+        """
+        fmap, feat = self.encoder(images)
+        probs = torch.softmax(self.classifier(feat), dim=-1)
+        mean = torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
+        offsets = symmetrize(self.deform(torch.cat([feat, probs], dim=1), self.template), self.smap,
+                             self.config.sym_mode)
+        verts = expand((mean + offsets)[:, self.smap.independent], self.smap)  # exactly invariant
+        out = {"verts": verts, "faces": self.faces, "mean_shape": mean, "offsets": offsets,
+               "class_probs": probs,
+               **self.camera(feat), "texture": self.texture(fmap) if self.texture is not None else None,
+               "verts_uvs": self.verts_uvs, "faces_uvs": self.faces_uvs}
+        if self.kp_logits is not None:  # soft keypoint assignment, blended like the mean shapes
+            assign = torch.einsum("bk,knv->bnv", probs, torch.softmax(self.kp_logits, dim=-1))
+            out["kp3d"] = assign @ verts
+        return out
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, symmetrize: str | None = None) -> dict:
+        """Inference on images of any size: (B, 3, H, W) float in [0, 1] -> :meth:`forward`'s dict.
+
+        Args:
+            images: (B, 3, H, W) or (3, H, W); resized to config.img_size.
+            symmetrize: optional post-hoc symmetrization of the output ("l2r", "r2l", "cent").
+        """
+        if not torch.is_tensor(images) or not images.is_floating_point():
+            raise TypeError("images must be a float tensor (B, 3, H, W) in [0, 1]")
+        if images.dim() == 3:
+            images = images[None]
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        if not torch.isfinite(images).all():
+            raise ValueError("images contain NaN or infinite values")
+        if images.min() < -1e-3 or images.max() > 1 + 1e-3:
+            raise ValueError(f"images must be in [0, 1], got range [{images.min():.3g}, {images.max():.3g}]")
+        was = self.training
+        self.eval()
+        x = images.to(self.template.device)
+        if x.shape[-2:] != (self.config.img_size, self.config.img_size):
+            x = F.interpolate(x, size=(self.config.img_size,) * 2, mode="bilinear", align_corners=False,
+                              antialias=True)
+        out = self(x)
+        if symmetrize is not None:
+            out["verts"] = self.posthoc_symmetrize(out["verts"], symmetrize)
+        self.train(was)
+        return out

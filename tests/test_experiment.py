@@ -1,0 +1,221 @@
+"""The experiment layer: validated configs, YAML variants, safe checkpoints, resume rules, seeded
+batching through DataLoader workers, registries, and the loss terms that used to be dead knobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+import torch
+
+from data_prep import make_dataset as md
+from symnb import losses as L
+from symnb.config import merge, parse_overrides
+from symnb.data import DATASETS, DataConfig, SeededBatchSampler, ToyDataset, build_dataset, collate
+from symnb.experiment import EvalConfig, ExperimentConfig, TrainConfig, load_experiment, train, variant_config
+from symnb.experiment.objective import compute_losses
+from symnb.model import ENCODERS, ModelConfig, ReconstructionNet, load_model, register_encoder
+from symnb.model.encoders import ResNetEncoder
+from symnb.render import RenderSettings
+
+SMALL = dict(img_size=32, template_verts=162, tex_size=16, deform_hidden=32)
+
+
+def tiny(out_dir, steps=3, data=None, **model) -> ExperimentConfig:
+    return ExperimentConfig(
+        name="tiny", out_dir=str(out_dir), model=ModelConfig(**{**SMALL, **model}),
+        data=data or DataConfig(name="toy", options={"n": 8}), render=RenderSettings(faces_per_pixel=4),
+        train=TrainConfig(steps=steps, batch_size=4, lr=1e-3, log_every=1, ckpt_every=1, progress=False,
+                          device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def pascal(tmp_path_factory):
+    """A tiny generated Pascal3D+-layout dataset (car, keypoints, flips possible)."""
+    return md.make_dataset(tmp_path_factory.mktemp("d") / "ds", classes=("car",), per_class=8, img_size=32,
+                           cad_per_class=2, face_budget=400, remesh_resolution=32, progress=False, seed=0)
+
+
+@pytest.mark.parametrize("cls,kw,field", [
+    (ModelConfig, {"symmetry": "Reflection"}, "ModelConfig.symmetry"),
+    (ModelConfig, {"n_shapes": 0}, "ModelConfig.n_shapes"),
+    (ModelConfig, {"encoder": "vgg"}, "ModelConfig.encoder"),
+    (ModelConfig, {"tex_size": 24}, "ModelConfig.tex_size"),
+    (ModelConfig, {"template_verts": "many"}, "ModelConfig.template_verts"),
+    (RenderSettings, {"camera": "GT"}, "RenderSettings.camera"),
+    (RenderSettings, {"texture_mode": "voxel"}, "RenderSettings.texture_mode"),
+    (TrainConfig, {"steps": -5}, "TrainConfig.steps"),
+    (TrainConfig, {"steps": 0}, "TrainConfig.steps"),
+    (TrainConfig, {"batch_size": -2}, "TrainConfig.batch_size"),
+    (TrainConfig, {"log_every": 0}, "TrainConfig.log_every"),
+    (TrainConfig, {"device": "gpu"}, "TrainConfig.device"),
+    (EvalConfig, {"iou_resolution": 1}, "EvalConfig.iou_resolution"),
+    (EvalConfig, {"symmetry": "helix"}, "EvalConfig.symmetry"),
+    (DataConfig, {"name": "imagenet"}, "DataConfig.name"),
+    (L.LossWeights, {"mask": -1.0}, "LossWeights.mask"),
+    (L.LossWeights, {"perceptual": 1.0}, "perceptual_weights"),
+])
+def test_every_config_validates_and_names_the_field(cls, kw, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        cls(**kw)
+
+
+def test_config_values_are_normalised():
+    assert DataConfig(classes="car").classes == ("car",)  # one name, not ['c', 'a', 'r']
+    assert TrainConfig(lr=1, subdivide_at=[3]).lr == 1.0 and TrainConfig(subdivide_at=[3]).subdivide_at == (3,)
+    cfg = ExperimentConfig(model=ModelConfig(img_size=32))
+    assert cfg.render.image_size == 32  # the render size follows the model's input size
+    with pytest.raises(ValueError, match="render.image_size 48 differs from model.img_size 32"):
+        ExperimentConfig.from_dict({"model": {"img_size": 32}, "render": {"image_size": 48}})
+    with pytest.raises(ValueError, match="unknown key"):
+        ExperimentConfig.from_dict({"model": {"img_sise": 32}})
+    assert parse_overrides(["train.lr=0.01", "model.symmetry=none"]) == {
+        "train": {"lr": 0.01}, "model": {"symmetry": "none"}}
+    with pytest.raises(ValueError, match="section.key=value"):
+        parse_overrides(["oops"])
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+
+
+def test_yaml_variants_seeds_and_smoke(tmp_path):
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "variants" / "mirror.yaml").write_text("model: {symmetry: reflection, sym_mode: cent}\n")
+    p = tmp_path / "exp.yaml"
+    p.write_text("model: {img_size: 32}\ntrain: {steps: 7}\nvariants:\n  - mirror\n  - plain: {model: {symmetry: "
+                 "none}}\nseeds: [0, 1]\nsmoke: {train: {steps: 2}}\n")
+    cfg = load_experiment(p)
+    assert list(cfg.variants) == ["mirror", "plain"] and cfg.seeds == (0, 1) and cfg.train.steps == 7
+    assert load_experiment(p, smoke=True).train.steps == 2
+    assert load_experiment(p, overrides={"train": {"steps": 9}}).train.steps == 9
+    v = variant_config(cfg, "mirror", seed=1, run_dir=tmp_path / "run")
+    assert v.model.symmetry == "reflection" and v.model.sym_mode == "cent" and v.train.seed == 1
+    assert v.out_dir == str(tmp_path / "run" / "mirror" / "seed1") and v.train.steps == 7
+    with pytest.raises(ValueError, match="unknown variant 'nope'"):
+        variant_config(cfg, "nope")
+    p.write_text("variants: [missing]\n")
+    with pytest.raises(ValueError, match="variants/missing.yaml"):
+        load_experiment(p)
+    p.write_text("a: &x [1, 2]\nb: *x\n")
+    with pytest.raises(ValueError, match="aliases"):
+        load_experiment(p)
+
+
+def test_checkpoints_are_plain_data_and_never_run_code(tmp_path):
+    res = train(tiny(tmp_path / "run", steps=2))
+    loaded = load_model(res.model_path)  # weights_only=True
+    assert loaded.n_params() == res.model.n_params()
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps({"config": {}, "state_dict": Evil()}))
+    with pytest.raises(ValueError, match="evil.pt"):
+        load_model(bad)
+    assert not marker.exists()
+    torch.save({"config": {}, "state_dict": {}, "payload": Evil()}, tmp_path / "evil2.pt")
+    marker.unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="evil2.pt"):
+        load_model(tmp_path / "evil2.pt")
+    assert not marker.exists()
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        load_model(tmp_path / "empty.pt")
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
+    cfg = tiny(tmp_path / "run", steps=2)
+    train(cfg)
+    longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=3))
+    assert train(longer).steps == 3  # more steps of the same run: resumes
+    other = dataclasses.replace(longer, model=ModelConfig(**SMALL, symmetry="reflection"))
+    with pytest.raises(ValueError, match=r"another config \(differs in: model.symmetry"):
+        train(other)
+    lr = dataclasses.replace(longer, train=dataclasses.replace(longer.train, lr=0.5, steps=4))
+    with pytest.raises(ValueError, match="train.lr"):
+        train(lr)
+    assert train(lr, resume="force").steps == 4
+    assert train(other, resume=False).model.symmetry == "reflection"
+
+
+def test_sampler_state_resumes_and_shards():
+    full = list(SeededBatchSampler(10, 4, seed=3, steps=5))
+    sampler = SeededBatchSampler(10, 4, seed=3, steps=5)
+    first = [b for _, b in zip(range(2), sampler, strict=False)]
+    rest = list(SeededBatchSampler(10, 4, seed=3, steps=5, start=sampler.state_dict()["step"]))
+    assert first + rest == full
+    halves = [list(SeededBatchSampler(10, 4, 3, 5, rank=r, world_size=2)) for r in range(2)]
+    assert [a + b for a, b in zip(*halves, strict=True)] == full
+    with pytest.raises(ValueError, match="divisible"):
+        SeededBatchSampler(10, 3, 0, 1, world_size=2)
+
+
+def test_seeded_augmentation_is_the_same_with_loader_workers(tmp_path, pascal):
+    data = DataConfig(root=str(pascal), classes=("car",), flip=True)
+    ds = build_dataset(data, "train", 32)
+    assert torch.equal(ds[(0, 5)]["image"], ds[(0, 5)]["image"])
+    flips = {bool(ds[(0, s)]["flipped"]) for s in range(12)}
+    assert flips == {True, False}  # the seed decides the flip
+    states = []
+    for workers in (0, 2):
+        cfg = tiny(tmp_path / f"w{workers}", data=dataclasses.replace(data, num_workers=workers))
+        states.append(train(cfg).model.state_dict())
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+
+
+def test_registries():
+    assert {"pascal3d", "toy"} <= set(DATASETS) and "resnet18" in ENCODERS
+    toy = build_dataset(DataConfig(name="toy", options={"n": 3}), "test", 32)
+    assert isinstance(toy, ToyDataset) and len(toy) == 3 and toy[0]["image"].shape == (3, 32, 32)
+
+    @register_encoder("resnet18_test")
+    class Same(ResNetEncoder):
+        pass
+
+    try:
+        model = ReconstructionNet(ModelConfig(encoder="resnet18_test", **SMALL))
+        assert isinstance(model.encoder, Same)
+    finally:
+        ENCODERS.pop("resnet18_test")
+
+
+def _batch_and_outputs(pascal, n_kp):
+    ds = build_dataset(DataConfig(root=str(pascal), classes=("car",)), "train", 32)
+    batch = collate([ds[i] for i in range(2)])
+    torch.manual_seed(0)
+    model = ReconstructionNet(ModelConfig(n_keypoints=n_kp, **SMALL))
+    return batch, model(batch["image"])
+
+
+def test_keypoint_weight_changes_the_loss(pascal):
+    batch, out = _batch_and_outputs(pascal, n_kp=8)
+    assert out["kp3d"].shape == (2, 8, 3) and batch["kp"].shape[1] == 8
+    s = RenderSettings(image_size=32, camera="gt")
+    w0 = L.LossWeights()
+    t0, logs0 = compute_losses(out, batch, w0, s)
+    t1, logs1 = compute_losses(out, batch, dataclasses.replace(w0, keypoint=2.0), s)
+    assert "keypoint" in logs1 and logs1["keypoint"] > 0
+    assert torch.isclose(t1 - t0, torch.tensor(2.0 * logs1["keypoint"]), atol=1e-4)
+    with pytest.raises(ValueError, match="n_keypoints"):
+        b2, o2 = _batch_and_outputs(pascal, n_kp=0)
+        compute_losses(o2, b2, dataclasses.replace(w0, keypoint=1.0), s)
+
+
+def test_perceptual_weight_changes_the_loss(tmp_path, pascal):
+    import torchvision
+
+    vgg = torchvision.models.vgg16(weights=None)
+    path = tmp_path / "vgg16_features.pth"
+    torch.save({f"features.{k}": v for k, v in vgg.features[:23].state_dict().items()}, path)
+    w = L.LossWeights(perceptual=0.5, perceptual_weights=str(path))
+    batch, out = _batch_and_outputs(pascal, n_kp=0)
+    s = RenderSettings(image_size=32, camera="gt")
+    t0, _ = compute_losses(out, batch, dataclasses.replace(w, perceptual=0.0), s)
+    t1, logs = compute_losses(out, batch, w, s, perceptual=L.PerceptualLoss(str(path)))
+    assert logs["perceptual"] > 0 and torch.isclose(t1 - t0, torch.tensor(0.5 * logs["perceptual"]), atol=1e-4)
+    torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not a VGG-16"):
+        L.PerceptualLoss(str(tmp_path / "other.pth"))
