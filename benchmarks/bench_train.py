@@ -53,8 +53,8 @@ def main() -> None:
         for fpp in args.faces_per_pixel:
             row = {}
             for rast in ("stock", "fast"):
-                cfg = ExperimentConfig(model=ModelConfig(img_size=args.img_size, template_verts=n),
-                                       render=RenderSettings(faces_per_pixel=fpp, rasterizer=rast, camera="gt"))
+                rs = RenderSettings(faces_per_pixel=fpp, rasterizer=rast, camera="gt")
+                cfg = ExperimentConfig(model=ModelConfig(img_size=args.img_size, template_verts=n), render=rs)
                 row[rast] = step_seconds(cfg, batch, args.steps)
             ratio = row["stock"] / row["fast"]
             print(f"{n:>9} {fpp:>4} {row['stock']:>13.3f} {row['fast']:>12.3f} {ratio:>6.1f}x")

@@ -63,7 +63,7 @@ def test_every_config_validates_and_names_the_field(cls, kw, field):
 
 def test_config_values_are_normalised():
     assert DataConfig(classes="car").classes == ("car",)  # one name, not ['c', 'a', 'r']
-    assert TrainConfig(lr=1, subdivide_at=[3]).lr == 1.0 and TrainConfig(subdivide_at=[3]).subdivide_at == (3,)
+    assert TrainConfig(lr=1).lr == 1.0 and TrainConfig(subdivide_at=[3]).subdivide_at == (3,)
     cfg = ExperimentConfig(model=ModelConfig(img_size=32))
     assert cfg.render.image_size == 32  # the render size follows the model's input size
     with pytest.raises(ValueError, match="render.image_size 48 differs from model.img_size 32"):
@@ -81,8 +81,8 @@ def test_yaml_variants_seeds_and_smoke(tmp_path):
     (tmp_path / "variants").mkdir()
     (tmp_path / "variants" / "mirror.yaml").write_text("model: {symmetry: reflection, sym_mode: cent}\n")
     p = tmp_path / "exp.yaml"
-    p.write_text("model: {img_size: 32}\ntrain: {steps: 7}\nvariants:\n  - mirror\n  - plain: {model: {symmetry: "
-                 "none}}\nseeds: [0, 1]\nsmoke: {train: {steps: 2}}\n")
+    p.write_text("model: {img_size: 32}\ntrain: {steps: 7}\nvariants:\n  - mirror\n"
+                 "  - plain: {model: {symmetry: none}}\nseeds: [0, 1]\nsmoke: {train: {steps: 2}}\n")
     cfg = load_experiment(p)
     assert list(cfg.variants) == ["mirror", "plain"] and cfg.seeds == (0, 1) and cfg.train.steps == 7
     assert load_experiment(p, smoke=True).train.steps == 2
@@ -215,7 +215,8 @@ def test_perceptual_weight_changes_the_loss(tmp_path, pascal):
     s = RenderSettings(image_size=32, camera="gt")
     t0, _ = compute_losses(out, batch, dataclasses.replace(w, perceptual=0.0), s)
     t1, logs = compute_losses(out, batch, w, s, perceptual=L.PerceptualLoss(str(path)))
-    assert logs["perceptual"] > 0 and torch.isclose(t1 - t0, torch.tensor(0.5 * logs["perceptual"]), atol=1e-4)
+    assert logs["perceptual"] > 0
+    assert torch.isclose(t1 - t0, torch.tensor(0.5 * logs["perceptual"]), atol=1e-4)
     torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="not a VGG-16"):
         L.PerceptualLoss(str(tmp_path / "other.pth"))
