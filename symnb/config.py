@@ -34,18 +34,14 @@ def _coerce(value: Any, tp, where: str) -> Any:
             except ValueError as err:
                 errors.append(str(err))
         raise ValueError(f"{where} must be {' or '.join(_type_name(a) for a in args)}, got {value!r}")
-    if origin is tuple:
-        if isinstance(value, str) and args and args[0] is str:
+    if origin in (tuple, list) or tp in (tuple, list):
+        if isinstance(value, str) and args and args[0] is str and origin is tuple:
             value = (value,)  # a single name where a list of names is expected: `classes: car`
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where} must be a list, got {value!r}")
         item = args[0] if args else Any
-        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is list or tp is list:
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{where} must be a list, got {value!r}")
-        item = args[0] if args else Any
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if (origin or tp) is tuple else items
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{where} must be a mapping, got {value!r}")
