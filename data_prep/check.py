@@ -172,3 +172,43 @@ def plot_cads(root: str | os.PathLike, classes, size: int = 96, azimuth: float =
             axes[r, k].set_title(f"{c} {path.stem} ({len(f)} f)", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def weak_perspective_iou(root: str | os.PathLike, classes=None, splits=("train", "eval", "test"),
+                         index_names=(None, "novelcad")) -> pd.DataFrame:
+    """The camera-model agreement of a dataset: per image, the IoU between its stored mask and its CAD
+    model rendered through the loader's weak-perspective camera (``scale``, ``trans``, ``quat`` of
+    :mod:`symnb.camera`, the network's camera model), at the crop's native resolution (no resampling
+    of the stored mask). 1.0 means the network's camera can draw the mask exactly.
+
+    Returns:
+        DataFrame with columns split, id, class_name, crop_px, iou_weak.
+    """
+    import torch
+    from pytorch3d.structures import Meshes
+
+    from symnb.camera import to_pytorch3d
+    from symnb.data import Pascal3DDataset, crop_box, load_annotation
+    from symnb.render import RenderSettings, silhouette_renderer
+
+    rows = []
+    for split in splits:
+        for index_name in index_names:
+            try:
+                ds = Pascal3DDataset(root, classes, split=split, index_name=index_name)
+            except FileNotFoundError:
+                continue
+            for i, (c, iid) in enumerate(ds.items):
+                ann = load_annotation(ds.root / c / "annotations" / f"{iid}.yaml")
+                ds.img_size = crop_box(ann["bbox"], ds.padding)[2]  # native: the crop keeps its pixels
+                it = ds[i]
+                v, f = ds.cad_mesh(c, int(it["cad_idx"]))
+                cams = to_pytorch3d(it["scale"][None], it["trans"][None], it["quat"][None])
+                r = silhouette_renderer(cams, RenderSettings(image_size=ds.img_size, sigma=0.0, faces_per_pixel=1))
+                with torch.no_grad():
+                    hit = r.rasterizer(Meshes([v], [f])).pix_to_face[0, ..., 0] >= 0
+                rows.append(dict(split=split if index_name is None else f"{index_name}_{split}", id=iid,
+                                 class_name=c, crop_px=ds.img_size,
+                                 iou_weak=mask_iou(hit.numpy(), it["mask"][0].numpy() > 0.5)))
+    return pd.DataFrame(rows)
+

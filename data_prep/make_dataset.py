@@ -64,6 +64,9 @@ class DatasetConfig:
         image_format: "jpg" or "png".
         split_fractions: train / eval fractions (test gets the rest).
         small_every: the ``small`` index keeps every n-th id of each split.
+        heldout_cads: the last ``heldout_cads`` CAD models of each class are kept out of the
+            train / eval / test indexes; their images are listed in ``<class>_novelcad_test.txt``
+            (``Pascal3DDataset(..., split="test", index_name="novelcad")``): a test on unseen instances.
         views: viewpoint distribution.
     """
 
@@ -80,6 +83,7 @@ class DatasetConfig:
     image_format: str = "jpg"
     split_fractions: tuple[float, float] = (0.7, 0.15)
     small_every: int = 10
+    heldout_cads: int = 0
     views: views.ViewSettings = field(default_factory=views.ViewSettings)
 
     def as_dict(self) -> dict:
@@ -219,10 +223,21 @@ def _write_sample(root, class_name, img_id, rec, view, symmetric, out, j, rng, p
         yaml.dump(ann, Dumper=dumper, sort_keys=False))
 
 
-def write_index(root: Path, class_name: str, ids: list[str], cfg: DatasetConfig) -> dict[str, int]:
+def write_index(root: Path, class_name: str, ids: list[str], cfg: DatasetConfig,
+                cad_of: list[int] | None = None) -> dict[str, int]:
+    """Write the split index files; with ``cfg.heldout_cads``, images of the last CAD models go to
+    ``<class>_novelcad_test.txt`` only (``cad_of``: 1-based CAD index of each id)."""
     rng = np.random.default_rng([cfg.seed, 2000 + shapes.SUPPORTED_CLASSES.index(class_name)])
-    parts = split_ids(ids, cfg.split_fractions, rng)
     counts = {}
+    if cfg.heldout_cads:
+        first_held = cfg.cad_per_class - cfg.heldout_cads + 1
+        if first_held < 2:
+            raise ValueError(f"heldout_cads={cfg.heldout_cads} leaves no CAD model for training")
+        novel = [i for i, c in zip(ids, cad_of, strict=True) if c >= first_held]
+        ids = [i for i, c in zip(ids, cad_of, strict=True) if c < first_held]
+        (root / class_name / f"{class_name}_novelcad_test.txt").write_text("".join(f"{i}\n" for i in novel))
+        counts["novelcad_test"] = len(novel)
+    parts = split_ids(ids, cfg.split_fractions, rng)
     for split, members in parts.items():
         small = members[:: cfg.small_every] if members else []
         (root / class_name / f"{class_name}_{split}.txt").write_text("".join(f"{i}\n" for i in members))
@@ -251,6 +266,9 @@ def make_dataset(out: str | os.PathLike = "data/synthetic", classes=("aeroplane"
         overwrite: replace an existing dataset with different settings.
         progress: show a tqdm progress bar.
     """
+    if isinstance(kwargs.get("views"), dict):  # from a YAML config: data.generate.views
+        kwargs["views"] = views.ViewSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                                for k, v in kwargs["views"].items()})
     cfg = DatasetConfig(classes=tuple(classes), per_class=per_class, img_size=img_size, seed=seed, **kwargs)
     unknown = [c for c in cfg.classes if c not in shapes.SUPPORTED_CLASSES]
     if unknown:
@@ -285,7 +303,7 @@ def make_dataset(out: str | os.PathLike = "data/synthetic", classes=("aeroplane"
             for c in cfg.classes:
                 records = prepare_cads(tmp, c, cfg)
                 ids = render_class(tmp, c, cfg, records, photos, bar)
-                counts = write_index(tmp, c, ids, cfg)
+                counts = write_index(tmp, c, ids, cfg, [i % len(records) + 1 for i in range(len(ids))])
                 names = records[0]["kp_names"]
                 save_json({"names": names, "flip": views.flip_permutation(names)}, tmp / c / "keypoints.json")
                 meta["classes"][c] = {
@@ -320,13 +338,18 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--symmetric-texture-prob", type=float, default=0.5)
     ap.add_argument("--backgrounds", default=None, help="folder of background photos (optional)")
     ap.add_argument("--image-format", choices=("jpg", "png"), default="jpg")
+    ap.add_argument("--distance-scale", type=float, default=views.ViewSettings.distance_scale,
+                    help="camera distance and focal x k (1: true perspective; large: weak perspective)")
+    ap.add_argument("--heldout-cads", type=int, default=0,
+                    help="last N CAD models per class only in <class>_novelcad_test.txt")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     path = make_dataset(a.out, a.classes, a.per_class, a.img_size, a.seed, overwrite=a.overwrite,
                         progress=not a.no_progress, cad_per_class=a.cad_per_class, face_budget=a.face_budget,
                         occlusion_prob=a.occlusion_prob, symmetric_texture_prob=a.symmetric_texture_prob,
-                        backgrounds_dir=a.backgrounds, image_format=a.image_format)
+                        backgrounds_dir=a.backgrounds, image_format=a.image_format,
+                        heldout_cads=a.heldout_cads, views=views.ViewSettings(distance_scale=a.distance_scale))
     meta = load_json(path / "dataset.json")
     for c, m in meta["classes"].items():
         print(f"{c}: {m['n_images']} images, splits {m['splits']}, {len(m['cad'])} CAD models")
