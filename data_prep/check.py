@@ -204,7 +204,8 @@ def weak_perspective_iou(root: str | os.PathLike, classes=None, splits=("train",
                 it = ds[i]
                 v, f = ds.cad_mesh(c, int(it["cad_idx"]))
                 cams = to_pytorch3d(it["scale"][None], it["trans"][None], it["quat"][None])
-                r = silhouette_renderer(cams, RenderSettings(image_size=ds.img_size, sigma=0.0, faces_per_pixel=1))
+                settings = RenderSettings(image_size=ds.img_size, sigma=0.0, faces_per_pixel=1)
+                r = silhouette_renderer(cams, settings)
                 with torch.no_grad():
                     hit = r.rasterizer(Meshes([v], [f])).pix_to_face[0, ..., 0] >= 0
                 rows.append(dict(split=split if index_name is None else f"{index_name}_{split}", id=iid,

@@ -349,7 +349,8 @@ def main(argv: list[str] | None = None) -> Path:
                         progress=not a.no_progress, cad_per_class=a.cad_per_class, face_budget=a.face_budget,
                         occlusion_prob=a.occlusion_prob, symmetric_texture_prob=a.symmetric_texture_prob,
                         backgrounds_dir=a.backgrounds, image_format=a.image_format,
-                        heldout_cads=a.heldout_cads, views=views.ViewSettings(distance_scale=a.distance_scale))
+                        heldout_cads=a.heldout_cads,
+                        views=views.ViewSettings(distance_scale=a.distance_scale))
     meta = load_json(path / "dataset.json")
     for c, m in meta["classes"].items():
         print(f"{c}: {m['n_images']} images, splits {m['splits']}, {len(m['cad'])} CAD models")
