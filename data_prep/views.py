@@ -23,6 +23,8 @@ from pytorch3d.renderer import MeshRasterizer, RasterizationSettings
 from pytorch3d.structures import Meshes
 from pytorch3d.utils import cameras_from_opencv_projection
 
+from symnb.camera import viewpoint_rotation
+
 # ----------------------------------------------------------------------------- keypoints
 
 #: Keypoints per class: (name, direction). A keypoint is the CAD vertex maximising ``direction . X``;
@@ -117,16 +119,11 @@ class ViewSettings:
 
 def look_at(azimuth: float, elevation: float, distance: float,
             theta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """World-to-camera (R (3, 3), t (3,)) in OpenCV axes for the viewpoint convention above."""
-    az, el, th = (math.radians(a) for a in (azimuth, elevation, theta))
+    """World-to-camera (R (3, 3), t (3,)) in OpenCV axes for the viewpoint convention above
+    (the rotation is :func:`symnb.camera.viewpoint_rotation`)."""
+    az, el = math.radians(azimuth), math.radians(elevation)
     C = distance * np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
-    fwd = -C / np.linalg.norm(C)
-    right = np.cross(fwd, [0.0, 1.0, 0.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    R = np.stack([right, down, fwd])
-    c, s = math.cos(th), math.sin(th)
-    R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ R
+    R = viewpoint_rotation(azimuth, elevation, theta).numpy()
     return R, -R @ C
 
 

@@ -25,6 +25,50 @@ _FLIP_XY = torch.diag(torch.tensor([-1.0, -1.0, 1.0]))
 _MIRROR_X = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
 
 
+def viewpoint_rotation(azimuth, elevation, theta=0.0) -> torch.Tensor:
+    """World-to-camera rotation (OpenCV axes) of the viewpoint convention of the data (degrees).
+
+    The camera centre is along ``(cos(el) sin(az), sin(el), cos(el) cos(az))`` (azimuth 0 sees the
+    object's front, +z; 90 its left side, +x; elevation > 0 from above), looking at the origin with
+    the world's y up, then rolled by ``theta`` about the optical axis.
+
+    Args:
+        azimuth, elevation, theta: floats or (B,) tensors in degrees.
+    Returns:
+        (3, 3) or (B, 3, 3) float64.
+    """
+    az, el, th = (torch.deg2rad(torch.as_tensor(a, dtype=torch.float64)) for a in (azimuth, elevation, theta))
+    az, el, th = torch.broadcast_tensors(az, el, th)
+    fwd = -torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
+    up = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64).expand_as(fwd)
+    right = torch.nn.functional.normalize(torch.linalg.cross(fwd, up), dim=-1)
+    down = torch.linalg.cross(fwd, right)
+    R = torch.stack([right, down, fwd], -2)
+    c, s_, z, o = torch.cos(th), torch.sin(th), torch.zeros_like(th), torch.ones_like(th)
+    rows = (torch.stack([c, -s_, z], -1), torch.stack([s_, c, z], -1), torch.stack([z, z, o], -1))
+    roll = torch.stack(rows, -2)
+    return roll @ R
+
+
+def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """The continuous 6-D rotation representation (Zhou et al. 2019): (..., 6) -> (..., 3, 3).
+
+    The 6 numbers are the first two rows of R (the camera's x and y axes in world coordinates),
+    orthonormalised by Gram-Schmidt; the third row is their cross product, so the result is a proper
+    rotation for any input whose halves are not parallel, and the map is continuous (no double cover).
+    """
+    a1, a2 = x[..., :3], x[..., 3:]
+    b1 = torch.nn.functional.normalize(a1, dim=-1)
+    b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    return torch.stack([b1, b2, torch.linalg.cross(b1, b2)], dim=-2)
+
+
+def rotation_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
+    """Geodesic angle in degrees between rotations (..., 3, 3) (computed in float64)."""
+    c = ((R1.double().transpose(-1, -2) @ R2.double()).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    return torch.rad2deg(torch.acos(c.clamp(-1, 1))).float()
+
+
 def project(
     verts: torch.Tensor, scale: torch.Tensor, trans: torch.Tensor, quat: torch.Tensor
 ) -> torch.Tensor:

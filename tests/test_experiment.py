@@ -220,3 +220,34 @@ def test_perceptual_weight_changes_the_loss(tmp_path, pascal):
     torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="not a VGG-16"):
         L.PerceptualLoss(str(tmp_path / "other.pth"))
+
+
+def test_learning_rate_schedule_closed_form():
+    from symnb.experiment.train import learning_rate
+
+    tc = TrainConfig(steps=100, lr=1.0, lr_schedule="cosine", min_lr=0.1, warmup=10)
+    assert learning_rate(tc, 0) == pytest.approx(0.1) and learning_rate(tc, 9) == pytest.approx(1.0)
+    assert learning_rate(tc, 10) == pytest.approx(1.0)
+    assert learning_rate(tc, 55) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way down the cosine
+    assert learning_rate(tc, 100) == pytest.approx(0.1)
+    assert learning_rate(TrainConfig(lr=0.3), 50) == 0.3
+    with pytest.raises(ValueError, match="val_every"):
+        TrainConfig(select="val_mask_iou")
+
+
+def test_validation_curves_and_best_model_selection(tmp_path):
+    cfg = tiny(tmp_path / "run", steps=6)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, val_every=2, val_items=4, select="val_rot_err", lr_schedule="cosine"))
+    res = train(cfg)
+    assert [r["step"] for r in res.val_history] == [2, 4, 6]
+    for k in ("val_mask_iou", "val_iou_3d_drc", "val_rot_err", "train_mask_iou", "train_rot_err"):
+        assert all(k in r for r in res.val_history)
+    best = min(res.val_history, key=lambda r: r["val_rot_err"])
+    assert res.best_step == best["step"]
+    chosen, best_file = load_model(res.model_path), load_model(tmp_path / "run" / "best.pt")
+    for k, v in chosen.state_dict().items():
+        assert torch.equal(v, best_file.state_dict()[k]), k
+    assert (tmp_path / "run" / "val_metrics.csv").read_text().count("\n") == 4
+    lrs = [h["lr"] for h in res.history]
+    assert lrs[0] == pytest.approx(1e-3) and lrs == sorted(lrs, reverse=True)

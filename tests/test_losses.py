@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from pytorch3d.transforms import axis_angle_to_quaternion
+from pytorch3d.transforms import axis_angle_to_quaternion, quaternion_to_matrix
 
 from symnb import losses as L
 from symnb.symmetry.templates import sphere_template
@@ -31,10 +31,30 @@ def test_quat_geodesic_closed_form_and_camera_loss():
     q2 = quaternion_raw_multiply(dq, q1)
     assert torch.allclose(L.quat_geodesic(q1, q2), angles, atol=1e-3)
     assert torch.allclose(L.quat_geodesic(q1, -q1), torch.zeros(5), atol=1e-3)  # q and -q: same rotation
+    # the Frobenius rotation term is 4 (1 - cos angle): bounded, and flat (not steepest) at the solution
+    R1, R2 = quaternion_to_matrix(q1), quaternion_to_matrix(q2)
+    assert torch.allclose(L.rotation_frobenius(R1, R2), 4 * (1 - torch.cos(angles)), atol=1e-5)
     scale, trans = torch.tensor([1.0, 2.0]), torch.tensor([[0.0, 0.0], [0.1, -0.2]])
-    loss = L.camera_loss(scale, trans, q1[:2], scale + torch.tensor([0.5, 0.0]), trans, q2[:2])
-    expected = (angles[0] + 0.25 + angles[1]) / 2
-    assert torch.allclose(loss, expected, atol=1e-3)
+    zero = torch.zeros(2, 1)
+    loss = L.camera_loss(scale, trans, R1[:2], zero, scale + torch.tensor([0.5, 0.0]), trans, R2[:2])
+    expected = (4 * (1 - torch.cos(angles[0])) + 0.25 + 4 * (1 - torch.cos(angles[1]))) / 2
+    assert torch.allclose(loss, expected, atol=1e-5)
+    x = axis_angle_to_quaternion(torch.tensor([[1e-3, 0.0, 0.0]])).requires_grad_()
+    L.rotation_frobenius(quaternion_to_matrix(x), torch.eye(3)[None]).sum().backward()
+    assert x.grad.abs().max() < 0.01  # near-correct predictions get small gradients
+
+
+def test_camera_loss_is_winner_take_all_over_hypotheses():
+    R_gt = quaternion_to_matrix(axis_angle_to_quaternion(torch.tensor([[0.0, 0.4, 0.0]])))
+    flip = quaternion_to_matrix(axis_angle_to_quaternion(torch.tensor([[0.0, 0.4 + math.pi, 0.0]])))
+    hyp = torch.stack([flip[0], R_gt[0]])[None]  # the second hypothesis is right
+    logits = torch.tensor([[0.0, 0.0]])
+    one = torch.ones(1)
+    loss = L.camera_loss(one, torch.zeros(1, 2), hyp, logits, one, torch.zeros(1, 2), R_gt)
+    assert torch.allclose(loss, 0.1 * torch.log(torch.tensor(2.0)), atol=1e-6)  # 0 error + CE of a tie
+    confident = torch.tensor([[-9.0, 9.0]])
+    sure = L.camera_loss(one, torch.zeros(1, 2), hyp, confident, one, torch.zeros(1, 2), R_gt)
+    assert sure < 1e-6
 
 
 def test_quat_norm_and_deformation_closed_forms():

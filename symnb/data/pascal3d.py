@@ -98,6 +98,28 @@ def crop_box(bbox: np.ndarray, padding: float) -> tuple[int, int, int]:
     return x0, y0, side
 
 
+def _uniform(n: int, strength: float, gen: torch.Generator | None) -> torch.Tensor:
+    return (torch.rand(n, generator=gen) * 2 - 1) * strength
+
+
+def jitter_crop(x0: int, y0: int, side: int, strength: float, gen=None) -> tuple[int, int, int]:
+    """A randomly zoomed (side x [1-j, 1+j]) and shifted (+-j sides) square crop around the same centre."""
+    zoom, dx, dy = _uniform(3, strength, gen).tolist()
+    new = max(2, round(side * (1 + zoom)))
+    cx, cy = x0 + (side - 1) / 2 + dx * side, y0 + (side - 1) / 2 + dy * side
+    return math.floor(cx - (new - 1) / 2 + 0.5), math.floor(cy - (new - 1) / 2 + 0.5), new
+
+
+def jitter_colour(image: torch.Tensor, strength: float, gen=None) -> torch.Tensor:
+    """Random brightness, contrast, saturation and channel gains of a (3, H, W) image in [0, 1]."""
+    b, c, sat = (1 + _uniform(3, strength, gen)).tolist()
+    gains = (1 + _uniform(3, strength / 2, gen)).view(3, 1, 1)
+    img = image * b
+    img = (img - img.mean()) * c + img.mean()
+    grey = img.mean(0, keepdim=True)
+    return ((img - grey) * sat + grey).mul(gains).clamp(0, 1)
+
+
 def _crop_resize(img: torch.Tensor, x0: int, y0: int, side: int, size: int) -> torch.Tensor:
     """(C, H, W) -> (C, size, size): zero-padded square crop, antialiased bilinear resize
     (align_corners=False keeps pixel centres: crop pixel j <- original x0 - 0.5 + (j + 0.5) side / size)."""
@@ -127,6 +149,10 @@ class Pascal3DDataset(ReconstructionDataset):
             in ``skipped``) instead of raising.
         padding: crop padding on each side, relative to the bbox's longer side.
         flip_prob: probability of a flip when ``flip`` (1.0 flips every item).
+        colour_jitter: strength s of random brightness, contrast, saturation (factors in [1-s, 1+s])
+            and per-channel gains ([1-s/2, 1+s/2]) of each image (0: off).
+        crop_jitter: strength j of random crop zoom (side x [1-j, 1+j]) and shift (+-j sides) around
+            the bbox; K, the weak-perspective camera, keypoints and bbox follow the jittered crop exactly.
 
     Item dict: "image" (3, S, S) float [0, 1]; "mask" (1, S, S) float {0, 1}; "class_idx" long
     (index into :data:`CLASSES`); "cad_idx" long (1-based); "scale" (), "trans" (2,), "quat" (4,)
@@ -139,7 +165,7 @@ class Pascal3DDataset(ReconstructionDataset):
     def __init__(self, root: str | os.PathLike, classes=None, split: str = "train",
                  index_name: str | None = None,
                  img_size: int = 64, flip: bool = False, skip_bad: bool = False, padding: float = 0.15,
-                 flip_prob: float = 0.5):
+                 flip_prob: float = 0.5, colour_jitter: float = 0.0, crop_jitter: float = 0.0):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root {self.root} does not exist")
@@ -157,7 +183,7 @@ class Pascal3DDataset(ReconstructionDataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.classes, self.split, self.index_name = classes, split, index_name
         self.img_size, self.flip, self.skip_bad, self.padding = img_size, flip, skip_bad, padding
-        self.flip_prob = flip_prob
+        self.flip_prob, self.colour_jitter, self.crop_jitter = flip_prob, colour_jitter, crop_jitter
         self.items: list[tuple[str, str]] = []
         for c in classes:
             stem = f"{c}_{index_name}_{split}" if index_name else f"{c}_{split}"
@@ -205,7 +231,8 @@ class Pascal3DDataset(ReconstructionDataset):
         """The dataset of a :class:`DataConfig` (flips on the training split only)."""
         return cls(cfg.root, classes=cfg.classes, split=split, index_name=cfg.index_name, img_size=img_size,
                    flip=cfg.flip and split == "train", skip_bad=cfg.skip_bad, padding=cfg.padding,
-                   flip_prob=cfg.flip_prob, **cfg.options)
+                   flip_prob=cfg.flip_prob, colour_jitter=cfg.colour_jitter if split == "train" else 0.0,
+                   crop_jitter=cfg.crop_jitter if split == "train" else 0.0, **cfg.options)
 
     @property
     def n_skipped(self) -> int:
@@ -251,6 +278,8 @@ class Pascal3DDataset(ReconstructionDataset):
         ann, img, mask = self._load(c, i)
         S = self.img_size
         x0, y0, side = crop_box(ann["bbox"], self.padding)
+        if self.crop_jitter:
+            x0, y0, side = jitter_crop(x0, y0, side, self.crop_jitter, gen)
         s = S / side
         A = torch.tensor([[s, 0, (0.5 - x0) * s - 0.5], [0, s, (0.5 - y0) * s - 0.5], [0, 0, 1]],
                          dtype=torch.float64)
@@ -258,6 +287,8 @@ class Pascal3DDataset(ReconstructionDataset):
         R = torch.from_numpy(ann["R"]).float()
         t = torch.from_numpy(ann["t"]).float()
         image = _crop_resize(img, x0, y0, side, S).clamp(0, 1)
+        if self.colour_jitter:
+            image = jitter_colour(image, self.colour_jitter, gen)
         mask = (_crop_resize(mask, x0, y0, side, S) > 0.5).float()
         kp = torch.from_numpy(ann["kp"]).float()
         kp[:, :2] = (kp[:, :2] - torch.tensor([x0, y0]) + 0.5) * s - 0.5

@@ -10,7 +10,12 @@ Per sample (one row of :func:`evaluate`'s DataFrame):
   |v[pi_g(i)] - g v_i|) and ``geom_symmetry_error`` (Hausdorff to the transformed surface / bbox
   diagonal), under the group ``EvalConfig.symmetry`` (the objects' reflection by default, so every
   variant is measured against the same symmetry; "model" uses each model's own group);
-* ``az_err``, ``el_err``, ``roll_err``: absolute viewpoint errors in degrees.
+* ``rot_err``: geodesic angle between the predicted and annotated camera rotations (degrees);
+  ``az_err``, ``el_err``, ``roll_err``: absolute viewpoint errors in degrees;
+* ``iou_3d_drc``: 3-D IoU by the field's protocol (DRC / CMR / U-CMR), comparable with papers.
+
+:func:`protocol_table` summarises them per class as papers do (means, and for the camera the median,
+mean and fraction under 30 degrees).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from pytorch3d.transforms import quaternion_to_matrix
 from tqdm.auto import tqdm
 
 from .. import metrics as M
 from ..align import icp
+from ..camera import rotation_angle
 from ..config import Config
 from ..data import loader
 from ..model import ReconstructionNet, export_mesh
@@ -44,6 +51,10 @@ class EvalConfig(Config):
         symmetry: group the symmetry errors are measured under: a group name of
             ``symnb.symmetry.GROUPS`` (default "reflection", the objects' own symmetry) or "model"
             (each model's own group).
+        protocol: also compute ``iou_3d_drc``, the field's 3-D IoU protocol (DRC / CMR / U-CMR:
+            one global scale and translation for the evaluated set, 32^3 voxels in [-0.5, 0.5]^3;
+            :func:`symnb.metrics.iou_3d_protocol`) at ``iou_resolution``.
+        distances: compute chamfer and the min-max surface distances (the slowest columns).
     """
 
     iou_resolution: int = 32
@@ -54,6 +65,8 @@ class EvalConfig(Config):
     batch_size: int = 16
     geom_symmetry: bool = True
     symmetry: str = "reflection"
+    protocol: bool = True
+    distances: bool = True
 
     def validate(self) -> None:
         self._range("iou_resolution", 2)
@@ -132,7 +145,7 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
     rs = RenderSettings(image_size=model.config.img_size) if render is None else render
     smap = _error_map(model, cfg.symmetry)
     subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, range(n))
-    rows, saved = [], 0
+    rows, saved, preds, gts = [], 0, [], []
     bar = tqdm(total=n, desc="evaluate", disable=not progress)
     for batch in loader(subset, cfg.batch_size):
         out = model.reconstruct(batch["image"].to(device))
@@ -151,6 +164,7 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
         nan = torch.full((len(batch["id"]),), float("nan"))
         sym_max = index_symmetry_error(out["verts"].cpu(), smap.to("cpu"))[0] if smap is not None else nan
         vp_err = angle_diff(viewpoint(out["quat"].cpu()), viewpoint(batch["quat"]))
+        rot_err = rotation_angle(quaternion_to_matrix(out["quat"].cpu()), quaternion_to_matrix(batch["quat"]))
         for b in range(len(batch["id"])):
             v, f = out["verts"][b].cpu(), out["faces"].cpu()
             cv, cf = dataset.cad_mesh(batch["class_name"][b], int(batch["cad_idx"][b]))
@@ -158,16 +172,20 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
                    "iou_3d": M.iou_3d(v, f, cv, cf, resolution=cfg.iou_resolution)}
             if cfg.icp:
                 row["iou_3d_icp"] = M.iou_3d(_icp_align(v, cv), f, cv, cf, resolution=cfg.iou_resolution)
-            row["chamfer"] = M.chamfer(v, f, cv, cf, n_samples=cfg.n_samples)
-            mm = M.minmax_distances(v, f, cv, cf, n_samples=cfg.n_samples)
-            row["hausdorff"] = mm["max"]
-            row.update(mm)
+            if cfg.distances:
+                row["chamfer"] = M.chamfer(v, f, cv, cf, n_samples=cfg.n_samples)
+                mm = M.minmax_distances(v, f, cv, cf, n_samples=cfg.n_samples)
+                row["hausdorff"] = mm["max"]
+                row.update(mm)
             row["symmetry_error"] = float(sym_max[b])
             if cfg.geom_symmetry:
                 row["geom_symmetry_error"] = (geometric_symmetry_error(v, f, smap, n_samples=cfg.n_samples)
                                               if smap is not None else float("nan"))
-            row.update(az_err=float(vp_err[b, 0]), el_err=float(vp_err[b, 1]), roll_err=float(vp_err[b, 2]))
+            row.update(rot_err=float(rot_err[b]), az_err=float(vp_err[b, 0]), el_err=float(vp_err[b, 1]),
+                       roll_err=float(vp_err[b, 2]))
             rows.append(row)
+            preds.append(v)
+            gts.append((cv, cf))
             if out_dir is not None and saved < cfg.save_meshes:
                 tex = out["texture"][b] if out["texture"] is not None else None
                 export_mesh(Path(out_dir) / "meshes" / f"{row['id']}.obj", v, f, tex,
@@ -175,7 +193,29 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
                 saved += 1
             bar.update(1)
     bar.close()
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if cfg.protocol:
+        df["iou_3d_drc"] = M.iou_3d_protocol(preds, model.faces.cpu(), gts, resolution=cfg.iou_resolution)[0]
+    return df
+
+
+def protocol_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The field's evaluation table, per class and "all": 3-D IoU (DRC protocol and ours), mask IoU
+    with the predicted camera, and the camera errors: geodesic rotation error (median, mean, fraction
+    under 30 degrees), azimuth and elevation errors (median, mean)."""
+    def summary(d: pd.DataFrame) -> pd.Series:
+        out = {c: d[c].mean() for c in ("iou_3d_drc", "iou_3d", "mask_iou") if c in d}
+        for c in ("rot_err", "az_err", "el_err"):
+            if c in d:
+                out[f"{c}_median"], out[f"{c}_mean"] = d[c].median(), d[c].mean()
+        if "rot_err" in d:
+            out["rot_acc30"] = (d["rot_err"] < 30).mean()
+        out["n"] = len(d)
+        return pd.Series(out)
+
+    table = pd.DataFrame({c: summary(g) for c, g in df.groupby("class_name")}).T
+    table.loc["all"] = summary(df)
+    return table
 
 
 def _mask_iou(out: dict, batch: dict, rs: RenderSettings) -> torch.Tensor:
@@ -188,8 +228,9 @@ def _mask_iou(out: dict, batch: dict, rs: RenderSettings) -> torch.Tensor:
 
 
 #: metrics averaged in summaries (lower is better except the IoUs)
-SUMMARY_METRICS = ("mask_iou", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mean", "rel_max",
-                   "symmetry_error", "geom_symmetry_error", "az_err", "el_err", "roll_err")
+SUMMARY_METRICS = ("mask_iou", "iou_3d_drc", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mean",
+                   "rel_max", "symmetry_error", "geom_symmetry_error", "rot_err", "az_err", "el_err",
+                   "roll_err")
 
 
 def per_class(df: pd.DataFrame) -> pd.DataFrame:
@@ -209,4 +250,5 @@ def error_heatmap(verts: torch.Tensor, faces: torch.Tensor, cad_verts: torch.Ten
     return d.float()
 
 
-__all__ = ["EvalConfig", "angle_diff", "error_heatmap", "evaluate", "per_class", "viewpoint"]
+__all__ = ["EvalConfig", "angle_diff", "error_heatmap", "evaluate", "per_class", "protocol_table",
+           "viewpoint"]

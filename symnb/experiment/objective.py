@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
+from pytorch3d.transforms import quaternion_to_matrix
 
 from .. import losses as L
-from ..camera import project
+from ..camera import project, rotation_angle
 from ..render import RenderSettings, render_prediction
 
 
@@ -36,9 +35,10 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     mask = batch["mask"]
     terms = {"mask": L.mask_loss(r["silhouette"], mask[:, 0])}
     if weights.camera:
-        terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["quat"],
-                                        batch["scale"], batch["trans"], batch["quat"])
-    if weights.quat:
+        R_gt = quaternion_to_matrix(batch["quat"])
+        terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["R_hyp"], out["cam_logits"],
+                                        batch["scale"], batch["trans"], R_gt)
+    if weights.quat and out["quat_raw"].shape[-1] == 4:
         terms["quat"] = L.quat_norm_loss(out["quat_raw"])
     if weights.deformation:
         terms["deformation"] = L.deformation_loss(out["offsets"])
@@ -76,6 +76,6 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
         inter = (hard * mask[:, 0]).flatten(1).sum(1)
         union = ((hard + mask[:, 0]) > 0).float().flatten(1).sum(1)
         logs["mask_iou"] = float((inter / union.clamp(min=1)).mean())
-        logs["cam_deg"] = float(L.quat_geodesic(out["quat"], batch["quat"]).mean() * 180 / math.pi)
+        logs["cam_deg"] = float(rotation_angle(out["R"], quaternion_to_matrix(batch["quat"])).median())
     logs["loss"] = float(total.detach())
     return total, logs

@@ -11,7 +11,9 @@ experiment config is refused unless ``resume="force"``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -25,12 +27,26 @@ from tqdm.auto import tqdm
 from .. import losses as L
 from ..config import Config
 from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
-from ..model import ReconstructionNet, read_checkpoint, save_model
+from ..model import ReconstructionNet, load_model, read_checkpoint, save_model
 from ..utils import atomic_write, get_device, save_json, set_seed
 from .objective import compute_losses
 
 if TYPE_CHECKING:
     from .config import ExperimentConfig
+
+
+#: model selection: metric -> True if higher is better
+SELECT = {"last": True, "val_iou_3d_drc": True, "val_mask_iou": True, "val_rot_err": False}
+
+
+def learning_rate(tc, step: int) -> float:
+    """The learning rate at ``step`` (a pure function of the step, so resuming needs no scheduler state)."""
+    if tc.warmup and step < tc.warmup:
+        return tc.lr * (step + 1) / tc.warmup
+    if tc.lr_schedule == "constant":
+        return tc.lr
+    t = min(1.0, (step - tc.warmup) / max(1, tc.steps - tc.warmup))
+    return tc.lr * (tc.min_lr + (1 - tc.min_lr) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 @dataclass
@@ -39,8 +55,15 @@ class TrainConfig(Config):
 
     Attributes:
         steps: total optimisation steps (>= 1); batch_size: images per step; lr: Adam learning rate.
+        lr_schedule: "constant" or "cosine" (from ``lr`` down to ``lr * min_lr``, after ``warmup``
+            linear warm-up steps); min_lr: the cosine's final fraction of ``lr``.
         seed: seeds weights, batch order and augmentation; device: "auto" | "cpu" | "cuda[:i]".
         log_every: steps between metric rows; ckpt_every: steps between checkpoints.
+        val_every: steps between validations (0: none): the model is evaluated on ``val_items``
+            images of the eval split and of the (unaugmented) training split -> ``val_metrics.csv``.
+        val_items: images of each split used per validation.
+        select: which weights ``model.pt`` holds: "last", or the validation step with the best
+            "val_iou_3d_drc" / "val_mask_iou" (highest) or "val_rot_err" (lowest median).
         subdivide_at: steps at which the template is midpoint-subdivided (network unchanged).
         progress: show a tqdm bar.
     """
@@ -48,10 +71,16 @@ class TrainConfig(Config):
     steps: int = 600
     batch_size: int = 8
     lr: float = 1e-4
+    lr_schedule: str = "constant"
+    min_lr: float = 0.05
+    warmup: int = 0
     seed: int = 0
     device: str = "auto"
     log_every: int = 10
     ckpt_every: int = 100
+    val_every: int = 0
+    val_items: int = 48
+    select: str = "last"
     subdivide_at: tuple[int, ...] = ()
     progress: bool = True
 
@@ -59,6 +88,14 @@ class TrainConfig(Config):
         for name in ("steps", "batch_size", "log_every", "ckpt_every"):
             self._range(name, 1)
         self._range("lr", 0, lo_open=True)
+        self._range("min_lr", 0, 1)
+        self._range("warmup", 0)
+        self._range("val_every", 0)
+        self._range("val_items", 1)
+        self._choice("lr_schedule", ("constant", "cosine"))
+        self._choice("select", SELECT)
+        if self.select != "last" and not self.val_every:
+            raise ValueError(f"TrainConfig.select={self.select!r} needs val_every > 0")
         self._range("seed", 0)
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
@@ -76,11 +113,14 @@ class TrainResult:
     model_path: Path
     train_seconds: float
     steps: int
+    val_history: list[dict] = dataclasses.field(default_factory=list)
+    best_step: int | None = None
 
 
 #: Experiment fields that may differ between a checkpoint and the run resuming it.
 RESUME_FREE = ("name", "out_dir", "variants", "seeds", "eval", "train.steps", "train.progress",
-               "train.log_every", "train.ckpt_every", "train.device", "data.num_workers", "data.root")
+               "train.log_every", "train.ckpt_every", "train.device", "train.val_every", "train.val_items",
+               "train.select", "data.num_workers", "data.root")
 
 
 def _rng_state() -> dict:
@@ -119,18 +159,17 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if not free(k) and a.get(k) != b.get(k))
 
 
-def _save_checkpoint(path: Path, model, opt, step: int, history: list, cfg: ExperimentConfig, seconds: float,
-                     n_sub: int) -> None:
+def _save_checkpoint(path: Path, model, opt, step: int, cfg: ExperimentConfig, seconds: float, n_sub: int,
+                     **logs) -> None:
     buf = io.BytesIO()
     torch.save({"config": model.config.to_dict(), "symmetry": model.symmetry, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "step": step, "sampler": {"step": step}, "rng": _rng_state(),
-                "history": history, "experiment": cfg.to_dict(), "train_seconds": seconds,
-                "n_subdivisions": n_sub}, buf)
+                "experiment": cfg.to_dict(), "train_seconds": seconds, "n_subdivisions": n_sub, **logs}, buf)
     with atomic_write(path, "wb") as f:
         f.write(buf.getvalue())
 
 
-def _write_metrics(out_dir: Path, history: list[dict]) -> None:
+def _write_metrics(out_dir: Path, history: list[dict], name: str = "metrics") -> None:
     if not history:
         return
     keys = list(dict.fromkeys(k for row in history for k in row))
@@ -138,9 +177,28 @@ def _write_metrics(out_dir: Path, history: list[dict]) -> None:
     wr = csv.DictWriter(s, fieldnames=keys)
     wr.writeheader()
     wr.writerows(history)
-    with atomic_write(out_dir / "metrics.csv") as f:
+    with atomic_write(out_dir / f"{name}.csv") as f:
         f.write(s.getvalue())
-    save_json(history, out_dir / "metrics.json")
+    save_json(history, out_dir / f"{name}.json")
+
+
+def validate(model, datasets: dict, items: int) -> dict:
+    """Validation metrics of a model on the first ``items`` images of each dataset ({prefix: dataset}):
+    ``<prefix>_mask_iou`` (predicted camera), ``<prefix>_iou_3d_drc`` (the field's protocol, mean),
+    ``<prefix>_rot_err`` (median degrees), ``<prefix>_rot_acc30``."""
+    from .evaluate import EvalConfig, evaluate
+
+    ecfg = EvalConfig(icp=False, geom_symmetry=False, save_meshes=0, max_items=items, distances=False)
+    was = model.training
+    row = {}
+    for prefix, ds in datasets.items():
+        df = evaluate(model, ds, ecfg, progress=False)
+        row.update({f"{prefix}_mask_iou": float(df.mask_iou.mean()),
+                    f"{prefix}_iou_3d_drc": float(df.iou_3d_drc.mean()),
+                    f"{prefix}_rot_err": float(df.rot_err.median()),
+                    f"{prefix}_rot_acc30": float((df.rot_err < 30).mean())})
+    model.train(was)
+    return row
 
 
 def category_cad_models(dataset, max_models: int = 3, max_items: int = 64) -> list:
@@ -173,8 +231,20 @@ def _resume(ckpt: Path, cfg: ExperimentConfig, model, force: bool) -> dict:
     return st
 
 
+def _validation_sets(cfg: ExperimentConfig, val_dataset, train_eval_dataset) -> dict:
+    if not cfg.train.val_every:
+        return {}
+    size = cfg.model.img_size
+    if val_dataset is None:
+        val_dataset = build_dataset(cfg.data, "eval", size)
+    if train_eval_dataset is None:  # the training images without augmentation
+        plain = dataclasses.replace(cfg.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
+        train_eval_dataset = build_dataset(plain, "train", size)
+    return {"val": val_dataset, "train": train_eval_dataset}
+
+
 def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callback=None,
-          cad_meshes=None) -> TrainResult:
+          cad_meshes=None, val_dataset=None, train_eval_dataset=None) -> TrainResult:
     """Train (or resume) one experiment; writes checkpoint.pt, metrics.csv/json and model.pt into cfg.out_dir.
 
     Args:
@@ -185,6 +255,11 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         callback: optional ``callback(step, logs)`` after each step (e.g. live plots); it may raise
             to stop training (the last checkpoint stays valid).
         cad_meshes: CAD models for ``symmetry="auto"`` (default: :func:`category_cad_models` of the dataset).
+        val_dataset, train_eval_dataset: the validation images and the unaugmented training images
+            used every ``train.val_every`` steps (default: built from ``cfg.data``).
+
+    ``model.pt`` holds the weights ``train.select`` picks (the last step, or the best validation);
+    ``val_metrics.csv`` the validation curve (train and val columns).
     """
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +273,7 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
     if cfg.model.symmetry == "auto" and cad_meshes is None and hasattr(dataset, "cad_mesh"):
         cad_meshes = category_cad_models(dataset)
     model = ReconstructionNet(cfg.model, cad_meshes=cad_meshes)
-    step, history, seconds, n_sub = 0, [], 0.0, 0
+    step, history, val_history, seconds, n_sub, best = 0, [], [], 0.0, 0, {"value": None, "step": None}
     ckpt = out_dir / "checkpoint.pt"
     st = _resume(ckpt, cfg, model, resume == "force") if resume and ckpt.is_file() else None
     model.to(device)
@@ -206,11 +281,14 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
     if st is not None:
         opt.load_state_dict(st["optimizer"])
         step, history, seconds = int(st["step"]), list(st["history"]), float(st["train_seconds"])
+        val_history, best = list(st.get("val_history", [])), dict(st.get("best", best))
         n_sub = int(st.get("n_subdivisions", 0))
         _set_rng_state(st["rng"])
     perceptual = None
     if cfg.loss.perceptual:
         perceptual = L.PerceptualLoss(cfg.loss.perceptual_weights).to(device)
+    val_sets = _validation_sets(cfg, val_dataset, train_eval_dataset)
+    higher = SELECT[tc.select]
     sampler = SeededBatchSampler(len(dataset), tc.batch_size, tc.seed, tc.steps, start=step)
     batches = torch.utils.data.DataLoader(SeededItems(dataset), batch_sampler=sampler, collate_fn=collate,
                                           num_workers=cfg.data.num_workers)
@@ -222,6 +300,9 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
             model.subdivide()
             n_sub += 1
             opt = torch.optim.Adam(model.parameters(), lr=tc.lr)  # mean shapes changed size
+        lr = learning_rate(tc, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         out = model(batch["image"])
         loss, logs = compute_losses(out, batch, cfg.loss, cfg.render, perceptual)
@@ -233,18 +314,30 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         step += 1
         bar.update(1)
         if step % tc.log_every == 0 or step == tc.steps:
-            history.append({"step": step, "seconds": seconds + time.perf_counter() - t0, **logs})
+            history.append({"step": step, "seconds": seconds + time.perf_counter() - t0, "lr": lr, **logs})
             bar.set_postfix(loss=f"{logs['loss']:.3f}", iou=f"{logs['mask_iou']:.2f}")
+        if val_sets and (step % tc.val_every == 0 or step == tc.steps):
+            row = {"step": step, **validate(model, val_sets, tc.val_items)}
+            val_history.append(row)
+            value = row.get(tc.select)
+            if value is not None and (best["value"] is None or (value > best["value"]) == higher
+                                      and value != best["value"]):
+                best = {"value": value, "step": step}
+                save_model(model, out_dir / "best.pt", steps=step, experiment=cfg.to_dict())
+            _write_metrics(out_dir, val_history, "val_metrics")
         if step % tc.ckpt_every == 0 or step == tc.steps:
-            _save_checkpoint(ckpt, model, opt, step, history, cfg, seconds + time.perf_counter() - t0, n_sub)
+            _save_checkpoint(ckpt, model, opt, step, cfg, seconds + time.perf_counter() - t0, n_sub,
+                             history=history, val_history=val_history, best=best)
             _write_metrics(out_dir, history)
         if callback is not None:
             callback(step, logs)
     bar.close()
     seconds += time.perf_counter() - t0
     _write_metrics(out_dir, history)
+    if tc.select != "last" and (out_dir / "best.pt").is_file():
+        model = load_model(out_dir / "best.pt", device)
+    selected = best["step"] if tc.select != "last" else step
     model_path = save_model(model, out_dir / "model.pt", steps=step, train_seconds=seconds,
-                            experiment=cfg.to_dict())
+                            experiment=cfg.to_dict(), selected_step=selected)
     model.eval()
-    return TrainResult(model, history, out_dir, model_path, seconds, step)
-
+    return TrainResult(model, history, out_dir, model_path, seconds, step, val_history, selected)

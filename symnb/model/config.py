@@ -41,6 +41,10 @@ class ModelConfig(Config):
             per mean shape (CMR), for the keypoint reprojection loss.
         pretrained_path: optional local file with the encoder's ImageNet weights (torchvision format).
         init_scale: initial predicted camera scale.
+        rotation: camera rotation parameterisation: "6d" (continuous 6-D, Zhou et al. 2019) or
+            "quat" (unit quaternion, MCMR).
+        cam_hypotheses: K rotation hypotheses with logits (K > 1: winner-take-all training, the most
+            probable one is used; resolves the front / back ambiguity of silhouettes).
         auto_threshold: "auto": detection tolerance on the CAD models.
         auto_order: rotation order used by "auto" for a continuous rotation (order 0).
         auto_two_planes: "auto" maps two planes to "two_planes" (default False: "reflection").
@@ -67,6 +71,8 @@ class ModelConfig(Config):
     n_keypoints: int = 0
     pretrained_path: str | None = None
     init_scale: float = 1.5
+    rotation: str = "6d"
+    cam_hypotheses: int = 8
     auto_threshold: float = field(default=0.02, repr=False)
     auto_order: int = 8
     auto_two_planes: bool = False
@@ -85,6 +91,8 @@ class ModelConfig(Config):
         for name in ("deform_layers", "n_slices", "n_keypoints", "sym_order"):
             self._range(name, 0)
         self._range("auto_order", 2)
+        self._range("cam_hypotheses", 1)
+        self._choice("rotation", ("6d", "quat"))
         self._range("auto_threshold", 0, lo_open=True)
         self._choice("symmetry", SYMMETRIES)
         self._choice("uv_map", ("spherical", "symmetric"))

@@ -75,3 +75,40 @@ class ResNetEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.pool(self.conv(self.trunk((images - self.mean) / self.std)))
         return x, self.fc(x.flatten(1))
+
+
+@register_encoder("small")
+class SmallEncoder(nn.Module):
+    """A CPU-cheap encoder: 5 blocks (stride-2 conv + conv, BatchNorm, LeakyReLU) of 32, 64, 128, 256,
+    256 channels -> 1x1 conv to 256 -> FC. About 4x faster than ResNet-18 on a CPU at 64 px, trained
+    from scratch (no ImageNet weights).
+
+    images (B, 3, S, S) -> (feature map (B, 256, S/32, S/32), feature (B, n_feat)).
+    """
+
+    out_channels = 256
+    width = 32
+
+    def __init__(self, img_size: int, n_feat: int = 256, pretrained_path: str | None = None):
+        super().__init__()
+        if pretrained_path:
+            raise ValueError("the 'small' encoder has no pretrained weights (pretrained_path is resnet18's)")
+        w = self.width
+        ch = [3, w, 2 * w, 4 * w, 8 * w, 8 * w]
+        layers = []
+        for i in range(5):
+            layers += [nn.Conv2d(ch[i], ch[i + 1], 3, stride=2, padding=1), nn.BatchNorm2d(ch[i + 1]),
+                       nn.LeakyReLU(0.2), nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1),
+                       nn.BatchNorm2d(ch[i + 1]), nn.LeakyReLU(0.2)]
+        c = self.out_channels
+        layers += [nn.Conv2d(ch[-1], c, 1), nn.BatchNorm2d(c), nn.LeakyReLU(0.2)]
+        self.trunk = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(2 if img_size >= 64 else 1)
+        self.fc = nn.Sequential(nn.Linear(self.out_channels * self.pool.output_size ** 2, n_feat),
+                                nn.LeakyReLU(0.2))
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.trunk((images - self.mean) / self.std)
+        return x, self.fc(self.pool(x).flatten(1))

@@ -7,6 +7,12 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
+
+from ..camera import rot6d_to_matrix, viewpoint_rotation
+
+#: Camera rotation parameterisations and their raw sizes.
+ROTATIONS = {"6d": 6, "quat": 4}
 
 
 class DeformMLP(nn.Module):
@@ -36,25 +42,53 @@ class DeformMLP(nn.Module):
 
 
 class CameraHead(nn.Module):
-    """MCMR's weak-perspective camera (:mod:`symnb.camera`) from the image feature.
+    """MCMR's weak-perspective camera (:mod:`symnb.camera`) from the image feature, with K rotation
+    hypotheses (a multiplex camera, as CMR / MCMR) and a learnable rotation parameterisation.
 
-    Returns a dict: "scale" (B,) = init_scale * exp(clamped raw), "trans" (B, 2), "quat" (B, 4) unit
-    (w, x, y, z), "quat_raw" (B, 4). It starts upright, seen from the front (R = diag(1, -1, -1)).
+    Args:
+        n_feat: feature size; init_scale: the scale at initialisation (exp of 0 times it).
+        rotation: "6d" (the continuous 6-D representation, :func:`symnb.camera.rot6d_to_matrix`) or
+            "quat" (a unit quaternion, MCMR).
+        hypotheses: K; K > 1 adds K logits and starts the hypotheses at azimuths 360 k / K
+            (elevation 15), so that the winner-take-all loss can resolve front / back ambiguities.
+
+    Returns (forward) a dict: "scale" (B,), "trans" (B, 2), "R" (B, 3, 3) and "quat" (B, 4) of the
+    most probable hypothesis, "R_hyp" (B, K, 3, 3), "cam_logits" (B, K), "quat_raw" (B, 4 or 6) the
+    raw rotation output of the chosen hypothesis.
     """
 
-    def __init__(self, n_feat: int, init_scale: float = 1.5, hidden: int = 64):
+    def __init__(self, n_feat: int, init_scale: float = 1.5, rotation: str = "6d", hypotheses: int = 1,
+                 hidden: int = 128):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_feat, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 7))
+        if rotation not in ROTATIONS:
+            raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
+        self.rotation, self.K, self.n_rot = rotation, hypotheses, ROTATIONS[rotation]
+        n_out = self.K * self.n_rot + 3 + (self.K if self.K > 1 else 0)
+        self.net = nn.Sequential(nn.Linear(n_feat, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, n_out))
         with torch.no_grad():
             self.net[-1].weight.mul_(0.1)
-            self.net[-1].bias.copy_(torch.tensor([0.0, 1, 0, 0, 0, 0, 0]))
+            bias = torch.zeros(n_out)
+            az = torch.arange(self.K) * 360.0 / self.K
+            R0 = (torch.diag(torch.tensor([1.0, -1, -1]))[None] if self.K == 1  # upright, from the front
+                  else viewpoint_rotation(az, torch.full_like(az, 15.0)).float())
+            r0 = matrix_to_quaternion(R0) if rotation == "quat" else R0[:, :2].reshape(self.K, 6)
+            bias[: self.K * self.n_rot] = r0.reshape(-1)
+            self.net[-1].bias.copy_(bias)
         self.init_scale = init_scale
 
     def forward(self, feat: torch.Tensor) -> dict:
-        cam = self.net(feat)  # (B, 7): quaternion, log scale, translation
-        quat_raw = cam[:, :4]
-        return {"scale": self.init_scale * torch.exp(cam[:, 4].clamp(-3, 3)), "trans": cam[:, 5:7],
-                "quat": F.normalize(quat_raw, dim=-1), "quat_raw": quat_raw}
+        out = self.net(feat)  # (B, K * n_rot + 3 [+ K]): rotations, log scale, translation, logits
+        B, K, n = len(feat), self.K, self.n_rot
+        raw = out[:, : K * n].reshape(B, K, n)
+        R_hyp = quaternion_to_matrix(F.normalize(raw, dim=-1)) if n == 4 else rot6d_to_matrix(raw)
+        logits = out[:, K * n + 3:] if K > 1 else out.new_zeros(B, 1)
+        best = logits.argmax(1)
+        ar = torch.arange(B, device=feat.device)
+        R = R_hyp[ar, best]
+        quat = F.normalize(raw[ar, best], dim=-1) if n == 4 else matrix_to_quaternion(R)
+        return {"scale": self.init_scale * torch.exp(out[:, K * n].clamp(-3, 3)),
+                "trans": out[:, K * n + 1:K * n + 3], "R": R, "quat": quat, "R_hyp": R_hyp,
+                "cam_logits": logits, "quat_raw": raw[ar, best]}
 
 
 class TextureDecoder(nn.Module):

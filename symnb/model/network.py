@@ -124,7 +124,7 @@ class ReconstructionNet(nn.Module):
                                         nn.Linear(64, cfg.n_shapes))
         self.deform = DeformMLP(cfg.n_feat + cfg.n_shapes, cfg.deform_hidden, cfg.deform_layers,
                                 cfg.max_offset)
-        self.camera = CameraHead(cfg.n_feat, cfg.init_scale)
+        self.camera = CameraHead(cfg.n_feat, cfg.init_scale, cfg.rotation, cfg.cam_hypotheses)
         self.texture = (TextureDecoder(cfg.tex_size, half=cfg.symmetric_texture,
                                        in_channels=self.encoder.out_channels) if cfg.texture else None)
         self.mean_shape = nn.Parameter(torch.empty(0))
