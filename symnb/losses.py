@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pytorch3d.loss import mesh_laplacian_smoothing
 from pytorch3d.structures import Meshes
 
 from .config import Config
@@ -129,17 +128,37 @@ def deformation_loss(offsets: torch.Tensor) -> torch.Tensor:
     return e if e is not None else (offsets**2).sum(-1).mean()
 
 
+_LAPLACIANS: dict = {}
+
+
+def uniform_laplacian(faces: torch.Tensor, n_verts: int) -> torch.Tensor:
+    """The uniform Laplacian L = D^-1 A - I (V, V) of a topology, PyTorch3D's ``laplacian`` of a
+    ``Meshes``, cached per faces tensor (training calls it every step with the same template)."""
+    key = (faces.data_ptr(), tuple(faces.shape), faces.device, n_verts, faces._version)
+    if key not in _LAPLACIANS:
+        if len(_LAPLACIANS) > 16:
+            _LAPLACIANS.clear()
+        mesh = Meshes(verts=[torch.zeros(n_verts, 3, device=faces.device)], faces=[faces])
+        _LAPLACIANS[key] = mesh.laplacian_packed().coalesce()
+    return _LAPLACIANS[key]
+
+
 def laplacian_loss(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Uniform Laplacian smoothing (PyTorch3D) of a batch sharing one topology.
+    """Uniform Laplacian smoothing of a batch sharing one topology: PyTorch3D's
+    ``mesh_laplacian_smoothing(method="uniform")``, with the Laplacian built once per topology.
 
     Args:
         verts: (B, V, 3) (vertices, or offsets for the Laplacian-on-offsets term); faces: (F, 3) long.
+    Returns:
+        mean over meshes and vertices of |L v| (scalar).
     """
     e = _empty(verts)
     if e is not None:
         return e
-    meshes = Meshes(verts=list(verts), faces=[faces] * verts.shape[0])
-    return mesh_laplacian_smoothing(meshes, method="uniform")
+    B, V, _ = verts.shape
+    lap = uniform_laplacian(faces, V).to(verts.dtype)
+    lv = torch.sparse.mm(lap, verts.permute(1, 0, 2).reshape(V, B * 3)).reshape(V, B, 3)
+    return lv.norm(dim=-1).mean()
 
 
 def _masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -80,6 +80,16 @@ def test_uniform_laplacian_matches_naive_neighbour_average():
     assert torch.allclose(L.laplacian_loss(verts, f), naive, atol=1e-5)
     # a uniform translation has zero Laplacian on offsets
     assert L.laplacian_loss(torch.ones(1, len(v), 3), f) < 1e-6
+    # the cached Laplacian gives PyTorch3D's mesh_laplacian_smoothing, value and gradient
+    from pytorch3d.loss import mesh_laplacian_smoothing
+    from pytorch3d.structures import Meshes
+
+    x = verts.clone().requires_grad_()
+    y = verts.clone().requires_grad_()
+    ours, ref = L.laplacian_loss(x, f), mesh_laplacian_smoothing(Meshes(list(y), [f] * 2), method="uniform")
+    ours.backward()
+    ref.backward()
+    assert torch.allclose(ours, ref, atol=1e-6) and torch.allclose(x.grad, y.grad, atol=1e-6)
 
 
 def test_lab_known_values():

@@ -25,8 +25,8 @@ from .report import aggregate
 from .train import train
 
 #: test-split means kept per run (lower is better except the IoUs)
-RUN_METRICS = ("iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mask_iou", "symmetry_error",
-               "geom_symmetry_error", "az_err", "el_err")
+RUN_METRICS = ("iou_3d_drc", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mask_iou", "symmetry_error",
+               "geom_symmetry_error", "rot_err", "az_err", "el_err")
 
 
 @dataclass
@@ -36,7 +36,7 @@ class RunResult:
     Attributes:
         runs: one row per (variant, seed) and extra evaluation, test-split means and sizes.
         summary: mean and std over seeds per variant (:func:`symnb.experiment.report.aggregate`).
-        histories: variant -> one training history per seed.
+        histories: variant -> one training history per seed; val_histories: the validation curves.
         models: variant -> the trained model of its first seed.
         per_class: variant -> per-class table of its first seed.
         per_sample: variant -> per-sample DataFrames, one per seed.
@@ -45,6 +45,7 @@ class RunResult:
     runs: pd.DataFrame
     summary: pd.DataFrame
     histories: dict = field(default_factory=dict)
+    val_histories: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)
     per_class: dict = field(default_factory=dict)
     per_sample: dict = field(default_factory=dict)
@@ -52,14 +53,17 @@ class RunResult:
 
 def ensure_dataset(cfg: ExperimentConfig) -> Path:
     """Generate the embedded benchmark at ``cfg.data.root`` when the data config asks for it
-    (``data.generate``) and the folder is missing; datasets made by the same settings are reused."""
+    (``data.generate``) and the folder is missing; a dataset made with the same settings is reused,
+    one the generator made with other settings is regenerated."""
     root = Path(cfg.data.root)
     if cfg.data.name != "pascal3d" or not cfg.data.generate:
         return root
     from data_prep.make_dataset import make_dataset as generate
 
     opts = {"img_size": max(64, cfg.model.img_size), **cfg.data.generate}
-    return generate(root, classes=tuple(cfg.data.classes), progress=cfg.train.progress, **opts)
+    # a dataset the generator made (dataset.json) with other settings is regenerated; anything else is refused
+    ours = (root / "dataset.json").is_file()
+    return generate(root, classes=tuple(cfg.data.classes), progress=cfg.train.progress, overwrite=ours, **opts)
 
 
 def _row(name: str, seed: int, model: ReconstructionNet, df: pd.DataFrame, steps: int, train_s: float,
@@ -67,6 +71,8 @@ def _row(name: str, seed: int, model: ReconstructionNet, df: pd.DataFrame, steps
     row = {"variant": name, "seed": seed, "symmetry": model.symmetry,
            "sym_mode": str(model.config.sym_mode) if model.symmetry != "none" else "-"}
     row.update({c: float(df[c].mean()) for c in RUN_METRICS if c in df.columns})
+    if "rot_err" in df.columns:  # camera errors as papers give them: median and accuracy at 30 degrees
+        row.update(rot_err_median=float(df.rot_err.median()), rot_acc30=float((df.rot_err < 30).mean()))
     row.update(n_params=model.n_params(), n_mean_shape_params=int(model.mean_shape.numel()),
                n_verts=model.n_verts, steps=steps, train_seconds=round(train_s, 1),
                eval_seconds=round(eval_s, 1))
@@ -95,12 +101,20 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
     seeds = list(seeds if seeds is not None else cfg.seeds)
     data_cache: dict = {}
 
-    def splits(c: ExperimentConfig):
+    def splits(c: ExperimentConfig) -> dict:
         key = (repr(c.data), c.model.img_size)
         if key not in data_cache:
             ensure_dataset(c)
-            data_cache[key] = (build_dataset(c.data, "train", c.model.img_size),
-                               build_dataset(c.data, "test", c.model.img_size))
+            size, plain = c.model.img_size, replace(c.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
+            data_cache[key] = {"train": build_dataset(c.data, "train", size),
+                               "test": build_dataset(c.data, "test", size)}
+            try:  # the held-out CAD instances (generated benchmark: <class>_novelcad_test.txt)
+                data_cache[key]["novel"] = build_dataset(replace(c.data, index_name="novelcad"), "test", size)
+            except FileNotFoundError:
+                pass
+            if c.train.val_every:
+                data_cache[key]["val"] = build_dataset(c.data, "eval", size)
+                data_cache[key]["train_eval"] = build_dataset(plain, "train", size)
         return data_cache[key]
 
     rows, out = [], RunResult(pd.DataFrame(), pd.DataFrame())
@@ -108,14 +122,16 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
     for name in names:
         for seed in seeds:
             vc = variant_config(cfg, name, seed, run_dir)
-            train_ds, test_ds = splits(vc)
+            data = splits(vc)
+            test_ds = data["test"]
             if extras and not rows:  # the untrained network (step 0) of the first variant
                 set_seed(seed)
                 untrained = ReconstructionNet(vc.model)
                 t0 = time.perf_counter()
                 df0 = evaluate(untrained, test_ds, light, progress=False, render=vc.render)
                 rows.append(_row("untrained", seed, untrained, df0, 0, 0.0, time.perf_counter() - t0))
-            res = train(vc, dataset=train_ds, resume=not fresh)
+            res = train(vc, dataset=data["train"], resume=not fresh, val_dataset=data.get("val"),
+                        train_eval_dataset=data.get("train_eval"))
             model = load_model(res.model_path)
             t0 = time.perf_counter()
             df = evaluate(model, test_ds, vc.eval, out_dir=res.out_dir, progress=False, render=vc.render)
@@ -126,7 +142,15 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             with atomic_write(res.out_dir / "per_class.csv") as f:
                 table.to_csv(f)
             rows.append(_row(name, seed, model, df, res.steps, res.train_seconds, ev_s))
+            if "novel" in data:  # CAD instances never seen in training
+                dfn = evaluate(model, data["novel"], replace(light, distances=False), progress=False,
+                               render=vc.render)
+                with atomic_write(res.out_dir / "per_sample_novelcad.csv") as f:
+                    dfn.to_csv(f, index=False)
+                rows[-1].update({f"novel_{k}": v for k, v in _row(name, seed, model, dfn, 0, 0, 0).items()
+                                 if k in ("iou_3d_drc", "mask_iou", "rot_err_median", "rot_acc30")})
             out.histories.setdefault(name, []).append(res.history)
+            out.val_histories.setdefault(name, []).append(res.val_history)
             out.per_sample.setdefault(name, []).append(df)
             out.models.setdefault(name, model)
             out.per_class.setdefault(name, table)
@@ -140,7 +164,9 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             shown = [f"{k}={mine[k]:.4g}" for k in ("iou_3d", "mask_iou", "chamfer") if k in mine]
             log(f"{name} seed {seed}: " + ", ".join(shown))
     out.runs = pd.DataFrame(rows)
-    out.summary = aggregate(out.runs, RUN_METRICS + ("train_seconds",)).join(
+    novel = ("novel_iou_3d_drc", "novel_mask_iou", "novel_rot_err_median", "novel_rot_acc30")
+    out.summary = aggregate(out.runs, RUN_METRICS + ("rot_err_median", "rot_acc30") + novel
+                            + ("train_seconds",)).join(
         out.runs.groupby("variant", sort=False)[["symmetry", "sym_mode", "n_params", "n_mean_shape_params",
                                                  "n_verts", "steps"]].first())
     with atomic_write(run_dir / "runs.csv") as f:
