@@ -21,8 +21,10 @@ class LossWeights(Config):
 
     Attributes:
         mask: MSE between the rendered soft silhouette and the mask.
-        camera: rotation (winner-take-all Frobenius error of the hypotheses + 0.1 x cross-entropy of
-            their logits) + L2 on scale and translation against the annotation (:func:`camera_loss`).
+        camera: rotation (winner-take-all Frobenius error of the hypotheses) + L2 on scale and
+            translation against the annotation (:func:`camera_loss`).
+        camera_choice: cross-entropy of the hypotheses' logits against the closest one
+            (:func:`hypothesis_loss`).
         quat: quaternion-norm regulariser on the raw (unnormalised) quaternion ("quat" rotations).
         deformation: mean squared per-vertex offset.
         laplacian: uniform Laplacian of the output vertices.
@@ -38,6 +40,7 @@ class LossWeights(Config):
 
     mask: float = 100.0
     camera: float = 20.0
+    camera_choice: float = 20.0
     quat: float = 0.1
     deformation: float = 0.05
     laplacian: float = 6.0
@@ -91,29 +94,39 @@ def rotation_frobenius(R: torch.Tensor, R_gt: torch.Tensor) -> torch.Tensor:
     return ((R - R_gt) ** 2).sum((-2, -1))
 
 
-def camera_loss(scale, trans, R_hyp, logits, scale_gt, trans_gt, R_gt,
-                ce_weight: float = 0.1) -> torch.Tensor:
-    """Camera supervision of a multi-hypothesis head, batch mean.
+def _winner(R_hyp: torch.Tensor, R_gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Errors (B, K) of the hypotheses and the index (B,) of the closest one."""
+    if R_hyp.dim() == 3:
+        R_hyp = R_hyp[:, None]
+    err = rotation_frobenius(R_hyp, R_gt[:, None])
+    return err, err.detach().argmin(1)
 
-    Rotation: winner-take-all over the K hypotheses: the :func:`rotation_frobenius` error of the one
-    closest to the annotation, plus ``ce_weight`` x the cross-entropy teaching the logits to pick it
-    (the model answers with the arg-max). Scale and translation: squared errors.
+
+def camera_loss(scale, trans, R_hyp, scale_gt, trans_gt, R_gt) -> torch.Tensor:
+    """Camera supervision of a multi-hypothesis head, batch mean: the :func:`rotation_frobenius` error
+    of the hypothesis closest to the annotation (winner-take-all) plus squared errors of scale and
+    translation.
 
     Args:
-        scale: (B,); trans: (B, 2); R_hyp: (B, K, 3, 3) (or (B, 3, 3) for K = 1); logits: (B, K);
+        scale: (B,); trans: (B, 2); R_hyp: (B, K, 3, 3) (or (B, 3, 3) for K = 1);
         scale_gt: (B,); trans_gt: (B, 2); R_gt: (B, 3, 3).
     """
     e = _empty(scale)
     if e is not None:
         return e
-    if R_hyp.dim() == 3:
-        R_hyp = R_hyp[:, None]
-    err = rotation_frobenius(R_hyp, R_gt[:, None])  # (B, K)
-    win = err.detach().argmin(1)
+    err, win = _winner(R_hyp, R_gt)
     rot = err.gather(1, win[:, None])[:, 0]
-    if R_hyp.shape[1] > 1:
-        rot = rot + ce_weight * F.cross_entropy(logits, win, reduction="none")
     return (rot + (scale - scale_gt) ** 2 + ((trans - trans_gt) ** 2).sum(-1)).mean()
+
+
+def hypothesis_loss(R_hyp: torch.Tensor, logits: torch.Tensor, R_gt: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy teaching the logits (B, K) to pick the hypothesis (B, K, 3, 3) closest to the
+    annotated rotation (B, 3, 3): the model answers with the arg-max, so this term decides which
+    of several good hypotheses (e.g. front vs back) is used. 0 for a single hypothesis."""
+    if R_hyp.dim() == 3 or R_hyp.shape[1] == 1:
+        return logits.new_zeros(())
+    _, win = _winner(R_hyp, R_gt)
+    return F.cross_entropy(logits, win)
 
 
 def quat_norm_loss(quat_raw: torch.Tensor) -> torch.Tensor:
@@ -296,7 +309,7 @@ def weighted_sum(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.
 
 __all__ = [
     "LossWeights", "PerceptualLoss", "camera_loss", "colour_loss", "deformation_loss", "keypoint_loss",
-    "laplacian_loss", "mask_loss", "pixel_loss", "rotation_frobenius", "quat_geodesic", "quat_norm_loss",
+    "hypothesis_loss", "laplacian_loss", "mask_loss", "pixel_loss", "rotation_frobenius", "quat_geodesic", "quat_norm_loss",
     "rgb_to_lab", "ssim",
     "ssim_loss", "weighted_sum",
 ]

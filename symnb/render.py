@@ -68,8 +68,9 @@ class RenderSettings(Config):
         texture_mode: how predicted UV images are sampled: "uv" (``TexturesUV``, per pixel) or
             "atlas" (``TexturesAtlas``, a fixed ``atlas_size`` x ``atlas_size`` grid per face, SoftRas).
         atlas_size: R of the R x R per-face colour grid of the "atlas" mode.
-        camera: which camera renders the training masks: "pred" (the predicted one, MCMR) or "gt"
-            (the annotated one).
+        camera: which camera renders the training masks: "pred" (the predicted one, MCMR: the mask
+            and texture losses also train the camera head), "pred_detached" (the predicted one, but
+            only the annotation supervises the camera head) or "gt" (the annotated one).
         rasterizer: "auto" (PyTorch3D's kernels on CUDA, ours on CPU), "fast" (ours) or "stock".
         perspective_correct: perspective-correct barycentrics; None = when the camera is perspective.
         cull_backfaces: skip faces seen from behind (needs consistently oriented faces).
@@ -96,7 +97,7 @@ class RenderSettings(Config):
         self._range("gamma", 0, lo_open=True)
         self._choice("lighting", ("point", "ambient"))
         self._choice("texture_mode", TEXTURE_MODES)
-        self._choice("camera", ("pred", "gt"))
+        self._choice("camera", ("pred", "pred_detached", "gt"))
         self._choice("rasterizer", ("auto", "fast", "stock"))
         if len(self.background) != 3 or not all(0 <= c <= 1 for c in self.background):
             raise ValueError(f"RenderSettings.background must be 3 numbers in [0, 1], got {self.background}")

@@ -35,8 +35,7 @@ def test_quat_geodesic_closed_form_and_camera_loss():
     R1, R2 = quaternion_to_matrix(q1), quaternion_to_matrix(q2)
     assert torch.allclose(L.rotation_frobenius(R1, R2), 4 * (1 - torch.cos(angles)), atol=1e-5)
     scale, trans = torch.tensor([1.0, 2.0]), torch.tensor([[0.0, 0.0], [0.1, -0.2]])
-    zero = torch.zeros(2, 1)
-    loss = L.camera_loss(scale, trans, R1[:2], zero, scale + torch.tensor([0.5, 0.0]), trans, R2[:2])
+    loss = L.camera_loss(scale, trans, R1[:2], scale + torch.tensor([0.5, 0.0]), trans, R2[:2])
     expected = (4 * (1 - torch.cos(angles[0])) + 0.25 + 4 * (1 - torch.cos(angles[1]))) / 2
     assert torch.allclose(loss, expected, atol=1e-5)
     x = axis_angle_to_quaternion(torch.tensor([[1e-3, 0.0, 0.0]])).requires_grad_()
@@ -50,11 +49,12 @@ def test_camera_loss_is_winner_take_all_over_hypotheses():
     hyp = torch.stack([flip[0], R_gt[0]])[None]  # the second hypothesis is right
     logits = torch.tensor([[0.0, 0.0]])
     one = torch.ones(1)
-    loss = L.camera_loss(one, torch.zeros(1, 2), hyp, logits, one, torch.zeros(1, 2), R_gt)
-    assert torch.allclose(loss, 0.1 * torch.log(torch.tensor(2.0)), atol=1e-6)  # 0 error + CE of a tie
-    confident = torch.tensor([[-9.0, 9.0]])
-    sure = L.camera_loss(one, torch.zeros(1, 2), hyp, confident, one, torch.zeros(1, 2), R_gt)
-    assert sure < 1e-6
+    assert L.camera_loss(one, torch.zeros(1, 2), hyp, one, torch.zeros(1, 2), R_gt) < 1e-10  # winner exact
+    tie = L.hypothesis_loss(hyp, logits, R_gt)
+    assert torch.allclose(tie, torch.log(torch.tensor(2.0)))  # cross-entropy of a tie
+    assert L.hypothesis_loss(hyp, torch.tensor([[-9.0, 9.0]]), R_gt) < 1e-6  # confident and right
+    assert L.hypothesis_loss(hyp, torch.tensor([[9.0, -9.0]]), R_gt) > 17  # confident and wrong
+    assert L.hypothesis_loss(R_gt, torch.zeros(1, 1), R_gt) == 0  # one hypothesis: nothing to choose
 
 
 def test_quat_norm_and_deformation_closed_forms():

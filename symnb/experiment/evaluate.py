@@ -45,7 +45,8 @@ class EvalConfig(Config):
 
     Attributes:
         iou_resolution: voxel grid size for 3-D IoU; n_samples: surface samples for distances.
-        icp: also report metrics after ICP alignment; max_items: evaluate at most this many samples.
+        icp: also report metrics after ICP alignment; max_items: evaluate at most this many samples
+            (evenly spaced over the dataset, so every class of a class-sorted split is represented).
         save_meshes: export this many predicted meshes (OBJ with texture) into ``out_dir/meshes``.
         batch_size: images per forward pass; geom_symmetry: compute the (slower) geometric symmetry error.
         symmetry: group the symmetry errors are measured under: a group name of
@@ -144,7 +145,9 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
     device = model.template.device
     rs = RenderSettings(image_size=model.config.img_size) if render is None else render
     smap = _error_map(model, cfg.symmetry)
-    subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, range(n))
+    # max_items: evenly spaced items, so that a subset covers every class of a class-sorted split
+    picked = torch.linspace(0, len(dataset) - 1, n).round().long().unique().tolist()
+    subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, picked)
     rows, saved, preds, gts = [], 0, [], []
     bar = tqdm(total=n, desc="evaluate", disable=not progress)
     for batch in loader(subset, cfg.batch_size):

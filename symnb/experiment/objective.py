@@ -24,20 +24,28 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     Args:
         out: the model's forward dict; batch: a collated batch of :class:`symnb.data.Item`.
         weights: loss weights (0 disables a term); render: the mask loss's renderer settings
-            (``render.camera`` "pred" or "gt" picks the camera the masks are rendered with).
+            (``render.camera`` "pred", "pred_detached" or "gt" picks the camera the masks are rendered
+            with, and whether their gradients reach the camera head).
         perceptual: the VGG-16 term's module (needed when ``weights.perceptual`` > 0).
 
     Returns:
         total loss (scalar), dict of float terms plus the "mask_iou" and "cam_deg" diagnostics.
     """
-    cam = (batch["scale"], batch["trans"], batch["quat"]) if render.camera == "gt" else None
+    cam = None
+    if render.camera == "gt":
+        cam = (batch["scale"], batch["trans"], batch["quat"])
+    elif render.camera == "pred_detached":
+        cam = (out["scale"].detach(), out["trans"].detach(), out["quat"].detach())
     r = render_prediction(out, render, cam)
     mask = batch["mask"]
     terms = {"mask": L.mask_loss(r["silhouette"], mask[:, 0])}
     if weights.camera:
         R_gt = quaternion_to_matrix(batch["quat"])
-        terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["R_hyp"], out["cam_logits"],
-                                        batch["scale"], batch["trans"], R_gt)
+        terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["R_hyp"], batch["scale"],
+                                        batch["trans"], R_gt)
+    if weights.camera_choice and out["R_hyp"].shape[1] > 1:
+        terms["camera_choice"] = L.hypothesis_loss(out["R_hyp"], out["cam_logits"],
+                                                   quaternion_to_matrix(batch["quat"]))
     if weights.quat and out["quat_raw"].shape[-1] == 4:
         terms["quat"] = L.quat_norm_loss(out["quat_raw"])
     if weights.deformation:

@@ -49,8 +49,10 @@ def error_colours(d: torch.Tensor, vmax: float) -> torch.Tensor:
 
 @torch.no_grad()
 def plot_reconstructions(models: dict, dataset, indices: list[int], vmax: float = 0.1,
-                         render: RenderSettings | None = None):
-    """Grid: per sample the input, then per model its texture, a shaded novel view and an error heat map.
+                         render: RenderSettings | None = None, azim: float = 60.0):
+    """Grid, one row per test image: the input and its CAD model from a second view (``azim``), then
+    per model the textured prediction rendered with the *predicted* camera over the input, the
+    predicted shape from the same second view, and its per-vertex distance to the CAD model.
 
     Args:
         models: {name: ReconstructionNet}; dataset: test items with ``cad_mesh``; indices: samples.
@@ -58,34 +60,51 @@ def plot_reconstructions(models: dict, dataset, indices: list[int], vmax: float 
         render: texture sampling settings (default: the model's input size, "uv" mode).
     """
     batch = collate([dataset[i] for i in indices])
-    cols = 1 + 3 * len(models)
+    cols = 2 + 3 * len(models)
     fig, axes = plt.subplots(len(indices), cols, figsize=(1.7 * cols, 1.8 * len(indices)), squeeze=False)
-    for r in range(len(indices)):
+    cads = [dataset.cad_mesh(c, int(k)) for c, k in zip(batch["class_name"], batch["cad_idx"], strict=True)]
+    for r, (cv, cf) in enumerate(cads):
         axes[r, 0].imshow(batch["image"][r].permute(1, 2, 0).numpy())
         axes[r, 0].set_title(batch["id"][r], fontsize=6)
+        axes[r, 1].imshow(_shaded(cv, cf, torch.full_like(cv, 0.7), azim))
+    axes[0, 1].set_title("CAD (2nd view)", fontsize=7)
     for j, (name, model) in enumerate(models.items()):
         out = model.reconstruct(batch["image"])
         rs = render or RenderSettings()
         rend = render_prediction(out, rs, soft=False, image_size=model.config.img_size)
-        for r in range(len(indices)):
+        image = torch.nn.functional.interpolate(batch["image"], size=rend["coverage"].shape[-2:])
+        for r, (cv, cf) in enumerate(cads):
             v, f = out["verts"][r].cpu(), out["faces"].cpu()
-            if rend["rgb"] is not None:
-                cov = rend["coverage"][r]
-                rgb = rend["rgb"][r] * cov + (1 - cov)
-            else:
-                rgb = rend["coverage"][r].expand(3, -1, -1)
-            axes[r, 1 + 3 * j].imshow(rgb.permute(1, 2, 0).clamp(0, 1).cpu().numpy())
-            az = 60.0
-            axes[r, 2 + 3 * j].imshow(_shaded(v, f, torch.full_like(v, 0.7), az))
-            cv, cf = dataset.cad_mesh(batch["class_name"][r], int(batch["cad_idx"][r]))
-            d = error_heatmap(v, f, cv, cf)
-            axes[r, 3 + 3 * j].imshow(_shaded(v, f, error_colours(d, vmax), az))
-            if r == 0:
-                axes[r, 1 + 3 * j].set_title(f"{name}: texture", fontsize=7)
-                axes[r, 2 + 3 * j].set_title(f"{name}: shape", fontsize=7)
-                axes[r, 3 + 3 * j].set_title(f"{name}: error (0-{vmax})", fontsize=7)
+            cov = rend["coverage"][r].cpu()
+            shown = rend["rgb"][r].cpu() if rend["rgb"] is not None else torch.full_like(image[r], 0.7)
+            over = shown * cov + 0.35 * image[r] * (1 - cov)  # the prediction over the dimmed input
+            axes[r, 2 + 3 * j].imshow(over.permute(1, 2, 0).clamp(0, 1))
+            axes[r, 3 + 3 * j].imshow(_shaded(v, f, torch.full_like(v, 0.7), azim))
+            axes[r, 4 + 3 * j].imshow(_shaded(v, f, error_colours(error_heatmap(v, f, cv, cf), vmax), azim))
+        axes[0, 2 + 3 * j].set_title(f"{name}: predicted camera", fontsize=7)
+        axes[0, 3 + 3 * j].set_title(f"{name}: 2nd view", fontsize=7)
+        axes[0, 4 + 3 * j].set_title(f"{name}: error (0-{vmax})", fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_train_val(val_histories: dict[str, list[list[dict]]],
+                   metrics=("mask_iou", "iou_3d_drc", "rot_err")):
+    """Validation curves (mean over seeds): each metric on the unaugmented training images (dashed)
+    and on the validation split (solid), one colour per variant."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.8 * len(metrics), 3), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, m in zip(axes[0], metrics, strict=True):
+        for k, (name, hists) in enumerate(val_histories.items()):
+            for split, style in (("train", "--"), ("val", "-")):
+                steps, ys = mean_curve(hists, f"{split}_{m}")
+                if steps:
+                    ax.plot(steps, ys, style, color=colours[k % len(colours)], label=f"{name} {split}")
+        ax.set_xlabel("step")
+        ax.set_title(m + (" (median deg)" if m == "rot_err" else ""))
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -199,13 +218,21 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
     import torch
 
     run_dir = Path(run_dir)
-    figs = {"Metrics vs step (mean over seeds)": save_figure(
+    figs = {"Training losses vs step (mean over seeds)": save_figure(
         plot_seed_curves(result.histories), run_dir / "curves.png").name}
+    if any(h for hs in result.val_histories.values() for h in hs):
+        figs["Training (dashed) and validation (solid) metrics"] = save_figure(
+            plot_train_val(result.val_histories), run_dir / "train_val.png").name
     figs["Summary"] = save_figure(plot_metric_bars(result.runs), run_dir / "summary.png").name
     n_show = min(n_show, len(test_dataset))
     idx = [int(i) for i in torch.linspace(0, len(test_dataset) - 1, n_show).round().long()]
     figs["Sample reconstructions and error heat maps"] = save_figure(
         plot_reconstructions(result.models, test_dataset, idx, render=render),
         run_dir / "reconstructions.png").name
+    from .evaluate import protocol_table
+
     tables = {"Runs (test split)": result.runs, "Mean and std over seeds": result.summary.reset_index()}
+    for name, dfs in result.per_sample.items():
+        tables[f"{name}: the field's protocol per class (test split, first seed)"] = (
+            protocol_table(dfs[0]).reset_index(names="class"))
     return write_report(run_dir, tables, result.per_class, figs, notes)

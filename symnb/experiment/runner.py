@@ -63,7 +63,8 @@ def ensure_dataset(cfg: ExperimentConfig) -> Path:
     opts = {"img_size": max(64, cfg.model.img_size), **cfg.data.generate}
     # a dataset the generator made (dataset.json) with other settings is regenerated; anything else is refused
     ours = (root / "dataset.json").is_file()
-    return generate(root, classes=tuple(cfg.data.classes), progress=cfg.train.progress, overwrite=ours, **opts)
+    return generate(root, classes=tuple(cfg.data.classes), progress=cfg.train.progress, overwrite=ours,
+                    **opts)
 
 
 def _row(name: str, seed: int, model: ReconstructionNet, df: pd.DataFrame, steps: int, train_s: float,

@@ -10,7 +10,6 @@ experiment config is refused unless ``resume="force"``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import math
@@ -28,7 +27,8 @@ from .. import losses as L
 from ..config import Config
 from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
 from ..model import ReconstructionNet, load_model, read_checkpoint, save_model
-from ..utils import atomic_write, get_device, save_json, set_seed
+from ..utils import atomic_write, get_device, set_seed
+from . import distributed, tracking
 from .objective import compute_losses
 
 if TYPE_CHECKING:
@@ -66,6 +66,8 @@ class TrainConfig(Config):
             "val_iou_3d_drc" / "val_mask_iou" (highest) or "val_rot_err" (lowest median).
         subdivide_at: steps at which the template is midpoint-subdivided (network unchanged).
         progress: show a tqdm bar.
+        tensorboard: write TensorBoard events to ``<out_dir>/tb`` (scalars; images at validations).
+        bf16: run the encoder under bfloat16 autocast on CUDA (ignored on CPU).
     """
 
     steps: int = 600
@@ -83,6 +85,8 @@ class TrainConfig(Config):
     select: str = "last"
     subdivide_at: tuple[int, ...] = ()
     progress: bool = True
+    tensorboard: bool = True
+    bf16: bool = False
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "log_every", "ckpt_every"):
@@ -120,7 +124,7 @@ class TrainResult:
 #: Experiment fields that may differ between a checkpoint and the run resuming it.
 RESUME_FREE = ("name", "out_dir", "variants", "seeds", "eval", "train.steps", "train.progress",
                "train.log_every", "train.ckpt_every", "train.device", "train.val_every", "train.val_items",
-               "train.select", "data.num_workers", "data.root")
+               "train.select", "train.tensorboard", "data.num_workers", "data.root")
 
 
 def _rng_state() -> dict:
@@ -167,19 +171,6 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: ExperimentConfig, s
                 "experiment": cfg.to_dict(), "train_seconds": seconds, "n_subdivisions": n_sub, **logs}, buf)
     with atomic_write(path, "wb") as f:
         f.write(buf.getvalue())
-
-
-def _write_metrics(out_dir: Path, history: list[dict], name: str = "metrics") -> None:
-    if not history:
-        return
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    s = io.StringIO()
-    wr = csv.DictWriter(s, fieldnames=keys)
-    wr.writeheader()
-    wr.writerows(history)
-    with atomic_write(out_dir / f"{name}.csv") as f:
-        f.write(s.getvalue())
-    save_json(history, out_dir / f"{name}.json")
 
 
 def validate(model, datasets: dict, items: int) -> dict:
@@ -231,6 +222,11 @@ def _resume(ckpt: Path, cfg: ExperimentConfig, model, force: bool) -> dict:
     return st
 
 
+def _adam(model, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over all parameters; also on CPU)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
 def _validation_sets(cfg: ExperimentConfig, val_dataset, train_eval_dataset) -> dict:
     if not cfg.train.val_every:
         return {}
@@ -262,9 +258,12 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
     ``val_metrics.csv`` the validation curve (train and val columns).
     """
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
-    device = get_device(tc.device)
+    ctx, device = distributed.setup(get_device(tc.device))
+    if ctx.distributed and tc.subdivide_at:
+        raise ValueError("TrainConfig.subdivide_at is not supported with several processes")
+    if ctx.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     set_seed(tc.seed)
     if dataset is None:
         dataset = build_dataset(cfg.data, "train", cfg.model.img_size)
@@ -277,34 +276,37 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
     ckpt = out_dir / "checkpoint.pt"
     st = _resume(ckpt, cfg, model, resume == "force") if resume and ckpt.is_file() else None
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    opt = _adam(model, tc.lr)
     if st is not None:
         opt.load_state_dict(st["optimizer"])
         step, history, seconds = int(st["step"]), list(st["history"]), float(st["train_seconds"])
         val_history, best = list(st.get("val_history", [])), dict(st.get("best", best))
         n_sub = int(st.get("n_subdivisions", 0))
         _set_rng_state(st["rng"])
-    perceptual = None
-    if cfg.loss.perceptual:
-        perceptual = L.PerceptualLoss(cfg.loss.perceptual_weights).to(device)
-    val_sets = _validation_sets(cfg, val_dataset, train_eval_dataset)
+    net = distributed.wrap(model, ctx, device)
+    perceptual = L.PerceptualLoss(cfg.loss.perceptual_weights).to(device) if cfg.loss.perceptual else None
+    val_sets = _validation_sets(cfg, val_dataset, train_eval_dataset) if ctx.main else {}
+    board = tracking.Board(out_dir / "tb" if tc.tensorboard and ctx.main else None)
     higher = SELECT[tc.select]
-    sampler = SeededBatchSampler(len(dataset), tc.batch_size, tc.seed, tc.steps, start=step)
+    sampler = SeededBatchSampler(len(dataset), tc.batch_size, tc.seed, tc.steps, start=step, rank=ctx.rank,
+                                 world_size=ctx.world_size)
     batches = torch.utils.data.DataLoader(SeededItems(dataset), batch_sampler=sampler, collate_fn=collate,
                                           num_workers=cfg.data.num_workers)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=tc.bf16 and device.type == "cuda")
     model.train()
-    bar = tqdm(total=tc.steps, initial=step, desc=cfg.name, disable=not tc.progress)
+    bar = tqdm(total=tc.steps, initial=step, desc=cfg.name, disable=not (tc.progress and ctx.main))
     t0 = time.perf_counter()
     for batch in batches:
         if step in tc.subdivide_at and n_sub < sum(s <= step for s in tc.subdivide_at):
             model.subdivide()
             n_sub += 1
-            opt = torch.optim.Adam(model.parameters(), lr=tc.lr)  # mean shapes changed size
+            opt = _adam(model, tc.lr)  # mean shapes changed size
         lr = learning_rate(tc, step)
         for group in opt.param_groups:
             group["lr"] = lr
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        out = model(batch["image"])
+        with autocast:
+            out = net(batch["image"])
         loss, logs = compute_losses(out, batch, cfg.loss, cfg.render, perceptual)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}: {logs}")
@@ -313,31 +315,39 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         opt.step()
         step += 1
         bar.update(1)
-        if step % tc.log_every == 0 or step == tc.steps:
+        if ctx.main and (step % tc.log_every == 0 or step == tc.steps):
             history.append({"step": step, "seconds": seconds + time.perf_counter() - t0, "lr": lr, **logs})
+            board.scalars(history[-1], step, "train_batch")
             bar.set_postfix(loss=f"{logs['loss']:.3f}", iou=f"{logs['mask_iou']:.2f}")
         if val_sets and (step % tc.val_every == 0 or step == tc.steps):
             row = {"step": step, **validate(model, val_sets, tc.val_items)}
             val_history.append(row)
+            board.scalars(row, step, "validation")
+            board.reconstructions(model, val_sets["val"], step)
             value = row.get(tc.select)
             if value is not None and (best["value"] is None or (value > best["value"]) == higher
                                       and value != best["value"]):
                 best = {"value": value, "step": step}
                 save_model(model, out_dir / "best.pt", steps=step, experiment=cfg.to_dict())
-            _write_metrics(out_dir, val_history, "val_metrics")
-        if step % tc.ckpt_every == 0 or step == tc.steps:
+            tracking.write_metrics(out_dir, val_history, "val_metrics")
+        if ctx.main and (step % tc.ckpt_every == 0 or step == tc.steps):
             _save_checkpoint(ckpt, model, opt, step, cfg, seconds + time.perf_counter() - t0, n_sub,
                              history=history, val_history=val_history, best=best)
-            _write_metrics(out_dir, history)
+            tracking.write_metrics(out_dir, history)
         if callback is not None:
             callback(step, logs)
     bar.close()
+    board.close()
     seconds += time.perf_counter() - t0
-    _write_metrics(out_dir, history)
-    if tc.select != "last" and (out_dir / "best.pt").is_file():
-        model = load_model(out_dir / "best.pt", device)
     selected = best["step"] if tc.select != "last" else step
-    model_path = save_model(model, out_dir / "model.pt", steps=step, train_seconds=seconds,
-                            experiment=cfg.to_dict(), selected_step=selected)
+    model_path = out_dir / "model.pt"
+    if ctx.main:
+        tracking.write_metrics(out_dir, history)
+        if tc.select != "last" and (out_dir / "best.pt").is_file():
+            model = load_model(out_dir / "best.pt", device)
+        save_model(model, model_path, steps=step, train_seconds=seconds, experiment=cfg.to_dict(),
+                   selected_step=selected)
+    distributed.barrier(ctx)
+    distributed.teardown(ctx)
     model.eval()
     return TrainResult(model, history, out_dir, model_path, seconds, step, val_history, selected)

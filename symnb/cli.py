@@ -1,0 +1,108 @@
+"""The ``symnb`` command (``pip install -e .`` puts it on the PATH; ``python -m symnb.cli`` works too).
+
+::
+
+    symnb train CONFIG [--variant NAME] [--seed S] [--set section.key=value ...] [--out DIR] [--fresh]
+    symnb evaluate MODEL DATA [--split test] [--index novelcad] [--out DIR] [--max-items N]
+    symnb demo [the main job's options]          (python -m symnb.demo)
+    symnb make-data [the generator's options]    (python -m data_prep.make_dataset)
+
+``symnb train`` runs one (variant, seed) of an experiment config; under
+``torchrun --nproc_per_node N symnb train ...`` it trains with DistributedDataParallel (gloo on CPU,
+NCCL on CUDA). A cluster job array runs one ``symnb train`` per array index (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _train(args) -> int:
+    from .config import parse_overrides
+    from .experiment import ensure_dataset, load_experiment, train, variant_config
+
+    cfg = load_experiment(args.config, smoke=args.smoke, overrides=parse_overrides(args.overrides))
+    run_dir = Path(args.out) if args.out else Path("results") / cfg.name
+    vc = variant_config(cfg, args.variant, args.seed if args.seed is not None else cfg.seeds[0], run_dir)
+    ensure_dataset(vc)
+    res = train(vc, resume="force" if args.force else not args.fresh)
+    print(f"{vc.name}: {res.steps} steps in {res.train_seconds:.0f} s -> {res.model_path}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import pandas as pd
+
+    from .data import DataConfig, build_dataset
+    from .experiment.evaluate import EvalConfig, evaluate, protocol_table
+    from .model import load_model
+    from .utils import atomic_write
+
+    model = load_model(args.model)
+    root = Path(args.data)
+    folders = sorted(root.iterdir()) if root.is_dir() else []
+    present = tuple(p.name for p in folders if (p / "annotations").is_dir())
+    classes = tuple(args.classes.split(",")) if args.classes else present
+    data = DataConfig(root=args.data, classes=classes or ("?",), index_name=args.index)
+    ds = build_dataset(data, args.split, model.config.img_size)
+    df = evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))
+    table = protocol_table(df)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.round(4).to_string())
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / "per_sample.csv") as f:
+            df.to_csv(f, index=False)
+        with atomic_write(out / "protocol.csv") as f:
+            table.to_csv(f)
+        print(f"wrote {out}/per_sample.csv and {out}/protocol.csv")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="symnb", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one variant and seed of an experiment config")
+    t.add_argument("config", help="experiment YAML (e.g. configs/demo.yaml)")
+    t.add_argument("--variant", default="base", help="a variant of the config (default: its base sections)")
+    t.add_argument("--seed", type=int, default=None, help="training seed (default: the config's first)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    t.add_argument("--out", default=None, help="run folder (default results/<config name>)")
+    t.add_argument("--smoke", action="store_true", help="apply the config's smoke section")
+    t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    t.add_argument("--force", action="store_true", help="resume even a checkpoint of another config")
+    e = sub.add_parser("evaluate", help="evaluate a model file on a dataset split")
+    e.add_argument("model", help="a model.pt")
+    e.add_argument("data", help="dataset root (Pascal3D+ layout)")
+    e.add_argument("--classes", default=None, help="comma-separated classes (default: all present)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--index", default=None, help="index variant, e.g. novelcad (held-out CAD instances)")
+    e.add_argument("--max-items", type=int, default=None)
+    e.add_argument("--out", default=None, help="folder for per_sample.csv and protocol.csv")
+    sub.add_parser("demo", help="the main job (options: symnb demo --help)", add_help=False)
+    sub.add_parser("make-data", help="generate a dataset (options: symnb make-data --help)", add_help=False)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "demo":
+        from .demo import main as demo
+
+        demo(argv[1:])
+        return 0
+    if argv and argv[0] == "make-data":
+        from data_prep.make_dataset import main as make_data
+
+        make_data(argv[1:])
+        return 0
+    args = parser().parse_args(argv)
+    return {"train": _train, "evaluate": _evaluate}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
