@@ -309,7 +309,8 @@ def weighted_sum(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.
 
 __all__ = [
     "LossWeights", "PerceptualLoss", "camera_loss", "colour_loss", "deformation_loss", "keypoint_loss",
-    "hypothesis_loss", "laplacian_loss", "mask_loss", "pixel_loss", "rotation_frobenius", "quat_geodesic", "quat_norm_loss",
+    "hypothesis_loss", "laplacian_loss", "mask_loss", "pixel_loss", "rotation_frobenius", "quat_geodesic",
+    "quat_norm_loss",
     "rgb_to_lab", "ssim",
     "ssim_loss", "weighted_sum",
 ]
