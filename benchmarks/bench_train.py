@@ -1,8 +1,12 @@
-"""Seconds per training step (B=8, 64 px, the demo's model and losses): FastMeshRasterizer vs stock PyTorch3D.
+"""Seconds per training step, side by side: the full step, the encoder's own floor, stock PyTorch3D.
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 3] [--faces-per-pixel 8 25]
+    .venv/bin/python benchmarks/bench_train.py [--steps 5] [--batch 8] [--encoder resnet18 small]
 
-Prints one row per setting, the two timings side by side and their ratio (target >= 8x).
+For each encoder: the full optimisation step with our rasterizer (forward, render, all losses,
+backward, fused Adam), the same step with PyTorch3D's stock rasterizer, and the encoder alone
+(forward + backward of its features, the floor the rest of the step adds to). Prints the ratios
+step / floor (target <= 1.5) and stock / ours. Setting of the issue: batch 8, 64 px, 642-vertex
+template, 8 faces per pixel, the predicted camera.
 """
 
 from __future__ import annotations
@@ -13,51 +17,81 @@ import time
 import torch
 
 from symnb.data import ToyDataset, collate
-from symnb.experiment import ExperimentConfig
 from symnb.experiment.objective import compute_losses
+from symnb.losses import LossWeights
 from symnb.model import ModelConfig, ReconstructionNet
 from symnb.render import RenderSettings
 
 
-def step_seconds(cfg: ExperimentConfig, batch: dict, steps: int) -> float:
-    """Median seconds of a full optimisation step (forward, render, losses, backward, Adam)."""
-    torch.manual_seed(0)
-    model = ReconstructionNet(cfg.model)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+def _median(fn, steps: int) -> float:
+    fn()  # warm-up
     times = []
-    for i in range(steps + 1):
+    for _ in range(steps):
         t = time.perf_counter()
-        out = model(batch["image"])
-        loss, _ = compute_losses(out, batch, cfg.loss, cfg.render)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i:  # the first step warms up
-            times.append(time.perf_counter() - t)
+        fn()
+        times.append(time.perf_counter() - t)
     return sorted(times)[len(times) // 2]
 
 
+def step_seconds(mcfg: ModelConfig, render: RenderSettings, batch: dict, steps: int) -> float:
+    """Median seconds of a full optimisation step."""
+    torch.manual_seed(0)
+    model = ReconstructionNet(mcfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    weights = LossWeights()
+
+    def step():
+        out = model(batch["image"])
+        loss, _ = compute_losses(out, batch, weights, render)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return _median(step, steps)
+
+
+def encoder_seconds(mcfg: ModelConfig, batch: dict, steps: int) -> float:
+    """Median seconds of the encoder's forward + backward (and its Adam step)."""
+    torch.manual_seed(0)
+    enc = ReconstructionNet(mcfg).encoder
+    opt = torch.optim.Adam(enc.parameters(), lr=1e-4, fused=True)
+
+    def step():
+        fmap, feat = enc(batch["image"])
+        (fmap.square().mean() + feat.square().mean()).backward()
+        opt.step()
+        opt.zero_grad()
+
+    return _median(step, steps)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=3)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--img-size", type=int, default=64)
-    ap.add_argument("--faces-per-pixel", type=int, nargs="+", default=[8, 25])
-    ap.add_argument("--template-verts", type=int, nargs="+", default=[642])
+    ap.add_argument("--faces-per-pixel", type=int, default=8)
+    ap.add_argument("--template-verts", type=int, default=642)
+    ap.add_argument("--encoder", nargs="+", default=["resnet18", "small"])
+    ap.add_argument("--deform-hidden", type=int, default=128)
+    ap.add_argument("--no-stock", action="store_true", help="skip the (slow) stock PyTorch3D column")
     args = ap.parse_args()
     data = ToyDataset(n=args.batch, img_size=args.img_size)
     batch = collate([data[i] for i in range(args.batch)])
-    print(f"torch threads {torch.get_num_threads()}, batch {args.batch}, {args.img_size} px")
-    print(f"{'template':>9} {'fpp':>4} {'stock s/step':>13} {'fast s/step':>12} {'ratio':>7}")
-    for n in args.template_verts:
-        for fpp in args.faces_per_pixel:
-            row = {}
-            for rast in ("stock", "fast"):
-                rs = RenderSettings(faces_per_pixel=fpp, rasterizer=rast, camera="gt")
-                cfg = ExperimentConfig(model=ModelConfig(img_size=args.img_size, template_verts=n), render=rs)
-                row[rast] = step_seconds(cfg, batch, args.steps)
-            ratio = row["stock"] / row["fast"]
-            print(f"{n:>9} {fpp:>4} {row['stock']:>13.3f} {row['fast']:>12.3f} {ratio:>6.1f}x")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, "
+          f"{args.img_size} px, template {args.template_verts}, {args.faces_per_pixel} faces per pixel, "
+          "predicted camera")
+    print(f"{'encoder':>9} {'floor s':>8} {'step s':>7} {'stock s':>8} {'step/floor':>11} {'stock/step':>11}")
+    for enc in args.encoder:
+        mcfg = ModelConfig(img_size=args.img_size, template_verts=args.template_verts, encoder=enc,
+                           deform_hidden=args.deform_hidden)
+        floor = encoder_seconds(mcfg, batch, args.steps)
+        ours = step_seconds(mcfg, RenderSettings(faces_per_pixel=args.faces_per_pixel, rasterizer="fast"),
+                            batch, args.steps)
+        stock = float("nan") if args.no_stock else step_seconds(
+            mcfg, RenderSettings(faces_per_pixel=args.faces_per_pixel, rasterizer="stock"), batch, 2)
+        print(f"{enc:>9} {floor:>8.3f} {ours:>7.3f} {stock:>8.3f} {ours / floor:>10.2f}x "
+              f"{stock / ours:>10.1f}x")
 
 
 if __name__ == "__main__":

@@ -80,8 +80,30 @@ def _row(name: str, seed: int, model: ReconstructionNet, df: pd.DataFrame, steps
     return row
 
 
+def _train_job(cfg_dict: dict, fresh: bool, threads: int) -> str:
+    """One (variant, seed) training in a worker process (``run(..., jobs=N)``)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    vc = ExperimentConfig.from_dict(cfg_dict)
+    return str(train(vc, resume=not fresh).model_path)
+
+
+def _train_in_parallel(configs: list[ExperimentConfig], jobs: int, fresh: bool) -> None:
+    """Train independent runs as ``jobs`` processes at a time (spawned, so CUDA and threads are safe)."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        for fut in [pool.submit(_train_job, c.to_dict(), fresh, threads) for c in configs]:
+            fut.result()
+
+
 def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None = None,
-        seeds: list[int] | None = None, fresh: bool = False, extras: bool = True, log=print) -> RunResult:
+        seeds: list[int] | None = None, fresh: bool = False, extras: bool = True, log=print,
+        jobs: int = 1) -> RunResult:
     """Train and evaluate every (variant, seed); see the module docstring.
 
     Args:
@@ -92,6 +114,8 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
         fresh: retrain from scratch instead of resuming existing checkpoints.
         extras: also evaluate the untrained network and the baselines' mean shape / post-hoc rows.
         log: a print-like function for one line per run.
+        jobs: train this many (variant, seed) runs at a time as separate processes first; the
+            evaluation then runs in this process (the trained runs resume at their last step).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +142,12 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                 data_cache[key]["train_eval"] = build_dataset(plain, "train", size)
         return data_cache[key]
 
+    if jobs > 1:
+        todo = [variant_config(cfg, name, seed, run_dir) for name in names for seed in seeds]
+        for c in todo:
+            ensure_dataset(c)
+        _train_in_parallel(todo, jobs, fresh)
+        fresh = False  # the runs just trained are the ones to evaluate
     rows, out = [], RunResult(pd.DataFrame(), pd.DataFrame())
     light = replace(cfg.eval, save_meshes=0)
     for name in names:
