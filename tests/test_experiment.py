@@ -251,3 +251,24 @@ def test_validation_curves_and_best_model_selection(tmp_path):
     assert (tmp_path / "run" / "val_metrics.csv").read_text().count("\n") == 4
     lrs = [h["lr"] for h in res.history]
     assert lrs[0] == pytest.approx(1e-3) and lrs == sorted(lrs, reverse=True)
+
+
+def test_paired_bootstrap_differences():
+    import numpy as np
+    import pandas as pd
+
+    from symnb.experiment.stats import paired_differences
+
+    rng = np.random.default_rng(0)
+    ids = [f"i{k}" for k in range(200)]
+    base = [pd.DataFrame({"id": ids, "m": rng.normal(0.5, 0.1, 200)}) for _ in range(3)]
+    better = [pd.DataFrame({"id": ids, "m": b.m + 0.05 + rng.normal(0, 0.02, 200)}) for b in base]
+    same = [pd.DataFrame({"id": ids[::-1], "m": b.m.to_numpy()[::-1]}) for b in base]  # pairs by id
+    table = paired_differences({"baseline": base, "better": better, "same": same}, "baseline", ["m"],
+                               n_boot=500).set_index("variant")
+    assert table.loc["better", "mean_diff"] == pytest.approx(0.05, abs=0.005)
+    assert table.loc["better", "ci_low"] < 0.05 < table.loc["better", "ci_high"]
+    assert table.loc["better", "significant"]
+    assert table.loc["better", "ci_high"] - table.loc["better", "ci_low"] < 0.01
+    assert table.loc["same", "mean_diff"] == 0 and not table.loc["same", "significant"]
+    assert (table.n_seeds == 3).all() and (table.n_images == 200).all()

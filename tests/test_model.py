@@ -260,7 +260,7 @@ def test_group_training_steps_decrease_the_loss(tmp_path):
             name=sym, out_dir=str(tmp_path / sym),
             model=ModelConfig(symmetry=sym, sym_order=order, img_size=32, template_verts=162, tex_size=16,
                               deform_hidden=64),
-            render=RenderSettings(faces_per_pixel=4),
+            render=RenderSettings(faces_per_pixel=4, camera="gt"),  # shape learning alone
             train=TrainConfig(steps=8, batch_size=4, lr=1e-3, log_every=1, ckpt_every=8, progress=False,
                               device="cpu"))
         res = train(cfg, dataset=toy)
@@ -299,3 +299,39 @@ def test_group_config_errors():
         ModelConfig(symmetry="rotation", sym_order=4, refine=True)
     with pytest.raises(ValueError, match="symmetry must be"):
         ModelConfig(symmetry="three_planes")
+
+
+def test_fine_tuning_transfers_a_baseline_into_the_reflection_and_refinement_schemes():
+    from symnb.model import resample_on_template, transfer
+    from symnb.symmetry import symmetrize
+
+    base = _perturbed(ReconstructionNet(ModelConfig(symmetry="none", n_shapes=2, **SMALL)))
+    with torch.no_grad():  # an ellipsoid mean shape: linear in the position
+        base.mean_shape.copy_(base.template * torch.tensor([0.3, 0.2, 0.4]))
+        base.mean_shape[1] += 0.05 * torch.randn_like(base.mean_shape[1])
+    imgs = torch.rand(2, 3, 32, 32)
+    for cfg in (ModelConfig(symmetry="reflection", n_shapes=2, **SMALL),
+                ModelConfig(symmetry="reflection", refine=True, n_shapes=2, **SMALL)):
+        model = ReconstructionNet(cfg)
+        skipped = transfer(model, base)
+        assert skipped == ["faces", "faces_uvs", "template", "verts_uvs"]  # the template, not the network
+        for k, v in base.state_dict().items():
+            if k not in ("mean_shape", "template", "faces", "verts_uvs", "faces_uvs"):
+                assert torch.equal(model.state_dict()[k], v), k  # same architecture, same weights
+        assert model.n_params() == ReconstructionNet(cfg).n_params()
+        full = model.full_mean_shapes()
+        smap = symmetry_map(model.template)
+        assert index_symmetry_error(full, smap)[0].max() <= 1e-6
+        if not cfg.refine:  # same template: the mean shapes are the baseline's, symmetrized
+            expected = symmetrize(base.full_mean_shapes(), smap, "cent")
+            assert torch.allclose(full, expected, atol=1e-6)
+        else:  # the ~2x template: the linear (ellipsoid) mean shape is interpolated on its surface
+            assert model.n_verts > 1.9 * base.n_verts
+            target = model.template * torch.tensor([0.3, 0.2, 0.4])
+            assert (full[0] - target).norm(dim=-1).max() < 0.02
+        out = model.reconstruct(imgs)
+        assert index_symmetry_error(out["verts"], smap)[0].max() <= 1e-6
+    same = resample_on_template(base.full_mean_shapes(), base.template, base.faces, base.template)
+    assert torch.allclose(same, base.full_mean_shapes(), atol=1e-6)
+    with pytest.raises(ValueError, match="mean shapes"):
+        transfer(ReconstructionNet(ModelConfig(n_shapes=3, **SMALL)), base)

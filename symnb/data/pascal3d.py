@@ -7,6 +7,8 @@ Layout under ``root``::
                                     [x, y, visible]), intrinsic (3x3 K), extrinsic (4x4 world-to-camera)
     <class>/images/<image_name>     RGB image
     <class>/masks/<id>.png          object mask (nonzero = object), same size as the image
+    <class>/textures/<id>.npy       optional (generated data): the image's per-vertex albedo on its CAD
+                                    model, (V, 3) uint8 (:meth:`Pascal3DDataset.cad_texture`)
     <class>/<class>[_<index>]_{train,eval,test}.txt   ids, one per line
     <class>/keypoints.json          optional: {"names": [...], "flip": [...]} (needed for ``flip``)
     CAD/<class>/<NN>.off            CAD model number ``cad_idx`` (1-based, two digits)
@@ -29,61 +31,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from PIL import Image, UnidentifiedImageError
 
 from ..camera import flip_horizontal, from_perspective
 from ..io import load_mesh
+from .annotation import (  # noqa: F401 - re-exported: the annotation contract of this layout
+    CLASSES,
+    REQUIRED_FIELDS,
+    BadSampleError,
+    check_bbox,
+    load_annotation,
+)
 from .base import DataConfig, ReconstructionDataset, split_key
 
-#: The 12 Pascal3D+ classes, in the fixed order used for class indices.
-CLASSES = ("aeroplane", "bicycle", "boat", "bottle", "bus", "car", "chair", "diningtable", "motorbike",
-           "sofa", "train", "tvmonitor")
 SPLITS = ("train", "eval", "test")
-REQUIRED_FIELDS = ("image_name", "image_size", "pascal_class", "cad_idx", "occluded", "truncated",
-                   "difficult", "bbox", "kpoints_2d", "intrinsic", "extrinsic")
 
 _M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available (~10x faster)
-
-
-class BadSampleError(ValueError):
-    """A sample whose files are missing, corrupt or inconsistent (the message names the file)."""
-
-
-def load_annotation(path: str | os.PathLike) -> dict:
-    """Read and check one annotation YAML (all of :data:`REQUIRED_FIELDS`, sane shapes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadSampleError(f"missing annotation file {path}")
-    try:
-        ann = yaml.load(path.read_text(), Loader=_YAML_LOADER)
-    except yaml.YAMLError as err:
-        raise BadSampleError(f"{path}: corrupt YAML ({err})") from err
-    if not isinstance(ann, dict):
-        raise BadSampleError(f"{path}: annotation is not a mapping")
-    missing = [k for k in REQUIRED_FIELDS if k not in ann]
-    if missing:
-        raise BadSampleError(f"{path}: annotation misses field(s) {', '.join(missing)}")
-    if ann["pascal_class"] not in CLASSES:
-        raise BadSampleError(f"{path}: unknown class {ann['pascal_class']!r} "
-                             "(not one of the 12 Pascal3D+ classes)")
-    try:
-        K = np.asarray(ann["intrinsic"], dtype=np.float64)
-        E = np.asarray(ann["extrinsic"], dtype=np.float64)
-        bbox = np.asarray(ann["bbox"], dtype=np.float64)
-        kp = np.asarray(ann["kpoints_2d"] or np.zeros((0, 3)), dtype=np.float64).reshape(-1, 3)
-    except (TypeError, ValueError) as err:
-        raise BadSampleError(f"{path}: malformed numeric field ({err})") from err
-    if K.shape != (3, 3) or E.shape not in ((4, 4), (3, 4)) or bbox.shape != (4,):
-        raise BadSampleError(f"{path}: intrinsic must be 3x3, extrinsic 4x4 (or 3x4), bbox 4 numbers; got "
-                             f"{K.shape}, {E.shape}, {bbox.shape}")
-    if not all(np.isfinite(a).all() for a in (K, E, bbox, kp)):
-        raise BadSampleError(f"{path}: NaN or inf in intrinsic / extrinsic / bbox / keypoints")
-    if bbox[2] < bbox[0] or bbox[3] < bbox[1]:
-        raise BadSampleError(f"{path}: bbox {bbox.tolist()} has x2 < x1 or y2 < y1")
-    ann.update(K=K, R=E[:3, :3], t=E[:3, 3], bbox=bbox, kp=kp)
-    return ann
 
 
 def crop_box(bbox: np.ndarray, padding: float) -> tuple[int, int, int]:
@@ -143,8 +106,9 @@ class Pascal3DDataset(ReconstructionDataset):
         split: "train", "eval" or "test".
         index_name: index variant, e.g. "small" reads ``<class>_small_<split>.txt``.
         img_size: crop size S.
-        flip: randomly (``flip_prob``; from the key's seed, else torch's RNG) flip items horizontally: image, mask, keypoints (with
-            the left/right permutation of ``<class>/keypoints.json``) and camera, consistently.
+        flip: randomly (``flip_prob``; from the key's seed, else torch's RNG) flip items horizontally:
+            image, mask, keypoints (with the left/right permutation of ``<class>/keypoints.json``)
+            and camera, consistently.
         skip_bad: check every sample up front and drop bad ones (counted in ``n_skipped``, reasons
             in ``skipped``) instead of raising.
         padding: crop padding on each side, relative to the bbox's longer side.
@@ -205,16 +169,16 @@ class Pascal3DDataset(ReconstructionDataset):
                     raise ValueError(f"{kp_file}: 'flip' is not a permutation of the {len(names)} keypoints")
                 self.keypoint_names[c], self.flip_perm[c] = names, perm
         self.skipped: list[tuple[str, str]] = []
-        if skip_bad:
+        counts = [len(v) for v in self.keypoint_names.values()]
+        if skip_bad:  # everything __getitem__ can fail on, so that training never stops part-way
             good = []
             for c, i in self.items:
                 try:
-                    self._load(c, i)
+                    counts.append(self._check(c, i))
                     good.append((c, i))
                 except BadSampleError as err:
                     self.skipped.append((f"{c}/{i}", str(err)))
             self.items = good
-        counts = [len(v) for v in self.keypoint_names.values()]
         for c in classes:  # classes without keypoints.json: the count of their first annotation
             first = next((i for cc, i in self.items if cc == c), None)
             if c not in self.keypoint_names and first is not None:
@@ -242,31 +206,47 @@ class Pascal3DDataset(ReconstructionDataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _check(self, c: str, i: str) -> int:
+        """Check one sample completely (files, fields, flip needs); return its keypoint count."""
+        ann, _, _ = self._load(c, i)
+        if self.flip and self.flip_prob > 0 and c not in self.flip_perm and len(ann["kp"]):
+            raise BadSampleError("flip needs the left/right keypoint permutation in "
+                                 f"{self.root / c / 'keypoints.json'}")
+        return len(ann["kp"])
+
     def _load(self, c: str, i: str) -> tuple[dict, torch.Tensor, torch.Tensor]:
         """Annotation, image (3, H, W) float and mask (1, H, W) float of one sample, all checked."""
+        if any(ch in i for ch in "/\\\0") or i in (".", ".."):
+            raise BadSampleError(f"{self.root / c}: index entry {i!r} is not a plain file name")
         ann_path = self.root / c / "annotations" / f"{i}.yaml"
         ann = load_annotation(ann_path)
         if ann["pascal_class"] != c:
             raise BadSampleError(f"{ann_path}: pascal_class {ann['pascal_class']!r} but listed under {c!r}")
+        n_names = len(self.keypoint_names.get(c, ()))
+        if n_names and len(ann["kp"]) not in (0, n_names):
+            raise BadSampleError(f"{ann_path}: field 'kpoints_2d': {len(ann['kp'])} keypoints, but "
+                                 f"{self.root / c / 'keypoints.json'} names {n_names}")
         img_path = self.root / c / "images" / str(ann["image_name"])
         mask_path = self.root / c / "masks" / f"{i}.png"
         for p in (img_path, mask_path):
             if not p.is_file():
                 raise BadSampleError(f"missing file {p}")
-        try:
-            with Image.open(img_path) as im:
-                img = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
-            with Image.open(mask_path) as im:
-                mask = np.asarray(im.convert("L")) > 127
-        except (UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise BadSampleError(f"corrupt image file for {c}/{i} ({err})") from err
+        pixels = {}
+        for p, mode in ((img_path, "RGB"), (mask_path, "L")):
+            try:
+                with Image.open(p) as im:
+                    pixels[mode] = np.asarray(im.convert(mode))
+            except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
+                raise BadSampleError(f"{p}: corrupt image file ({err})") from err
+        img, mask = pixels["RGB"].astype(np.float32) / 255, pixels["L"] > 127
         if mask.shape != img.shape[:2]:
             raise BadSampleError(f"{mask_path}: mask size {mask.shape} differs from "
                                  f"image size {img.shape[:2]}")
-        size = tuple(int(s) for s in list(ann["image_size"])[:2])
-        if len(size) == 2 and img.shape[:2] not in (size, size[::-1]):  # [H, W] (or [W, H]) accepted
+        size = tuple(ann["image_size"])
+        if img.shape[:2] not in (size, size[::-1]):  # [H, W] (or [W, H]) accepted
             raise BadSampleError(f"{img_path}: image size {img.shape[:2]} differs from the annotation's "
                                  f"{list(size)}")
+        check_bbox(ann_path, ann["bbox"], *img.shape[:2])
         if not mask.any():
             raise BadSampleError(f"{mask_path}: empty mask")
         img = np.ascontiguousarray(img.transpose(2, 0, 1))
@@ -331,3 +311,16 @@ class Pascal3DDataset(ReconstructionDataset):
         if key not in self._cad_cache:
             self._cad_cache[key] = load_mesh(self.root / "CAD" / class_name / f"{int(cad_idx):02d}.off")
         return self._cad_cache[key]
+
+    def cad_texture(self, class_name: str, item_id: str) -> torch.Tensor | None:
+        """Ground-truth texture of an item: (V, 3) float32 in [0, 1], the per-vertex albedo of its CAD
+        model (V = vertices of :meth:`cad_mesh`) that rendered the image; None when the dataset has no
+        ``<class>/textures/<id>.npy`` (real Pascal3D+)."""
+        path = self.root / class_name / "textures" / f"{item_id}.npy"
+        if not path.is_file():
+            return None
+        colours = np.load(path, allow_pickle=False)
+        if colours.ndim != 2 or colours.shape[1] != 3:
+            raise BadSampleError(f"{path}: texture must be (V, 3), got shape {colours.shape}")
+        scale = 255 if colours.dtype == np.uint8 else 1
+        return torch.from_numpy(colours.astype(np.float32) / scale)

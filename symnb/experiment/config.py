@@ -127,7 +127,8 @@ def variant_config(cfg: ExperimentConfig, name: str, seed: int | None = None,
     """The config of one variant (its overrides on the base sections), with a seed and output folder.
 
     ``name`` must be in ``cfg.variants`` (or "base" for the sections as they are). The output folder
-    is ``run_dir/<name>`` for one seed and ``run_dir/<name>/seed<k>`` for several.
+    is ``run_dir/<name>`` for one seed and ``run_dir/<name>/seed<k>`` for several;
+    ``train.init_from: "@other"`` becomes the other variant's ``model.pt`` of the same run and seed.
     """
     if name != "base" and name not in cfg.variants:
         raise ValueError(f"unknown variant {name!r}; the config has {list(cfg.variants)}")
@@ -136,9 +137,17 @@ def variant_config(cfg: ExperimentConfig, name: str, seed: int | None = None,
     d["name"] = name
     if seed is not None:
         d["train"]["seed"] = int(seed)
+    def folder(variant: str) -> Path:
+        out = Path(run_dir) / variant
+        return out / f"seed{seed}" if len(cfg.seeds) > 1 and seed is not None else out
+
     if run_dir is not None:
-        out = Path(run_dir) / name
-        d["out_dir"] = str(out / f"seed{seed}" if len(cfg.seeds) > 1 and seed is not None else out)
+        d["out_dir"] = str(folder(name))
+        init = d["train"].get("init_from")
+        if init and init.startswith("@"):  # another variant's model of this run and seed
+            if init[1:] not in cfg.variants:
+                raise ValueError(f"variant {name!r}: init_from {init!r} names no variant of the config")
+            d["train"]["init_from"] = str(folder(init[1:]) / "model.pt")
     return ExperimentConfig.from_dict(d, where=f"variant {name!r}")
 
 

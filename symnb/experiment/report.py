@@ -232,7 +232,11 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
     from .evaluate import protocol_table
 
     tables = {"Runs (test split)": result.runs, "Mean and std over seeds": result.summary.reset_index()}
+    if len(result.paired):
+        tables["Paired difference from the baseline (mean over test images and seeds, 95% bootstrap CI)"] = (
+            result.paired)
     for name, dfs in result.per_sample.items():
-        tables[f"{name}: the field's protocol per class (test split, first seed)"] = (
-            protocol_table(dfs[0]).reset_index(names="class"))
+        if ":" not in name:
+            tables[f"{name}: the field's protocol per class (test split, first seed)"] = (
+                protocol_table(dfs[0]).reset_index(names="class"))
     return write_report(run_dir, tables, result.per_class, figs, notes)

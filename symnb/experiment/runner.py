@@ -21,12 +21,17 @@ from ..model import ReconstructionNet, load_model
 from ..utils import atomic_write, set_seed
 from .config import ExperimentConfig, variant_config
 from .evaluate import evaluate, per_class
-from .report import aggregate
+from .report import aggregate, steps_to_reach
+from .stats import paired_differences
 from .train import train
 
 #: test-split means kept per run (lower is better except the IoUs)
 RUN_METRICS = ("iou_3d_drc", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mask_iou", "symmetry_error",
                "geom_symmetry_error", "rot_err", "az_err", "el_err")
+
+
+#: per-image metrics compared with the baseline, with confidence intervals
+PAIRED_METRICS = ("iou_3d_drc", "iou_3d", "mask_iou", "rot_err", "chamfer", "symmetry_error")
 
 
 @dataclass
@@ -40,6 +45,8 @@ class RunResult:
         models: variant -> the trained model of its first seed.
         per_class: variant -> per-class table of its first seed.
         per_sample: variant -> per-sample DataFrames, one per seed.
+        paired: per (variant, metric) the mean paired difference from "baseline" over test images
+            and seeds with its 95% bootstrap interval (:func:`symnb.experiment.stats.paired_differences`).
     """
 
     runs: pd.DataFrame
@@ -49,6 +56,7 @@ class RunResult:
     models: dict = field(default_factory=dict)
     per_class: dict = field(default_factory=dict)
     per_sample: dict = field(default_factory=dict)
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def ensure_dataset(cfg: ExperimentConfig) -> Path:
@@ -124,6 +132,10 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
     if missing:
         raise ValueError(f"unknown variants {missing}; the config has {list(cfg.variants)}")
     seeds = list(seeds if seeds is not None else cfg.seeds)
+    for i, name in enumerate(names):  # fine-tuned variants need their source trained first
+        src = (cfg.variants.get(name, {}).get("train") or {}).get("init_from") or ""
+        if src.startswith("@") and src[1:] not in names[:i]:
+            raise ValueError(f"variant {name!r} fine-tunes {src[1:]!r}: list {src[1:]!r} before it")
     data_cache: dict = {}
 
     def splits(c: ExperimentConfig) -> dict:
@@ -149,7 +161,8 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
         _train_in_parallel(todo, jobs, fresh)
         fresh = False  # the runs just trained are the ones to evaluate
     rows, out = [], RunResult(pd.DataFrame(), pd.DataFrame())
-    light = replace(cfg.eval, save_meshes=0)
+    # extra evaluations (untrained, mean shape, post hoc, held-out CADs) skip the slow surface distances
+    light = replace(cfg.eval, save_meshes=0, icp=False, geom_symmetry=False, distances=False)
     for name in names:
         for seed in seeds:
             vc = variant_config(cfg, name, seed, run_dir)
@@ -174,7 +187,7 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                 table.to_csv(f)
             rows.append(_row(name, seed, model, df, res.steps, res.train_seconds, ev_s))
             if "novel" in data:  # CAD instances never seen in training
-                dfn = evaluate(model, data["novel"], replace(light, distances=False), progress=False,
+                dfn = evaluate(model, data["novel"], light, progress=False,
                                render=vc.render)
                 with atomic_write(res.out_dir / "per_sample_novelcad.csv") as f:
                     dfn.to_csv(f, index=False)
@@ -189,8 +202,10 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                 evl = replace(light, max_items=vc.eval.max_items)
                 dfm = evaluate(model, test_ds, evl, mean_shape_only=True, progress=False, render=vc.render)
                 rows.append(_row(f"{name}:mean_shape", seed, model, dfm, res.steps, res.train_seconds, 0.0))
+                out.per_sample.setdefault(f"{name}:mean_shape", []).append(dfm)
                 dfp = evaluate(model, test_ds, evl, symmetrize="best", progress=False, render=vc.render)
                 rows.append(_row(f"{name}:posthoc_best", seed, model, dfp, res.steps, res.train_seconds, 0.0))
+                out.per_sample.setdefault(f"{name}:posthoc_best", []).append(dfp)
             mine = rows[-1 if model.symmetry != "none" or not extras else -3]
             shown = [f"{k}={mine[k]:.4g}" for k in ("iou_3d", "mask_iou", "chamfer") if k in mine]
             log(f"{name} seed {seed}: " + ", ".join(shown))
@@ -200,6 +215,15 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                             + ("train_seconds",)).join(
         out.runs.groupby("variant", sort=False)[["symmetry", "sym_mode", "n_params", "n_mean_shape_params",
                                                  "n_verts", "steps"]].first())
+    if "baseline" in out.per_sample and len(out.per_sample) > 1:
+        out.paired = paired_differences(out.per_sample, "baseline", PAIRED_METRICS)
+        with atomic_write(run_dir / "paired.csv") as f:
+            out.paired.to_csv(f, index=False)
+        base_val = [h[-1]["val_iou_3d_drc"] for h in out.val_histories.get("baseline", []) if h]
+        if base_val:  # steps each variant needs to reach the baseline's final validation 3-D IoU
+            target = sum(base_val) / len(base_val)
+            reach = steps_to_reach(out.val_histories, "val_iou_3d_drc", target, window=1)
+            out.summary["steps_to_baseline"] = pd.Series(reach)
     with atomic_write(run_dir / "runs.csv") as f:
         out.runs.to_csv(f, index=False)
     with atomic_write(run_dir / "summary.csv") as f:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .. import losses as L
 from ..config import Config
 from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
-from ..model import ReconstructionNet, load_model, read_checkpoint, save_model
+from ..model import ReconstructionNet, load_model, read_checkpoint, save_model, transfer
 from ..utils import atomic_write, get_device, set_seed
 from . import distributed, tracking
 from .objective import compute_losses
@@ -66,6 +66,9 @@ class TrainConfig(Config):
             "val_iou_3d_drc" / "val_mask_iou" (highest) or "val_rot_err" (lowest median).
         subdivide_at: steps at which the template is midpoint-subdivided (network unchanged).
         progress: show a tqdm bar.
+        init_from: start from a trained model file (fine-tuning into this config's representation,
+            :func:`symnb.model.transfer`); "@variant" names another variant's model of the same run
+            and seed (resolved by ``variant_config``). A checkpoint, if there is one, wins.
         tensorboard: write TensorBoard events to ``<out_dir>/tb`` (scalars; images at validations).
         bf16: run the encoder under bfloat16 autocast on CUDA (ignored on CPU).
     """
@@ -85,6 +88,7 @@ class TrainConfig(Config):
     select: str = "last"
     subdivide_at: tuple[int, ...] = ()
     progress: bool = True
+    init_from: str | None = None
     tensorboard: bool = True
     bf16: bool = False
 
@@ -275,6 +279,11 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
     step, history, val_history, seconds, n_sub, best = 0, [], [], 0.0, 0, {"value": None, "step": None}
     ckpt = out_dir / "checkpoint.pt"
     st = _resume(ckpt, cfg, model, resume == "force") if resume and ckpt.is_file() else None
+    if st is None and tc.init_from:
+        if tc.init_from.startswith("@"):
+            raise ValueError(f"TrainConfig.init_from={tc.init_from!r}: a variant reference needs "
+                             "variant_config (the runner) to resolve it to a model file")
+        transfer(model, load_model(tc.init_from))
     model.to(device)
     opt = _adam(model, tc.lr)
     if st is not None:
