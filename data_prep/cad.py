@@ -67,6 +67,16 @@ class CleanupSettings:
     symmetrize: bool = True
     seed: int = 0
 
+    def __post_init__(self):
+        checks = {"resolution": 8 <= self.resolution <= 512, "face_budget": self.face_budget >= 4,
+                  "closing": self.closing >= 0, "smooth": self.smooth >= 0,
+                  "hole_size": 0 <= self.hole_size <= 1}
+        allowed = {"resolution": "8 .. 512", "face_budget": ">= 4", "closing": ">= 0", "smooth": ">= 0",
+                   "hole_size": "0 .. 1"}
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"CleanupSettings.{name} must be {allowed[name]}, got {getattr(self, name)}")
+
 
 @dataclass
 class CleanupReport:
@@ -204,6 +214,20 @@ def extrinsic_to_canonical(extrinsic, transform) -> np.ndarray:
     return out
 
 
+def _check_hints(name: str, up_hint, forward_hint) -> None:
+    """Up and forward hints: 3 finite numbers each, non-zero, not parallel."""
+    vecs = []
+    for label, hint in (("up", up_hint), ("forward", forward_hint)):
+        h = np.asarray(hint, dtype=np.float64).reshape(-1)
+        if h.shape != (3,) or not np.isfinite(h).all() or np.linalg.norm(h) < 1e-12:
+            raise ValueError(f"{name}: the {label} direction must be 3 finite numbers, not all zero; got "
+                             f"{h.tolist()}")
+        vecs.append(h / np.linalg.norm(h))
+    if abs(vecs[0] @ vecs[1]) > 0.99:
+        raise ValueError(f"{name}: the up {np.asarray(up_hint).tolist()} and forward "
+                         f"{np.asarray(forward_hint).tolist()} directions are parallel")
+
+
 def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.0, 1.0, 0.0),
               forward_hint=(0.0, 0.0, 1.0), canonical: bool = False,
               source: str = "") -> tuple[Mesh, CleanupReport]:
@@ -228,10 +252,17 @@ def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.
                          f"got {v.shape}, {f.shape}")
     if not np.isfinite(v).all():
         raise ValueError(f"{source or 'mesh'}: vertex coordinates contain NaN or inf")
+    name = source or "mesh"
+    if len(v) == 0 or f.min() < 0 or f.max() >= len(v):
+        raise ValueError(f"{name}: face index out of range [0, {len(v)})")
+    if not canonical:
+        _check_hints(name, up_hint, forward_hint)
     rep = CleanupReport(source=source, faces_before=len(f), verts_before=len(v),
                         watertight_before=is_watertight(f))
     (v, f), rep.duplicate_verts_merged, rep.degenerate_faces_dropped = merge_and_drop(v, f)
     rep.steps.append("merge_and_drop")
+    if len(f) == 0:
+        raise ValueError(f"{name}: every face is degenerate (zero area or repeated vertices)")
     v, f = fill_and_orient(v, f, s.hole_size)
     rep.steps.append("fill_and_orient")
     c1, d1 = (v.max(0) + v.min(0)) / 2, np.linalg.norm(v.max(0) - v.min(0))
@@ -259,7 +290,10 @@ def clean_cad(verts, faces, settings: CleanupSettings | None = None, up_hint=(0.
     v = (v - point) @ R.T
     rep.steps.append("canonical_frame")
     rep.symmetry_error_before = symmetry_error(v, f, seed=s.seed)
-    v, f = voxel_remesh(v, f, s.resolution, s.closing, s.smooth, mirror=s.symmetrize, seed=s.seed)
+    try:
+        v, f = voxel_remesh(v, f, s.resolution, s.closing, s.smooth, mirror=s.symmetrize, seed=s.seed)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
     rep.steps.append("voxel_remesh")
     target = s.face_budget
     for _ in range(4):  # the cut at x = 0 adds faces: shrink the decimation target until in budget
@@ -290,7 +324,8 @@ def main(argv: list[str] | None = None) -> CleanupReport:
     import argparse
     import json
 
-    from symnb.io import load_mesh, save_mesh
+    from symnb.cli_errors import add_debug_flag
+    from symnb.io import check_writable, load_mesh, save_mesh
 
     ap = argparse.ArgumentParser(description="Clean a CAD mesh into the canonical frame (watertight, "
                                              "exactly mirror-symmetric about x = 0, y up, unit diagonal).")
@@ -302,12 +337,16 @@ def main(argv: list[str] | None = None) -> CleanupReport:
     ap.add_argument("--resolution", type=int, default=CleanupSettings.resolution)
     ap.add_argument("--canonical", action="store_true", help="source already has plane x = 0 and y up")
     ap.add_argument("--report", default=None, help="write the report as JSON here")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace an existing OUTPUT that symnb did not write")
+    add_debug_flag(ap)
     a = ap.parse_args(argv)
+    check_writable(a.output, overwrite=a.overwrite)  # before the remesh, not after it
+    settings = CleanupSettings(resolution=a.resolution, face_budget=a.face_budget)
     v, f = load_mesh(a.input)
-    (cv, cf), rep = clean_cad(v.double().numpy(), f.numpy(),
-                              CleanupSettings(resolution=a.resolution, face_budget=a.face_budget),
-                              up_hint=a.up, forward_hint=a.forward, canonical=a.canonical, source=a.input)
-    save_mesh(a.output, cv, cf, precision=7)
+    (cv, cf), rep = clean_cad(v.double().numpy(), f.numpy(), settings, up_hint=a.up, forward_hint=a.forward,
+                              canonical=a.canonical, source=a.input)
+    save_mesh(a.output, cv, cf, precision=7, overwrite=a.overwrite)
     if a.report:
         from symnb.utils import save_json
 
@@ -328,4 +367,8 @@ def __getattr__(name: str):
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from symnb.cli_errors import run_main
+
+    sys.exit(run_main(main))

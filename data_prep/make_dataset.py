@@ -16,9 +16,12 @@ Layout written (see the README's "Data" section for the conventions)::
     <out>/<class>/<class>[_small]_{train,eval,test}.txt   index files (one id per line)
 
 Generation is deterministic for a seed and atomic: everything goes to a temporary sibling folder
-renamed to ``<out>`` only when complete. If ``<out>`` already holds a dataset made with the same
-settings by the same generator code it is reused as is (so ``make demo`` builds it once); made with
-the same settings by other generator code, it is regenerated.
+renamed to ``<out>`` only when complete. ``<out>/.symnb-dataset.json`` marks the folder as ours:
+only such a folder (or an empty one) is ever replaced, concurrent generations into one ``<out>``
+take turns and never replace each other's result (:mod:`data_prep.dataset_dir`). If ``<out>``
+already holds a dataset made with the same settings by the same generator code it is reused as is
+(so ``make demo`` builds it once); made with the same settings by other generator code, it is
+regenerated.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
-import uuid
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,10 +39,11 @@ import yaml
 from PIL import Image
 from tqdm.auto import tqdm
 
+from symnb.cli_errors import add_debug_flag, run_main
 from symnb.io import save_mesh
 from symnb.utils import load_json, save_json
 
-from . import cad, shapes, views
+from . import cad, dataset_dir, shapes, views
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "eval", "test")
@@ -261,43 +264,35 @@ def make_dataset(out: str | os.PathLike = "data/synthetic", classes=("aeroplane"
 
     Args:
         out: dataset root. If it already holds a dataset with identical settings it is returned
-            unchanged; with other settings a ValueError is raised unless ``overwrite``.
+            unchanged; with other settings a ValueError is raised unless ``overwrite``. A regular
+            file or a non-empty folder without our marker is never replaced (FileExistsError; see
+            :mod:`data_prep.dataset_dir`).
         classes, per_class, img_size, seed: see :class:`DatasetConfig`; further fields by keyword.
-        overwrite: replace an existing dataset with different settings.
+        overwrite: replace an existing generated dataset with different settings.
         progress: show a tqdm progress bar.
     """
-    if isinstance(kwargs.get("views"), dict):  # from a YAML config: data.generate.views
-        kwargs["views"] = views.ViewSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                                for k, v in kwargs["views"].items()})
-    cfg = DatasetConfig(classes=tuple(classes), per_class=per_class, img_size=img_size, seed=seed, **kwargs)
+    if isinstance(classes, str):
+        classes = (classes,)
+    try:
+        if isinstance(kwargs.get("views"), dict):  # from a YAML config: data.generate.views
+            kwargs["views"] = views.ViewSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                                    for k, v in kwargs["views"].items()})
+        cfg = DatasetConfig(classes=tuple(classes), per_class=per_class, img_size=img_size, seed=seed,
+                            **kwargs)
+    except TypeError as err:  # an unknown setting, e.g. from a config's data.generate
+        raise ValueError(f"dataset generator settings: {err}") from err
+    dataset_dir.check_settings(cfg)
     unknown = [c for c in cfg.classes if c not in shapes.SUPPORTED_CLASSES]
     if unknown:
         raise ValueError(f"unknown classes {unknown}; supported: {', '.join(shapes.SUPPORTED_CLASSES)}")
-    if per_class < 1 or img_size < 16:
-        raise ValueError(f"need per_class >= 1 and img_size >= 16, got {per_class}, {img_size}")
     if cfg.image_format not in ("jpg", "png"):
         raise ValueError(f"image_format must be 'jpg' or 'png', got {cfg.image_format!r}")
-    out = Path(out)
-    meta_path = out / "dataset.json"
-    code = generator_hash()
-    if out.exists():
-        old = load_json(meta_path) if meta_path.is_file() else {}
-        same = old.get("config") == cfg.as_dict() and old.get("format_version") == FORMAT_VERSION
-        if same and old.get("generator_hash") == code:
-            return out
-        stale = same  # same settings, older generator code: regenerate (it is reproducible)
-        if stale and progress:
-            print(f"{out}: made by another version of data_prep; regenerating")
-        if not (overwrite or stale):
-            raise ValueError(f"{out} exists with other contents or settings; "
-                             "pass overwrite=True (--overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    settings = {"format_version": FORMAT_VERSION, "generator_hash": generator_hash(), "config": cfg.as_dict()}
+    with dataset_dir.claim(out, settings, overwrite, log=print if progress else None) as tmp:
+        if tmp is None:  # out holds this very dataset
+            return Path(out)
         photos = _load_photos(cfg.backgrounds_dir)
-        meta = {"format_version": FORMAT_VERSION, "generator_hash": code, "config": cfg.as_dict(),
-                "classes": {}}
+        meta = {**settings, "classes": {}}
         total = len(cfg.classes) * cfg.per_class
         with tqdm(total=total, desc="rendering", unit="img", disable=not progress) as bar:
             for c in cfg.classes:
@@ -311,17 +306,7 @@ def make_dataset(out: str | os.PathLike = "data/synthetic", classes=("aeroplane"
                     "cad": [{"cad_idx": r["cad_idx"], "path": r["path"], **r["report"]} for r in records],
                 }
         save_json(meta, tmp / "dataset.json")
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, trash)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -342,7 +327,9 @@ def main(argv: list[str] | None = None) -> Path:
                     help="camera distance and focal x k (1: true perspective; large: weak perspective)")
     ap.add_argument("--heldout-cads", type=int, default=0,
                     help="last N CAD models per class only in <class>_novelcad_test.txt")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace an existing generated dataset of other settings (never other folders)")
+    add_debug_flag(ap)
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     path = make_dataset(a.out, a.classes, a.per_class, a.img_size, a.seed, overwrite=a.overwrite,
@@ -359,4 +346,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))  # a user error: one "error: ..." line, exit code 2 (--debug: traceback)

@@ -53,6 +53,9 @@ def voxel_remesh(verts: np.ndarray, faces: np.ndarray, resolution: int, closing:
     surf = img.contour([0.5], scalars="occ", method="flying_edges")
     surf = surf.connectivity("largest")
     v, f = _unpoly(surf.extract_surface(algorithm="dataset_surface"))
+    if len(f) == 0:
+        raise ValueError(f"the watertight remesh at resolution {resolution} found no solid (a flat mesh "
+                         "encloses no volume; a very thin one may need a higher resolution)")
     (v, f), _, _ = merge_and_drop(v, f)
     if signed_volume(v, f) < 0:
         f = f[:, ::-1].copy()

@@ -10,6 +10,9 @@
 ``symnb train`` runs one (variant, seed) of an experiment config; under
 ``torchrun --nproc_per_node N symnb train ...`` it trains with DistributedDataParallel (gloo on CPU,
 NCCL on CUDA). A cluster job array runs one ``symnb train`` per array index (see the README).
+
+A user error (bad config value, missing or foreign file) prints one line ``error: ...`` and exits
+with code 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from .cli_errors import add_debug_flag, run_main
 
 
 def _train(args) -> int:
@@ -65,6 +70,7 @@ def _evaluate(args) -> int:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="symnb", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_debug_flag(ap)
     sub = ap.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one variant and seed of an experiment config")
     t.add_argument("config", help="experiment YAML (e.g. configs/demo.yaml)")
@@ -88,8 +94,7 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "demo":
         from .demo import main as demo
 
@@ -102,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parser().parse_args(argv)
     return {"train": _train, "evaluate": _evaluate}[args.command](args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``symnb`` command: a user error prints one ``error: ...`` line and exits with 2
+    (``--debug``: the traceback); see :mod:`symnb.cli_errors`."""
+    return run_main(_dispatch, argv)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,13 @@ interrupted variants from their checkpoints.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from .cli_errors import add_debug_flag, run_main
 from .config import merge, parse_overrides
 from .data import build_dataset
 from .experiment import load_experiment, run
@@ -43,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--fresh", action="store_true", help="ignore existing checkpoints of this run")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override one config value, e.g. --set train.lr=0.001 (repeatable)")
-    return ap
+    return add_debug_flag(ap)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -74,4 +76,4 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))  # a user error: one "error: ..." line, exit code 2 (--debug: traceback)

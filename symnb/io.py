@@ -18,6 +18,12 @@ naming the file, plus what PyTorch3D does not check or does differently:
   as vertex 1).
 * all: out-of-range face indices (PyTorch3D only warns), NaN / inf coordinates, meshes without
   vertices or faces.
+
+Writing never replaces a file we did not write. Every file our writers produce carries
+:data:`WRITER_MARK`: a comment line (``# written by symnb`` in .off / .obj / .mtl, ``comment written
+by symnb`` in a .ply header) or a PNG text chunk (``Software: symnb``). An existing file without it
+raises ``FileExistsError`` unless the call passes ``overwrite=True`` (:func:`check_writable`); a
+file with it (e.g. a mesh exported by an earlier evaluation) is replaced.
 """
 
 from __future__ import annotations
@@ -36,8 +42,58 @@ from .utils import atomic_write
 MESH_SUFFIXES = (".off", ".obj", ".ply")
 
 
+#: What our writers put into every file they write (see the module docstring).
+WRITER_MARK = "written by symnb"
+
+
 class MeshFormatError(ValueError):
     """A mesh file that exists but cannot be parsed (the message names the file)."""
+
+
+def is_ours(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file that one of symnb's writers wrote (it carries :data:`WRITER_MARK`)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return str(im.info.get("Software", "")).startswith("symnb")
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except (OSError, ValueError):
+        return False
+    lines = {ln.strip() for ln in head.splitlines()[:16]}
+    return f"# {WRITER_MARK}".encode() in lines or f"comment {WRITER_MARK}".encode() in lines
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool = False,
+                   suffixes: tuple[str, ...] | None = MESH_SUFFIXES) -> Path:
+    """Refuse to write ``path`` when it is a folder, has an unsupported suffix (``suffixes``; None:
+    any) or is an existing file we did not write (unless ``overwrite``). Returns ``path``.
+
+    Raises:
+        IsADirectoryError, ValueError (suffix), FileExistsError (someone else's file); the message
+        names the file.
+    """
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path}: unsupported mesh format {path.suffix!r} (use {', '.join(suffixes)})")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a file to write")
+    if path.exists() and not overwrite and not is_ours(path):
+        raise FileExistsError(f"{path} exists and was not written by symnb: not replacing it (choose another "
+                              "name, or pass overwrite=True / --overwrite)")
+    return path
+
+
+def check_mesh(path, verts: np.ndarray, faces: np.ndarray) -> None:
+    """Refuse to write NaN / inf vertices or face indices outside [0, V) (message names ``path``)."""
+    if not np.isfinite(verts).all():
+        raise ValueError(f"refusing to write {path}: vertex coordinates contain NaN or inf")
+    if len(faces) and (faces.min() < 0 or faces.max() >= len(verts)):
+        raise ValueError(f"refusing to write {path}: face index out of range [0, {len(verts)}) "
+                         f"(got {int(faces.min())} .. {int(faces.max())})")
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -242,7 +298,7 @@ def load_mesh(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
     return _finish(path, verts, faces)
 
 
-def save_mesh(path: str | os.PathLike, verts, faces, precision: int = 6) -> Path:
+def save_mesh(path: str | os.PathLike, verts, faces, precision: int = 6, overwrite: bool = False) -> Path:
     """Write a triangle mesh atomically as .off, .obj or ASCII .ply (chosen by the suffix).
 
     Hand-written rather than PyTorch3D's writers: those format float32 copies and write no
@@ -251,33 +307,35 @@ def save_mesh(path: str | os.PathLike, verts, faces, precision: int = 6) -> Path
     Args:
         verts: (V, 3) float tensor or array. faces: (F, 3) integer tensor or array (0-based).
         precision: decimals written per coordinate.
+        overwrite: replace an existing file even if symnb did not write it (see the module docstring).
+
+    Raises:
+        ValueError: NaN / inf vertices, face indices out of range, unsupported suffix.
+        FileExistsError: ``path`` exists and is not ours (without ``overwrite``).
     """
     path = Path(path)
     v = _as_numpy(verts).astype(np.float64).reshape(-1, 3)
     f = _as_numpy(faces).astype(np.int64).reshape(-1, 3)
-    if not np.isfinite(v).all():
-        raise ValueError(f"refusing to write {path}: vertex coordinates contain NaN or inf")
-    if len(f) and (f.min() < 0 or f.max() >= len(v)):
-        raise ValueError(f"refusing to write {path}: face index out of range [0, {len(v)})")
+    check_mesh(path, v, f)
+    check_writable(path, overwrite)
     suffix = path.suffix.lower()
     fmt = f"%.{precision}f"
     vlines = "\n".join(" ".join(fmt % x for x in row) for row in v)
     if suffix == ".off":
         flines = "\n".join(f"3 {a} {b} {c}" for a, b, c in f)
-        text = f"OFF\n{len(v)} {len(f)} 0\n{vlines}\n{flines}\n"
+        text = f"OFF\n# {WRITER_MARK}\n{len(v)} {len(f)} 0\n{vlines}\n{flines}\n"
     elif suffix == ".obj":
-        text = "".join(f"v {ln}\n" for ln in vlines.split("\n")) + "".join(
+        text = f"# {WRITER_MARK}\n" + "".join(f"v {ln}\n" for ln in vlines.split("\n")) + "".join(
             f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in f
         )
-    elif suffix == ".ply":
+    else:
         header = (
-            f"ply\nformat ascii 1.0\nelement vertex {len(v)}\nproperty float x\nproperty float y\n"
-            f"property float z\nelement face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n"
+            f"ply\nformat ascii 1.0\ncomment {WRITER_MARK}\nelement vertex {len(v)}\nproperty float x\n"
+            f"property float y\nproperty float z\nelement face {len(f)}\n"
+            "property list uchar int vertex_indices\nend_header\n"
         )
         flines = "\n".join(f"3 {a} {b} {c}" for a, b, c in f)
         text = f"{header}{vlines}\n{flines}\n"
-    else:
-        raise ValueError(f"{path}: unsupported mesh format {suffix!r} (use {', '.join(MESH_SUFFIXES)})")
     with atomic_write(path) as fh:
         fh.write(text)
     return path

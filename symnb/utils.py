@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import random
+import re
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,11 +56,56 @@ def get_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+#: Temporary files of :func:`atomic_write`: ``.<name>.<pid>-<random>.tmp`` beside the target.
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
+#: A temporary file of a dead process is removed once it is this old (seconds); any after a day.
+_STALE_AFTER = 60.0
+
+
+def _umask() -> int:
+    """The process's umask, without changing it (Linux: /proc; elsewhere: set and restore)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (another user's) or cannot tell: keep its file
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files that interrupted :func:`atomic_write` calls (SIGKILL, power loss) left
+    beside ``path``: ours by name, of a process that is gone (or older than a day)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            m = _TMP_NAME.match(p.name)
+            if m is None or m["name"] != path.name:
+                continue
+            with contextlib.suppress(OSError):
+                age = now - p.lstat().st_mtime
+                if age > 86400 or (age > _STALE_AFTER and not _pid_alive(int(m["pid"]))):
+                    p.unlink()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     """Open a temporary file next to `path`; on success rename it over `path`.
 
-    A crash or exception mid-write leaves any previous `path` untouched and no partial file.
+    A crash or exception mid-write leaves any previous `path` untouched and no partial file: the
+    temporary file (``.<name>.<pid>-<random>.tmp``) is removed on any exception, and those that a
+    killed process left behind are removed by the next write of the same `path`. The file gets the
+    permissions of the file it replaces, or of a new file under the user's umask (0666 & ~umask).
 
     Args:
         path: destination file.
@@ -64,17 +113,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temporaries(path)
+    try:
+        perms = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        perms = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f:
+            with contextlib.suppress(OSError):  # e.g. a file system without permissions
+                os.fchmod(f.fileno(), perms)
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            os.unlink(tmp)  # only still there when something failed
 
 
 def _to_jsonable(obj: Any) -> Any:

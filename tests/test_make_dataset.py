@@ -111,7 +111,7 @@ def test_bad_arguments(tmp_path):
         md.make_dataset(tmp_path / "x", classes=("car",), image_format="gif", progress=False)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("not a dataset")
-    with pytest.raises(ValueError, match="exists"):
+    with pytest.raises(FileExistsError, match="busy.*without the .symnb-dataset.json marker"):
         md.make_dataset(tmp_path / "busy", classes=("car",), progress=False)
 
 
