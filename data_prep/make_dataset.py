@@ -12,8 +12,10 @@ Layout written (see the README's "Data" section for the conventions)::
     <out>/<class>/annotations/<id>.yaml        one annotation per image
     <out>/<class>/images/<id>.jpg              RGB image (or .png)
     <out>/<class>/masks/<id>.png               object mask (0 / 255, amodal)
+    <out>/<class>/textures/<id>.npy            the image's per-vertex albedo on its CAD model, (V, 3) uint8
     <out>/<class>/keypoints.json               keypoint names and left/right flip permutation
     <out>/<class>/<class>[_small]_{train,eval,test}.txt   index files (one id per line)
+    <out>/<class>/<class>_{novelcad,occluded}_test.txt   ``heldout_cads`` / ``occluded_test`` indexes
 
 Generation is deterministic for a seed and atomic: everything goes to a temporary sibling folder
 renamed to ``<out>`` only when complete. ``<out>/.symnb-dataset.json`` marks the folder as ours:
@@ -30,6 +32,7 @@ import argparse
 import hashlib
 import os
 import sys
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,6 +73,9 @@ class DatasetConfig:
         heldout_cads: the last ``heldout_cads`` CAD models of each class are kept out of the
             train / eval / test indexes; their images are listed in ``<class>_novelcad_test.txt``
             (``Pascal3DDataset(..., split="test", index_name="novelcad")``): a test on unseen instances.
+        occluded_test: the first N ids of each class's test split also get an occluded copy ``<id>_occ``
+            (same view, texture, background, amodal mask, plus an occluder; ``occluded: 1``) listed in
+            ``<class>_occluded_test.txt`` (``index_name="occluded"``): paired clean / occluded tests.
         views: viewpoint distribution.
     """
 
@@ -87,6 +93,7 @@ class DatasetConfig:
     split_fractions: tuple[float, float] = (0.7, 0.15)
     small_every: int = 10
     heldout_cads: int = 0
+    occluded_test: int = 0
     views: views.ViewSettings = field(default_factory=views.ViewSettings)
 
     def as_dict(self) -> dict:
@@ -94,6 +101,8 @@ class DatasetConfig:
         d["classes"] = list(self.classes)
         d["split_fractions"] = list(self.split_fractions)
         d["views"] = {k: list(v) if isinstance(v, tuple) else v for k, v in d["views"].items()}
+        if not self.occluded_test:  # so that datasets made before the field keep matching their settings
+            del d["occluded_test"]
         return d
 
 
@@ -157,13 +166,14 @@ def render_class(root: Path, class_name: str, cfg: DatasetConfig, records: list[
     """Render ``cfg.per_class`` annotated images of one class; return their ids."""
     S = cfg.img_size
     cls_rng = np.random.default_rng([cfg.seed, 1000 + shapes.SUPPORTED_CLASSES.index(class_name)])
-    for sub in ("annotations", "images", "masks"):
+    for sub in ("annotations", "images", "masks", "textures"):
         (root / class_name / sub).mkdir(parents=True, exist_ok=True)
     # image i uses CAD model (i mod n) + 1; views are rendered in batches per CAD model
     assignment = [i % len(records) for i in range(cfg.per_class)]
     per_image = [dict(view=views.sample_view(cls_rng, S, cfg.views), seed=int(cls_rng.integers(2**31)))
                  for _ in range(cfg.per_class)]
     ids = [f"{class_name}_{i:05d}" for i in range(cfg.per_class)]
+    copies = set(index_parts(class_name, ids, cfg, [a + 1 for a in assignment]).get("occluded_test", []))
     batch = 16
     for r_idx, rec in enumerate(records):
         members = [i for i, a in enumerate(assignment) if a == r_idx]
@@ -178,13 +188,15 @@ def render_class(root: Path, class_name: str, cfg: DatasetConfig, records: list[
             with torch.no_grad():
                 out = views.render_views(rec["verts"], rec["faces"], colors, K, R, t, S)
             for j, i in enumerate(chunk):
-                _write_sample(root, class_name, ids[i], rec, vw[j], sym[j], out, j, rngs[j], photos, cfg)
+                _write_sample(root, class_name, ids[i], rec, vw[j], sym[j], out, j, rngs[j], photos, cfg,
+                              colors[j], occluded_copy=f"{ids[i]}_occ" in copies)
                 if bar is not None:
                     bar.update(1)
     return ids
 
 
-def _write_sample(root, class_name, img_id, rec, view, symmetric, out, j, rng, photos, cfg) -> None:
+def _write_sample(root, class_name, img_id, rec, view, symmetric, out, j, rng, photos, cfg, albedo,
+                  occluded_copy: bool = False) -> None:
     S = cfg.img_size
     mask = out["mask"][j].numpy()
     if not mask.any():
@@ -217,34 +229,57 @@ def _write_sample(root, class_name, img_id, rec, view, symmetric, out, j, rng, p
         "background": bg_kind,
         "symmetric_texture": int(symmetric),
     }
+    _save_sample(root, class_name, img_id, rgb, mask, ann, albedo, cfg)
+    if occluded_copy:  # its own generator: the clean sample's draws are unchanged
+        occ_rng = np.random.default_rng([cfg.seed, 3000, zlib.crc32(img_id.encode())])
+        name = f"{img_id}_occ.{cfg.image_format}"
+        _save_sample(root, class_name, f"{img_id}_occ", _occlude(rgb, bbox, occ_rng), mask,
+                     {**ann, "image_name": name, "occluded": 1}, albedo, cfg)
+
+
+def _save_sample(root, class_name, img_id, rgb, mask, ann, albedo, cfg) -> None:
+    """Write one sample's image, mask, annotation and texture (albedo (V, 3) in [0, 1], as uint8)."""
     img = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
     kwargs = {"quality": 95} if cfg.image_format == "jpg" else {}
-    img.save(root / class_name / "images" / name, **kwargs)
+    img.save(root / class_name / "images" / ann["image_name"], **kwargs)
     Image.fromarray(mask.astype(np.uint8) * 255).save(root / class_name / "masks" / f"{img_id}.png")
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     (root / class_name / "annotations" / f"{img_id}.yaml").write_text(
         yaml.dump(ann, Dumper=dumper, sort_keys=False))
+    np.save(root / class_name / "textures" / f"{img_id}.npy",
+            (np.clip(albedo, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
-def write_index(root: Path, class_name: str, ids: list[str], cfg: DatasetConfig,
-                cad_of: list[int] | None = None) -> dict[str, int]:
-    """Write the split index files; with ``cfg.heldout_cads``, images of the last CAD models go to
-    ``<class>_novelcad_test.txt`` only (``cad_of``: 1-based CAD index of each id)."""
+def index_parts(class_name: str, ids: list[str], cfg: DatasetConfig,
+                cad_of: list[int] | None = None) -> dict[str, list[str]]:
+    """The ids of each index file: "train", "eval", "test", and "novelcad_test" (``cfg.heldout_cads``:
+    images of the last CAD models, ``cad_of`` being each id's 1-based CAD index) and "occluded_test"
+    (``cfg.occluded_test``: the ``<id>_occ`` copies of the first test ids), in file order."""
     rng = np.random.default_rng([cfg.seed, 2000 + shapes.SUPPORTED_CLASSES.index(class_name)])
-    counts = {}
+    parts = {}
     if cfg.heldout_cads:
         first_held = cfg.cad_per_class - cfg.heldout_cads + 1
         if first_held < 2:
             raise ValueError(f"heldout_cads={cfg.heldout_cads} leaves no CAD model for training")
-        novel = [i for i, c in zip(ids, cad_of, strict=True) if c >= first_held]
+        parts["novelcad_test"] = [i for i, c in zip(ids, cad_of, strict=True) if c >= first_held]
         ids = [i for i, c in zip(ids, cad_of, strict=True) if c < first_held]
-        (root / class_name / f"{class_name}_novelcad_test.txt").write_text("".join(f"{i}\n" for i in novel))
-        counts["novelcad_test"] = len(novel)
-    parts = split_ids(ids, cfg.split_fractions, rng)
-    for split, members in parts.items():
-        small = members[:: cfg.small_every] if members else []
+    parts.update(split_ids(ids, cfg.split_fractions, rng))
+    if cfg.occluded_test:
+        parts["occluded_test"] = [f"{i}_occ" for i in parts["test"][:cfg.occluded_test]]
+    return parts
+
+
+def write_index(root: Path, class_name: str, ids: list[str], cfg: DatasetConfig,
+                cad_of: list[int] | None = None) -> dict[str, int]:
+    """Write the index files of :func:`index_parts` (and the ``small`` subsets of the three splits);
+    return the number of ids in each."""
+    counts = {}
+    for split, members in index_parts(class_name, ids, cfg, cad_of).items():
         (root / class_name / f"{class_name}_{split}.txt").write_text("".join(f"{i}\n" for i in members))
-        (root / class_name / f"{class_name}_small_{split}.txt").write_text("".join(f"{i}\n" for i in small))
+        if split in SPLITS:
+            small = members[:: cfg.small_every] if members else []
+            small_file = root / class_name / f"{class_name}_small_{split}.txt"
+            small_file.write_text("".join(f"{i}\n" for i in small))
         counts[split] = len(members)
     return counts
 
@@ -327,6 +362,8 @@ def main(argv: list[str] | None = None) -> Path:
                     help="camera distance and focal x k (1: true perspective; large: weak perspective)")
     ap.add_argument("--heldout-cads", type=int, default=0,
                     help="last N CAD models per class only in <class>_novelcad_test.txt")
+    ap.add_argument("--occluded-test", type=int, default=0,
+                    help="occluded copies of the first N test images per class in <class>_occluded_test.txt")
     ap.add_argument("--overwrite", action="store_true",
                     help="replace an existing generated dataset of other settings (never other folders)")
     add_debug_flag(ap)
@@ -336,7 +373,7 @@ def main(argv: list[str] | None = None) -> Path:
                         progress=not a.no_progress, cad_per_class=a.cad_per_class, face_budget=a.face_budget,
                         occlusion_prob=a.occlusion_prob, symmetric_texture_prob=a.symmetric_texture_prob,
                         backgrounds_dir=a.backgrounds, image_format=a.image_format,
-                        heldout_cads=a.heldout_cads,
+                        heldout_cads=a.heldout_cads, occluded_test=a.occluded_test,
                         views=views.ViewSettings(distance_scale=a.distance_scale))
     meta = load_json(path / "dataset.json")
     for c, m in meta["classes"].items():

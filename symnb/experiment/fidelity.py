@@ -1,0 +1,300 @@
+"""Texture fidelity and mesh artefacts of a model's predictions.
+
+Texture fidelity (:func:`texture_fidelity`): for each item with a ground-truth texture
+(``Pascal3DDataset.cad_texture``: the generator's per-vertex albedo on the CAD model), the textured CAD
+model and the predicted textured mesh are rendered with the *annotated* camera (only shape and texture
+differ) from each of these views (:func:`view_camera`):
+
+* ``"input"``: the item's annotated camera;
+* ``"mirror"``: that camera mirrored about the plane x = 0 (:func:`symnb.camera.flip_horizontal`);
+  for a mirror-symmetric object and texture this view is the input view flipped left-right;
+* ``"az+90"``, ``"az-90"`` (any ``"az<+/-degrees>"``): the camera turned about the object's up axis y,
+  azimuth increasing from the front (+z) towards the left side (+x) as in the data's viewpoints.
+
+:func:`image_metrics` compares the two renders of a view on the ground truth's silhouette: PSNR and
+L1 over its pixels, SSIM (``skimage.metrics.structural_similarity``) on the bounding box of both
+silhouettes with the background set to 0 in both images, and the silhouettes' IoU.
+
+Artefacts (:func:`artefact_metrics` per mesh, :func:`artefact_table` per predicted mesh of a dataset):
+the geometric symmetry error about x = 0, Laplacian roughness, normal consistency (PyTorch3D's losses)
+and the fraction of self-intersecting faces (MeshLab's filter through pymeshlab).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+from pytorch3d.renderer import TexturesVertex
+from pytorch3d.renderer.mesh.rasterizer import Fragments
+from pytorch3d.structures import Meshes
+from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
+from tqdm.auto import tqdm
+
+from ..camera import flip_horizontal, to_pytorch3d
+from ..data import collate, loader
+from ..geometry import check_mesh
+from ..render import RenderSettings, make_rasterizer, render_prediction
+from ..symmetry import geometric_symmetry_error
+
+VIEWS = ("input", "mirror", "az+90", "az-90")  #: the default views of :func:`texture_fidelity`
+#: shading of ``data_prep.views.render_views``: albedo * (AMBIENT + (1 - AMBIENT) |n . l|), flat face
+#: normals, light direction l fixed in OpenCV camera coordinates
+GENERATOR_LIGHT = (0.4, -0.6, -1.0)
+GENERATOR_AMBIENT = 0.35
+PSNR_MAX = 100.0  #: PSNR of identical images (the squared error is floored at 1e-10)
+SYMMETRIZE = (None, "l2r", "r2l", "cent")
+
+
+def view_camera(scale: torch.Tensor, trans: torch.Tensor, quat: torch.Tensor, view: str):
+    """The camera of a view (see the module docstring) of weak-perspective cameras.
+
+    Args:
+        scale (B,), trans (B, 2), quat (B, 4): the annotated cameras (:mod:`symnb.camera`).
+        view: "input", "mirror" or "az<degrees>" (e.g. "az+90", "az-45").
+    Returns:
+        (scale, trans, quat) of the view. "az" keeps scale and translation (the object's origin stays
+        where it was in the image) and rotates: R' = R Ry(deg)^T, i.e. the camera moves by +deg azimuth.
+    """
+    if view == "input":
+        return scale, trans, quat
+    if view == "mirror":
+        return flip_horizontal(scale, trans, quat)
+    if re.fullmatch(r"az[+-]?\d+(\.\d*)?", view):
+        c, s = math.cos(math.radians(float(view[2:]))), math.sin(math.radians(float(view[2:])))
+        Ry = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=quat.dtype, device=quat.device)
+        return scale, trans, matrix_to_quaternion(quaternion_to_matrix(quat) @ Ry.T)
+    raise ValueError(f"unknown view {view!r}: use 'input', 'mirror' or 'az<degrees>' such as 'az+90'")
+
+
+def render_vertex_colours(meshes: list, colours: list, camera: tuple, image_size: int,
+                          shading: str = "generator", rasterizer: str = "auto"):
+    """Render meshes with per-vertex colours (``TexturesVertex``), nearest face, hard edges.
+
+    Args:
+        meshes: B (verts (V_b, 3), faces (F_b, 3)); colours: B (V_b, 3) float in [0, 1].
+        camera: (scale (B,), trans (B, 2), quat (B, 4)) weak-perspective cameras.
+        image_size: S.
+        shading: "generator" (the dataset generator's flat Lambert shading, :data:`GENERATOR_LIGHT`: what
+            the images show and a texture trained on them reproduces) or "albedo" (unlit colours).
+        rasterizer: ``RenderSettings.rasterizer``.
+    Returns:
+        rgb (B, 3, S, S) in [0, 1], 0 on the background; mask (B, S, S) bool.
+    """
+    if shading not in ("generator", "albedo"):
+        raise ValueError(f"shading must be 'generator' or 'albedo', got {shading!r}")
+    scale, trans, quat = (c.float().cpu() for c in camera)
+    m = Meshes([v.float() for v, _ in meshes], [f for _, f in meshes],
+               textures=TexturesVertex([c.float() for c in colours]))
+    rs = RenderSettings(image_size=image_size, sigma=0.0, faces_per_pixel=1, rasterizer=rasterizer)
+    frags = make_rasterizer(to_pytorch3d(scale, trans, quat), rs, soft=False)(m)
+    near = Fragments(pix_to_face=frags.pix_to_face[..., :1], zbuf=frags.zbuf[..., :1],
+                     bary_coords=frags.bary_coords[..., :1, :].clamp(0, 1), dists=frags.dists[..., :1])
+    rgb = m.sample_textures(near)[..., 0, :]  # (B, S, S, 3)
+    p2f = frags.pix_to_face[..., 0]
+    hit = p2f >= 0
+    if shading == "generator":
+        light = torch.nn.functional.normalize(torch.tensor(GENERATOR_LIGHT), dim=0)
+        light = light @ quaternion_to_matrix(quat)  # (B, 3) in world coordinates: R^T l
+        normals = m.faces_normals_packed()[p2f.clamp(min=0)]  # (B, S, S, 3) world
+        lam = (normals * light[:, None, None, :]).sum(-1).abs()
+        rgb = rgb * (GENERATOR_AMBIENT + (1 - GENERATOR_AMBIENT) * lam)[..., None]
+    rgb = (rgb * hit[..., None]).clamp(0, 1)
+    return rgb.permute(0, 3, 1, 2), hit
+
+
+def image_metrics(gt: torch.Tensor, pred: torch.Tensor, gt_mask: torch.Tensor,
+                  pred_mask: torch.Tensor) -> dict:
+    """Masked image metrics of one view.
+
+    Args:
+        gt, pred: (3, H, W) float in [0, 1]; gt_mask, pred_mask: (H, W) bool silhouettes.
+    Returns:
+        dict: "psnr" (dB, at most :data:`PSNR_MAX`) and "l1" over the ground-truth silhouette's pixels
+        and channels; "ssim" (skimage, ``data_range=1``, 7x7 windows or the largest odd size that fits)
+        on the bounding box of both silhouettes, background 0 in both; "mask_iou"; "gt_pixels".
+        NaN where undefined (an empty silhouette, a box under 3 pixels wide for SSIM).
+    """
+    from skimage.metrics import structural_similarity
+
+    gm, pm = gt_mask.bool().cpu().numpy(), pred_mask.bool().cpu().numpy()
+    g = gt.detach().double().cpu().permute(1, 2, 0).numpy() * gm[..., None]
+    p = pred.detach().double().cpu().permute(1, 2, 0).numpy() * pm[..., None]
+    union = gm | pm
+    row = {"psnr": float("nan"), "ssim": float("nan"), "l1": float("nan"),
+           "mask_iou": float((gm & pm).sum() / union.sum()) if union.any() else float("nan"),
+           "gt_pixels": int(gm.sum())}
+    if gm.any():
+        diff = (g - p)[gm]
+        row["psnr"] = min(PSNR_MAX, 10 * math.log10(1.0 / max(float((diff ** 2).mean()), 1e-10)))
+        row["l1"] = float(np.abs(diff).mean())
+    if union.any():
+        ys, xs = np.nonzero(union)
+        crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        side = min(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+        win = min(7, side if side % 2 else side - 1)
+        if win >= 3:
+            row["ssim"] = float(structural_similarity(g[crop], p[crop], channel_axis=-1, data_range=1.0,
+                                                      win_size=win))
+    return row
+
+
+def _picked(dataset, max_items: int | None) -> list[int]:
+    """Evenly spaced indices (as ``evaluate`` picks them): every class of a class-sorted split."""
+    n = len(dataset) if max_items is None else min(max_items, len(dataset))
+    if n == 0:
+        raise ValueError("the dataset is empty")
+    return torch.linspace(0, len(dataset) - 1, n).round().long().unique().tolist()
+
+
+def _device(model) -> torch.device:
+    return getattr(getattr(model, "template", None), "device", torch.device("cpu"))
+
+
+def _fidelity_rows(model, dataset, batch: list, views, rs: RenderSettings, shading: str,
+                   symmetrize: str | None) -> list[dict]:
+    b = collate([it for it, _ in batch])
+    out = model.reconstruct(b["image"].to(_device(model)))
+    if out.get("texture") is None:
+        raise ValueError("the model predicts no texture (ModelConfig.texture is False)")
+    if symmetrize is not None:
+        out["verts"] = model.posthoc_symmetrize(out["verts"], symmetrize)
+    meshes = [dataset.cad_mesh(c, int(k)) for c, k in zip(b["class_name"], b["cad_idx"], strict=True)]
+    for (v, _), (it, tex) in zip(meshes, batch, strict=True):
+        if tex.shape != (len(v), 3):
+            raise ValueError(f"{it['class_name']}/{it['id']}: texture of shape {tuple(tex.shape)} for a CAD "
+                             f"model with {len(v)} vertices")
+    renders, dev = {}, out["verts"].device
+    for view in views:
+        cam = view_camera(b["scale"], b["trans"], b["quat"], view)
+        gt, gt_mask = render_vertex_colours(meshes, [t for _, t in batch], cam, rs.image_size, shading,
+                                            rs.rasterizer)
+        pr = render_prediction(out, rs, camera=tuple(c.to(dev) for c in cam), soft=False)
+        renders[view] = (gt, gt_mask, pr["rgb"].cpu(), pr["coverage"][:, 0].cpu() > 0)
+    rows = []
+    for j, (it, _) in enumerate(batch):
+        for view, (gt, gm, pr, pm) in renders.items():
+            rows.append({"id": it["id"], "class_name": it["class_name"], "cad_idx": int(it["cad_idx"]),
+                         "view": view, **image_metrics(gt[j], pr[j], gm[j], pm[j])})
+    return rows
+
+
+@torch.no_grad()
+def texture_fidelity(model, dataset, max_items: int | None = None, views=VIEWS, batch_size: int = 8,
+                     render: RenderSettings | None = None, shading: str = "generator",
+                     symmetrize: str | None = None, progress: bool = False) -> pd.DataFrame:
+    """Ground-truth vs predicted textured meshes, rendered from the annotated camera's views.
+
+    Args:
+        model: a :class:`symnb.model.ReconstructionNet` predicting a texture (anything with its
+            ``reconstruct(images)`` outputs: verts, faces, texture, verts_uvs, faces_uvs).
+        dataset: items of the data contract with ``cad_mesh`` and ``cad_texture`` (items whose texture
+            is None are skipped).
+        max_items: at most this many items, evenly spaced over the dataset (before skipping).
+        views: see :func:`view_camera`; batch_size: images per forward pass.
+        render: the predicted texture's sampling (``texture_mode``, ``atlas_size``, ``rasterizer``);
+            the image size is always the items'.
+        shading: how the ground truth is lit (:func:`render_vertex_colours`); the prediction is its
+            texture, unlit, as in training.
+        symmetrize: post-hoc symmetrization of the predicted shape ("l2r", "r2l", "cent").
+    Returns:
+        DataFrame, one row per (item, view): id, class_name, cad_idx, view, psnr, ssim, l1, mask_iou,
+        gt_pixels (:func:`image_metrics`).
+    Raises:
+        ValueError: when no picked item has a ground-truth texture (the message names the dataset).
+    """
+    if symmetrize not in SYMMETRIZE:
+        raise ValueError(f"symmetrize must be one of {SYMMETRIZE}, got {symmetrize!r}")
+    textures = getattr(dataset, "cad_texture", None)
+    picked = _picked(dataset, max_items)
+    rs = render or RenderSettings()
+    rows, batch = [], []
+    for k, idx in enumerate(tqdm(picked, desc="texture fidelity", disable=not progress)):
+        item = dataset[idx]
+        tex = textures(item["class_name"], item["id"]) if textures is not None else None
+        if tex is not None:
+            batch.append((item, tex))
+        if batch and (len(batch) == batch_size or k == len(picked) - 1):
+            rs = replace(rs, image_size=batch[0][0]["image"].shape[-1])
+            rows += _fidelity_rows(model, dataset, batch, views, rs, shading, symmetrize)
+            batch = []
+    if not rows:
+        name = getattr(dataset, "root", type(dataset).__name__)
+        raise ValueError(f"no item of the dataset {name} has a ground-truth texture (<class>/textures/"
+                         "<id>.npy, written by data_prep.make_dataset): fidelity needs generated data")
+    return pd.DataFrame(rows)
+
+
+def self_intersections(verts: torch.Tensor, faces: torch.Tensor) -> float:
+    """Fraction of faces that intersect another face of the mesh (MeshLab's
+    ``compute_selection_by_self_intersections_per_face`` through pymeshlab)."""
+    import pymeshlab
+
+    ms = pymeshlab.MeshSet()
+    ms.add_mesh(pymeshlab.Mesh(vertex_matrix=verts.detach().double().cpu().numpy(),
+                               face_matrix=faces.cpu().numpy().astype(np.int32)))
+    ms.compute_selection_by_self_intersections_per_face()
+    m = ms.current_mesh()
+    return m.selected_face_number() / max(1, m.face_number())
+
+
+def artefact_metrics(verts: torch.Tensor, faces: torch.Tensor, n_samples: int = 4000) -> dict:
+    """What redundant representations break, for one mesh.
+
+    Args:
+        verts: (V, 3) float; faces: (F, 3) long; n_samples: surface samples of the symmetry error.
+    Returns:
+        dict of floats: "symmetry_error" (Hausdorff distance between the surface and its mirror image
+        about x = 0 over the bbox diagonal, :func:`symnb.symmetry.geometric_symmetry_error`);
+        "roughness" (mean norm of the uniform Laplacian, ``pytorch3d.loss.mesh_laplacian_smoothing``,
+        over the mean edge length: 0 on a plane, about edge / (2 radius) on a fine sphere);
+        "normal_consistency" (mean cosine between the normals of faces sharing an edge, 1 - PyTorch3D's
+        ``mesh_normal_consistency``; 1 = smooth); "self_intersections" (:func:`self_intersections`).
+    """
+    from pytorch3d.loss import mesh_laplacian_smoothing, mesh_normal_consistency
+
+    v, f = check_mesh(verts.detach().cpu(), faces.cpu())
+    m = Meshes([v.float()], [f])
+    edges = m.edges_packed()
+    mean_edge = float((m.verts_packed()[edges[:, 0]] - m.verts_packed()[edges[:, 1]]).norm(dim=1).mean())
+    lap = float(mesh_laplacian_smoothing(m, method="uniform"))
+    return {"symmetry_error": float(geometric_symmetry_error(v, f, "reflection", n_samples=n_samples)),
+            "roughness": lap / max(mean_edge, 1e-12),
+            "normal_consistency": 1.0 - float(mesh_normal_consistency(m)),
+            "self_intersections": self_intersections(v, f)}
+
+
+@torch.no_grad()
+def artefact_table(model, dataset, max_items: int | None = None, symmetrize: str | None = None,
+                   batch_size: int = 8, n_samples: int = 4000, progress: bool = False) -> pd.DataFrame:
+    """:func:`artefact_metrics` of each predicted mesh (``model.reconstruct``).
+
+    Args:
+        model: a :class:`symnb.model.ReconstructionNet`; dataset: items of the data contract.
+        max_items: at most this many items, evenly spaced over the dataset.
+        symmetrize: post-hoc symmetrization of the outputs first (``model.posthoc_symmetrize``):
+            None, "l2r", "r2l" or "cent".
+    Returns:
+        DataFrame, one row per item: id, class_name, symmetrize ("none" for None), symmetry_error,
+        roughness, normal_consistency, self_intersections.
+    """
+    if symmetrize not in SYMMETRIZE:
+        raise ValueError(f"symmetrize must be one of {SYMMETRIZE}, got {symmetrize!r}")
+    picked = _picked(dataset, max_items)
+    subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
+    rows = []
+    for b in tqdm(loader(subset, batch_size), desc="artefacts", disable=not progress):
+        out = model.reconstruct(b["image"].to(_device(model)))
+        verts = out["verts"] if symmetrize is None else model.posthoc_symmetrize(out["verts"], symmetrize)
+        rows += [{"id": i, "class_name": c, "symmetrize": symmetrize or "none",
+                  **artefact_metrics(v, out["faces"], n_samples)}
+                 for i, c, v in zip(b["id"], b["class_name"], verts, strict=True)]
+    return pd.DataFrame(rows)
+
+
+__all__ = ["GENERATOR_AMBIENT", "GENERATOR_LIGHT", "PSNR_MAX", "VIEWS", "artefact_metrics", "artefact_table",
+           "image_metrics", "render_vertex_colours", "self_intersections", "texture_fidelity", "view_camera"]
