@@ -48,7 +48,8 @@ class DataConfig(Config):
         root: dataset root (Pascal3D+ layout, real or generated).
         classes: class names (a single name is accepted).
         index_name: index variant, e.g. "small" reads ``<class>_small_<split>.txt``; "novelcad" the
-            held-out CAD instances' test split.
+            held-out CAD instances' test split; "occluded" the occluded copies of test images
+            (``data_prep.make_dataset``'s ``occluded_test``).
         flip: random horizontal flips (image, mask, keypoints, camera) on the training split.
         flip_prob: probability of a flip when ``flip``.
         skip_bad: check every sample up front and drop bad ones instead of raising.
