@@ -11,13 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from matplotlib.path import Path as MplPath
 from PIL import Image
 
 from symnb.io import load_mesh
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from symnb.utils import parse_yaml
 
 
 def project(verts: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -67,7 +65,7 @@ def dataset_table(root: str | os.PathLike, classes=None, reproject: bool = True)
             if f.is_file():
                 split_of.update({i: split for i in f.read_text().split()})
         for p in sorted((root / c / "annotations").glob("*.yaml")):
-            ann = yaml.load(p.read_text(), Loader=_LOADER)
+            ann = parse_yaml(p.read_text(errors="replace"), str(p))  # bounded, no aliases
             mask = np.asarray(Image.open(root / c / "masks" / f"{p.stem}.png")) > 0
             H, W = mask.shape
             x1, y1, x2, y2 = ann["bbox"]

@@ -141,8 +141,9 @@ def merge(base: dict, over: dict | None) -> dict:
 
 
 def parse_overrides(items: list[str] | None) -> dict:
-    """``["train.steps=100", "model.symmetry=reflection"]`` -> nested dict (values parsed as YAML)."""
-    import yaml
+    """``["train.steps=100", "model.symmetry=reflection"]`` -> nested dict (values parsed as YAML,
+    with :func:`symnb.utils.parse_yaml`: bounded, no aliases; a bad value is a ValueError naming it)."""
+    from .utils import parse_yaml
 
     out: dict = {}
     for item in items or []:
@@ -153,5 +154,5 @@ def parse_overrides(items: list[str] | None) -> dict:
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value) if value else None
+        node[leaf] = parse_yaml(value, f"override {item!r}") if value else None
     return out
