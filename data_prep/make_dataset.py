@@ -128,10 +128,10 @@ def _load_photos(folder: str | None) -> list[np.ndarray]:
 
 
 def _occlude(rgb: np.ndarray, bbox: list[float], rng: np.random.Generator) -> np.ndarray:
-    """Paste a random grey rectangle covering part of the object's box."""
+    """Paste a random grey rectangle (30-60% of the box's width and height, inside it) over the object."""
     x1, y1, x2, y2 = bbox
-    w, h = (x2 - x1) * rng.uniform(0.2, 0.45), (y2 - y1) * rng.uniform(0.2, 0.45)
-    cx, cy = rng.uniform(x1, x2), rng.uniform(y1, y2)
+    w, h = (x2 - x1) * rng.uniform(0.3, 0.6), (y2 - y1) * rng.uniform(0.3, 0.6)
+    cx, cy = rng.uniform(x1 + w / 2, x2 - w / 2), rng.uniform(y1 + h / 2, y2 - h / 2)
     S = rgb.shape[0]
     xa, xb = int(np.clip(cx - w / 2, 0, S)), int(np.clip(cx + w / 2, 0, S))
     ya, yb = int(np.clip(cy - h / 2, 0, S)), int(np.clip(cy + h / 2, 0, S))

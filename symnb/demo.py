@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the config's)")
     ap.add_argument("--results", default="results", help="parent folder of the run")
     ap.add_argument("--fresh", action="store_true", help="ignore existing checkpoints of this run")
+    ap.add_argument("--jobs", type=int, default=1, help="train this many (variant, seed) runs at a time, "
+                    "as separate processes")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override one config value, e.g. --set train.lr=0.001 (repeatable)")
     return add_debug_flag(ap)
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     variants = args.variants.split(",") if args.variants else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     run_dir = Path(args.results) / args.run
-    result = run(cfg, run_dir, variants=variants, seeds=seeds, fresh=args.fresh)
+    result = run(cfg, run_dir, variants=variants, seeds=seeds, fresh=args.fresh, jobs=args.jobs)
     test_ds = build_dataset(cfg.data, "test", cfg.model.img_size)
     total = time.perf_counter() - t_start
     notes = (f"Dataset `{cfg.data.root}` ({', '.join(cfg.data.classes)}; {len(test_ds)} test images, "

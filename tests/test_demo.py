@@ -17,19 +17,19 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     assert need <= set(csv.columns)
     assert list(csv.variant) == list(dict.fromkeys(summary.variant))
     rows = csv.set_index("variant")
-    assert {"untrained", "baseline", "baseline:mean_shape", "baseline:posthoc_best", "reflection",
-            "refinement"} <= set(rows.index)
-    assert rows.loc["reflection", "symmetry_error"] <= 1e-6
-    assert rows.loc["refinement", "symmetry_error"] <= 1e-6
+    assert {"untrained", "baseline", "baseline:mean_shape", "baseline:posthoc_best", "reflection_ft",
+            "refinement_ft"} <= set(rows.index)
+    assert rows.loc["reflection_ft", "symmetry_error"] <= 1e-6
+    assert rows.loc["refinement_ft", "symmetry_error"] <= 1e-6
     assert rows.loc["baseline:posthoc_best", "symmetry_error"] <= 1e-6
-    assert rows.loc["refinement", "n_params"] == rows.loc["baseline", "n_params"]
-    assert 1.9 <= rows.loc["refinement", "n_verts"] / rows.loc["baseline", "n_verts"] <= 2.1
-    assert (rows.loc[["baseline", "reflection", "refinement"], "steps"] == 3).all()
+    assert rows.loc["refinement_ft", "n_params"] == rows.loc["baseline", "n_params"]
+    assert 1.9 <= rows.loc["refinement_ft", "n_verts"] / rows.loc["baseline", "n_verts"] <= 2.1
+    assert (rows.loc[["baseline", "reflection_ft", "refinement_ft"], "steps"] == 3).all()
     assert csv.iou_3d.between(0, 1).all()
-    trained = rows.loc[["baseline", "reflection", "refinement"]]
+    trained = rows.loc[["baseline", "reflection_ft", "refinement_ft"]]
     assert (trained.chamfer > 0).all()  # the extra rows (untrained, post hoc) skip surface distances
     assert rows.loc[["untrained", "baseline:posthoc_best"], "chamfer"].isna().all()
-    for v in ("baseline", "reflection", "refinement"):
+    for v in ("baseline", "reflection_ft", "refinement_ft"):
         model = load_model(run / v / "model.pt")
         assert model.n_verts == rows.loc[v, "n_verts"]
         assert (run / v / "metrics.csv").is_file() and (run / v / "per_class.csv").is_file()

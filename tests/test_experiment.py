@@ -272,3 +272,11 @@ def test_paired_bootstrap_differences():
     assert table.loc["better", "ci_high"] - table.loc["better", "ci_low"] < 0.01
     assert table.loc["same", "mean_diff"] == 0 and not table.loc["same", "significant"]
     assert (table.n_seeds == 3).all() and (table.n_images == 200).all()
+
+
+def test_incomplete_checkpoint_is_refused_with_a_hint(tmp_path):
+    cfg = tiny(tmp_path / "inc")
+    (tmp_path / "inc").mkdir()
+    torch.save({"model": {}, "experiment": cfg.to_dict()}, tmp_path / "inc" / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"not a complete training checkpoint \(no optimizer.*--fresh"):
+        train(cfg)

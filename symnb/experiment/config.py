@@ -113,7 +113,11 @@ def experiment_dict(path: str | Path, smoke: bool = False, overrides: dict | Non
     smoke_over = raw.pop("smoke", {}) or {}
     d = merge(raw, smoke_over) if smoke else raw
     d = merge(d, overrides)
-    d["variants"] = resolve_variants(d.get("variants"), path.parent)
+    variants = resolve_variants(d.get("variants"), path.parent)
+    if smoke:  # the smoke sections win over the variants' own values too (e.g. a fine-tune's steps)
+        sections = {k: v for k, v in smoke_over.items() if k in SECTIONS}
+        variants = {name: merge(over, sections) for name, over in variants.items()}
+    d["variants"] = variants
     return d
 
 
@@ -127,7 +131,8 @@ def variant_config(cfg: ExperimentConfig, name: str, seed: int | None = None,
     """The config of one variant (its overrides on the base sections), with a seed and output folder.
 
     ``name`` must be in ``cfg.variants`` (or "base" for the sections as they are). The output folder
-    is ``run_dir/<name>`` for one seed and ``run_dir/<name>/seed<k>`` for several;
+    is ``run_dir/<name>`` for a config of one seed and ``run_dir/<name>/seed<k>`` for several (or a
+    seed not in ``cfg.seeds``);
     ``train.init_from: "@other"`` becomes the other variant's ``model.pt`` of the same run and seed.
     """
     if name != "base" and name not in cfg.variants:
@@ -139,7 +144,8 @@ def variant_config(cfg: ExperimentConfig, name: str, seed: int | None = None,
         d["train"]["seed"] = int(seed)
     def folder(variant: str) -> Path:
         out = Path(run_dir) / variant
-        return out / f"seed{seed}" if len(cfg.seeds) > 1 and seed is not None else out
+        several = len(cfg.seeds) > 1 or seed not in cfg.seeds  # a seed of its own gets its own folder
+        return out / f"seed{seed}" if seed is not None and several else out
 
     if run_dir is not None:
         d["out_dir"] = str(folder(name))

@@ -56,6 +56,8 @@ class EvalConfig(Config):
             one global scale and translation for the evaluated set, 32^3 voxels in [-0.5, 0.5]^3;
             :func:`symnb.metrics.iou_3d_protocol`) at ``iou_resolution``.
         distances: compute chamfer and the min-max surface distances (the slowest columns).
+        fidelity_items: the runner's texture-fidelity and artefact tables
+            (:mod:`symnb.experiment.fidelity`) on this many test images (0: off; needs generated data).
     """
 
     iou_resolution: int = 32
@@ -68,12 +70,14 @@ class EvalConfig(Config):
     symmetry: str = "reflection"
     protocol: bool = True
     distances: bool = True
+    fidelity_items: int = 0
 
     def validate(self) -> None:
         self._range("iou_resolution", 2)
         self._range("n_samples", 1)
         self._range("max_items", 1)
         self._range("save_meshes", 0)
+        self._range("fidelity_items", 0)
         self._range("batch_size", 1)
         self._choice("symmetry", (*GROUPS, "model"))
 

@@ -235,6 +235,14 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
     if len(result.paired):
         tables["Paired difference from the baseline (mean over test images and seeds, 95% bootstrap CI)"] = (
             result.paired)
+    occ = [c for c in result.summary.columns if c.startswith(("occ_", "clean_")) and not c.endswith("_std")]
+    if occ:
+        tables["Occluded vs the same images clean (test split)"] = result.summary[occ].reset_index()
+    if len(result.fidelity):
+        tables["Texture fidelity per view (masked PSNR dB, SSIM, L1; annotated camera)"] = (
+            result.fidelity_table().reset_index())
+    if len(result.artefacts):
+        tables["Mesh artefacts (means over test images)"] = result.artefact_summary().reset_index()
     for name, dfs in result.per_sample.items():
         if ":" not in name:
             tables[f"{name}: the field's protocol per class (test split, first seed)"] = (

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from ..data import build_dataset
 from ..model import ReconstructionNet, load_model
 from ..utils import atomic_write, set_seed
 from .config import ExperimentConfig, variant_config
 from .evaluate import evaluate, per_class
+from .fidelity import artefact_table, texture_fidelity
 from .report import aggregate, steps_to_reach
 from .stats import paired_differences
 from .train import train
@@ -57,6 +59,23 @@ class RunResult:
     per_class: dict = field(default_factory=dict)
     per_sample: dict = field(default_factory=dict)
     paired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fidelity: list = field(default_factory=list)
+    artefacts: list = field(default_factory=list)
+
+    def fidelity_table(self) -> pd.DataFrame:
+        """Masked PSNR / SSIM / L1 and mask IoU per (variant, view), means over images and seeds."""
+        if not self.fidelity:
+            return pd.DataFrame()
+        df = pd.concat(self.fidelity)
+        return df.groupby(["variant", "view"], sort=False)[["psnr", "ssim", "l1", "mask_iou"]].mean()
+
+    def artefact_summary(self) -> pd.DataFrame:
+        """Symmetry error, roughness, normal consistency, self-intersections per variant (means)."""
+        if not self.artefacts:
+            return pd.DataFrame()
+        df = pd.concat(self.artefacts)
+        cols = ["symmetry_error", "roughness", "normal_consistency", "self_intersections"]
+        return df.groupby("variant", sort=False)[cols].mean()
 
 
 def ensure_dataset(cfg: ExperimentConfig) -> Path:
@@ -86,6 +105,32 @@ def _row(name: str, seed: int, model: ReconstructionNet, df: pd.DataFrame, steps
                n_verts=model.n_verts, steps=steps, train_seconds=round(train_s, 1),
                eval_seconds=round(eval_s, 1))
     return row
+
+
+def _claims(out: RunResult, name: str, seed: int, model, test_ds, vc: ExperimentConfig, posthoc: bool):
+    """Texture fidelity per view and mesh artefacts of one run (and of its post-hoc l2r output)."""
+    n = vc.eval.fidelity_items
+    for sym in (None, "l2r") if posthoc else (None,):
+        label = name if sym is None else f"{name}:posthoc_{sym}"
+        fid = texture_fidelity(model, test_ds, max_items=n, render=vc.render, symmetrize=sym)
+        art = artefact_table(model, test_ds, max_items=n, symmetrize=sym)
+        out.fidelity.append(fid.assign(variant=label, seed=seed))
+        out.artefacts.append(art.assign(variant=label, seed=seed))
+
+
+def _originals(test, occluded):
+    """The clean test items whose occluded copies (``<id>_occ``) ``occluded`` holds, in its order."""
+    where = {i: k for k, (_, i) in enumerate(test.items)}
+    picked = [where[i.removesuffix("_occ")] for _, i in occluded.items]
+    sub = torch.utils.data.Subset(test, picked)
+    sub.cad_mesh = test.cad_mesh
+    return sub
+
+
+def _depth(cfg: ExperimentConfig, name: str) -> int:
+    """How many fine-tuning steps (``init_from: "@variant"``) separate a variant from a fresh start."""
+    src = (cfg.variants.get(name, {}).get("train") or {}).get("init_from") or ""
+    return 1 + _depth(cfg, src[1:]) if src.startswith("@") else 0
 
 
 def _train_job(cfg_dict: dict, fresh: bool, threads: int) -> str:
@@ -132,6 +177,7 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
     if missing:
         raise ValueError(f"unknown variants {missing}; the config has {list(cfg.variants)}")
     seeds = list(seeds if seeds is not None else cfg.seeds)
+    cfg = replace(cfg, seeds=tuple(seeds))  # the run's seeds decide the folders (one seed: no seed folder)
     for i, name in enumerate(names):  # fine-tuned variants need their source trained first
         src = (cfg.variants.get(name, {}).get("train") or {}).get("init_from") or ""
         if src.startswith("@") and src[1:] not in names[:i]:
@@ -149,16 +195,26 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                 data_cache[key]["novel"] = build_dataset(replace(c.data, index_name="novelcad"), "test", size)
             except FileNotFoundError:
                 pass
+            try:  # occluded copies of test images (<class>_occluded_test.txt) and their clean originals
+                occ = build_dataset(replace(c.data, index_name="occluded"), "test", size)
+                data_cache[key]["occluded"] = occ
+                data_cache[key]["clean"] = _originals(data_cache[key]["test"], occ)
+            except FileNotFoundError:
+                pass
             if c.train.val_every:
                 data_cache[key]["val"] = build_dataset(c.data, "eval", size)
                 data_cache[key]["train_eval"] = build_dataset(plain, "train", size)
         return data_cache[key]
 
-    if jobs > 1:
-        todo = [variant_config(cfg, name, seed, run_dir) for name in names for seed in seeds]
-        for c in todo:
-            ensure_dataset(c)
-        _train_in_parallel(todo, jobs, fresh)
+    if jobs > 1:  # in waves: the runs that fine-tune another variant after that variant's wave
+        waves: dict[int, list[ExperimentConfig]] = {}
+        for name in names:
+            depth = _depth(cfg, name)
+            waves.setdefault(depth, []).extend(variant_config(cfg, name, seed, run_dir) for seed in seeds)
+        for depth in sorted(waves):
+            for c in waves[depth]:
+                ensure_dataset(c)
+            _train_in_parallel(waves[depth], jobs, fresh)
         fresh = False  # the runs just trained are the ones to evaluate
     rows, out = [], RunResult(pd.DataFrame(), pd.DataFrame())
     # extra evaluations (untrained, mean shape, post hoc, held-out CADs) skip the slow surface distances
@@ -193,11 +249,20 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                     dfn.to_csv(f, index=False)
                 rows[-1].update({f"novel_{k}": v for k, v in _row(name, seed, model, dfn, 0, 0, 0).items()
                                  if k in ("iou_3d_drc", "mask_iou", "rot_err_median", "rot_acc30")})
+            if "occluded" in data:  # the same images with and without an occluder
+                for split, prefix in (("occluded", "occ_"), ("clean", "clean_")):
+                    dfo = evaluate(model, data[split], light, progress=False, render=vc.render)
+                    with atomic_write(res.out_dir / f"per_sample_{split}.csv") as f:
+                        dfo.to_csv(f, index=False)
+                    rows[-1].update({prefix + k: v for k, v in _row(name, seed, model, dfo, 0, 0, 0).items()
+                                     if k in ("iou_3d_drc", "mask_iou", "rot_err_median")})
             out.histories.setdefault(name, []).append(res.history)
             out.val_histories.setdefault(name, []).append(res.val_history)
             out.per_sample.setdefault(name, []).append(df)
             out.models.setdefault(name, model)
             out.per_class.setdefault(name, table)
+            if vc.eval.fidelity_items and hasattr(test_ds, "cad_texture"):
+                _claims(out, name, seed, model, test_ds, vc, extras and model.symmetry == "none")
             if extras and model.symmetry == "none":
                 evl = replace(light, max_items=vc.eval.max_items)
                 dfm = evaluate(model, test_ds, evl, mean_shape_only=True, progress=False, render=vc.render)
@@ -210,7 +275,8 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             shown = [f"{k}={mine[k]:.4g}" for k in ("iou_3d", "mask_iou", "chamfer") if k in mine]
             log(f"{name} seed {seed}: " + ", ".join(shown))
     out.runs = pd.DataFrame(rows)
-    novel = ("novel_iou_3d_drc", "novel_mask_iou", "novel_rot_err_median", "novel_rot_acc30")
+    novel = ("novel_iou_3d_drc", "novel_mask_iou", "novel_rot_err_median", "novel_rot_acc30",
+             *(f"{p}{k}" for p in ("occ_", "clean_") for k in ("iou_3d_drc", "mask_iou", "rot_err_median")))
     out.summary = aggregate(out.runs, RUN_METRICS + ("rot_err_median", "rot_acc30") + novel
                             + ("train_seconds",)).join(
         out.runs.groupby("variant", sort=False)[["symmetry", "sym_mode", "n_params", "n_mean_shape_params",
@@ -224,6 +290,10 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             target = sum(base_val) / len(base_val)
             reach = steps_to_reach(out.val_histories, "val_iou_3d_drc", target, window=1)
             out.summary["steps_to_baseline"] = pd.Series(reach)
+    for table, fname in ((out.fidelity_table(), "fidelity.csv"), (out.artefact_summary(), "artefacts.csv")):
+        if len(table):
+            with atomic_write(run_dir / fname) as f:
+                table.to_csv(f)
     with atomic_write(run_dir / "runs.csv") as f:
         out.runs.to_csv(f, index=False)
     with atomic_write(run_dir / "summary.csv") as f:
