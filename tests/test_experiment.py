@@ -280,3 +280,25 @@ def test_incomplete_checkpoint_is_refused_with_a_hint(tmp_path):
     torch.save({"model": {}, "experiment": cfg.to_dict()}, tmp_path / "inc" / "checkpoint.pt")
     with pytest.raises(ValueError, match=r"not a complete training checkpoint \(no optimizer.*--fresh"):
         train(cfg)
+
+
+def test_fine_tune_variants_smoke_and_seed_folders(tmp_path):
+    from symnb.experiment.report import steps_to_reach
+    from symnb.experiment.runner import _depth
+
+    p = tmp_path / "exp.yaml"
+    p.write_text("train: {steps: 7}\nvariants:\n  - base: {}\n"
+                 "  - ft: {train: {init_from: '@base', steps: 5}}\n"
+                 "  - ft2: {train: {init_from: '@ft'}}\nseeds: [0]\nsmoke: {train: {steps: 2}}\n")
+    cfg = load_experiment(p)
+    assert [_depth(cfg, v) for v in ("base", "ft", "ft2")] == [0, 1, 2]
+    ft = variant_config(cfg, "ft", seed=0, run_dir=tmp_path / "run")
+    assert ft.train.steps == 5 and ft.train.init_from == str(tmp_path / "run" / "base" / "model.pt")
+    assert variant_config(load_experiment(p, smoke=True), "ft", 0).train.steps == 2  # smoke wins over variants
+    other = variant_config(cfg, "ft", seed=3, run_dir=tmp_path / "run")  # a seed the config does not list
+    assert other.out_dir == str(tmp_path / "run" / "ft" / "seed3")
+    assert other.train.init_from == str(tmp_path / "run" / "base" / "seed3" / "model.pt")
+    # a curve reaches its own final value exactly (no drift of a running sum)
+    vals = [0.1 * k + 0.2907 for k in range(8)]
+    hist = {"a": [[{"step": i, "m": v} for i, v in enumerate(vals)]]}
+    assert steps_to_reach(hist, "m", vals[-1], window=1) == {"a": 7.0}

@@ -91,9 +91,11 @@ def plot_reconstructions(models: dict, dataset, indices: list[int], vmax: float 
 
 
 def plot_train_val(val_histories: dict[str, list[list[dict]]],
-                   metrics=("mask_iou", "iou_3d_drc", "rot_err")):
+                   metrics=("mask_iou", "iou_3d_drc", "rot_err"), offsets: dict[str, int] | None = None):
     """Validation curves (mean over seeds): each metric on the unaugmented training images (dashed)
-    and on the validation split (solid), one colour per variant."""
+    and on the validation split (solid), one colour per variant; ``offsets`` shifts a fine-tuned
+    variant's steps by those of the network it started from (its curve continues that one)."""
+    offsets = offsets or {}
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.8 * len(metrics), 3), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, m in zip(axes[0], metrics, strict=True):
@@ -101,6 +103,7 @@ def plot_train_val(val_histories: dict[str, list[list[dict]]],
             for split, style in (("train", "--"), ("val", "-")):
                 steps, ys = mean_curve(hists, f"{split}_{m}")
                 if steps:
+                    steps = [st + offsets.get(name, 0) for st in steps]
                     ax.plot(steps, ys, style, color=colours[k % len(colours)], label=f"{name} {split}")
         ax.set_xlabel("step")
         ax.set_title(m + (" (median deg)" if m == "rot_err" else ""))
@@ -170,13 +173,9 @@ def mean_curve(histories: list[list[dict]], key: str) -> tuple[list[int], list[f
 
 def smooth(values: list[float], window: int) -> list[float]:
     """Trailing running mean over ``window`` values (the first ones average what exists)."""
-    out, acc = [], 0.0
-    for i, v in enumerate(values):
-        acc += v
-        if i >= window:
-            acc -= values[i - window]
-        out.append(acc / min(i + 1, window))
-    return out
+    window = max(1, window)
+    # each mean summed afresh: a running sum drifts, and window 1 must return the values exactly
+    return [sum(values[max(0, i - window + 1):i + 1]) / min(i + 1, window) for i in range(len(values))]
 
 
 def steps_to_reach(histories: dict[str, list[list[dict]]], key: str, target: float, window: int = 5,
@@ -222,7 +221,7 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
         plot_seed_curves(result.histories), run_dir / "curves.png").name}
     if any(h for hs in result.val_histories.values() for h in hs):
         figs["Training (dashed) and validation (solid) metrics"] = save_figure(
-            plot_train_val(result.val_histories), run_dir / "train_val.png").name
+            plot_train_val(result.val_histories, offsets=result.start_steps), run_dir / "train_val.png").name
     figs["Summary"] = save_figure(plot_metric_bars(result.runs), run_dir / "summary.png").name
     n_show = min(n_show, len(test_dataset))
     idx = [int(i) for i in torch.linspace(0, len(test_dataset) - 1, n_show).round().long()]

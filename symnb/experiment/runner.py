@@ -45,6 +45,7 @@ class RunResult:
         summary: mean and std over seeds per variant (:func:`symnb.experiment.report.aggregate`).
         histories: variant -> one training history per seed; val_histories: the validation curves.
         models: variant -> the trained model of its first seed.
+        start_steps: fine-tuned variant -> the training steps of the network it started from.
         per_class: variant -> per-class table of its first seed.
         per_sample: variant -> per-sample DataFrames, one per seed.
         paired: per (variant, metric) the mean paired difference from "baseline" over test images
@@ -61,6 +62,7 @@ class RunResult:
     paired: pd.DataFrame = field(default_factory=pd.DataFrame)
     fidelity: list = field(default_factory=list)
     artefacts: list = field(default_factory=list)
+    start_steps: dict = field(default_factory=dict)
 
     def fidelity_table(self) -> pd.DataFrame:
         """Masked PSNR / SSIM / L1 and mask IoU per (variant, view), means over images and seeds."""
@@ -216,7 +218,7 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                 ensure_dataset(c)
             _train_in_parallel(waves[depth], jobs, fresh)
         fresh = False  # the runs just trained are the ones to evaluate
-    rows, out = [], RunResult(pd.DataFrame(), pd.DataFrame())
+    rows, out, trained = [], RunResult(pd.DataFrame(), pd.DataFrame()), {}
     # extra evaluations (untrained, mean shape, post hoc, held-out CADs) skip the slow surface distances
     light = replace(cfg.eval, save_meshes=0, icp=False, geom_symmetry=False, distances=False)
     for name in names:
@@ -256,6 +258,10 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                         dfo.to_csv(f, index=False)
                     rows[-1].update({prefix + k: v for k, v in _row(name, seed, model, dfo, 0, 0, 0).items()
                                      if k in ("iou_3d_drc", "mask_iou", "rot_err_median")})
+            src = (cfg.variants.get(name, {}).get("train") or {}).get("init_from") or ""
+            if src.startswith("@") and src[1:] in trained:  # fine-tuned: its steps follow its source's
+                out.start_steps[name] = trained[src[1:]]
+            trained.setdefault(name, res.steps)
             out.histories.setdefault(name, []).append(res.history)
             out.val_histories.setdefault(name, []).append(res.val_history)
             out.per_sample.setdefault(name, []).append(df)
