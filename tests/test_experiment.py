@@ -294,7 +294,7 @@ def test_fine_tune_variants_smoke_and_seed_folders(tmp_path):
     assert [_depth(cfg, v) for v in ("base", "ft", "ft2")] == [0, 1, 2]
     ft = variant_config(cfg, "ft", seed=0, run_dir=tmp_path / "run")
     assert ft.train.steps == 5 and ft.train.init_from == str(tmp_path / "run" / "base" / "model.pt")
-    assert variant_config(load_experiment(p, smoke=True), "ft", 0).train.steps == 2  # smoke wins over variants
+    assert variant_config(load_experiment(p, smoke=True), "ft", 0).train.steps == 2  # smoke wins
     other = variant_config(cfg, "ft", seed=3, run_dir=tmp_path / "run")  # a seed the config does not list
     assert other.out_dir == str(tmp_path / "run" / "ft" / "seed3")
     assert other.train.init_from == str(tmp_path / "run" / "base" / "seed3" / "model.pt")
