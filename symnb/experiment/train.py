@@ -212,14 +212,14 @@ def category_cad_models(dataset, max_models: int = 3, max_items: int = 64) -> li
 
 def _resume(ckpt: Path, cfg: ExperimentConfig, model, force: bool) -> dict:
     st = read_checkpoint(ckpt, "training checkpoint")
-    missing = [k for k in ("model", "optimizer", "step", "history", "rng", "train_seconds") if k not in st]
-    if missing:
-        raise ValueError(f"{ckpt}: not a complete training checkpoint (no {', '.join(missing)}); "
-                         "pass --fresh to restart")
     diff = config_differences(st.get("experiment", {}), cfg.to_dict())
     if diff and not force:
         raise ValueError(f"{ckpt} was written under another config (differs in: {', '.join(diff[:8])}); "
                          "delete it or pass --fresh to restart, or resume='force' to continue anyway")
+    missing = [k for k in ("model", "optimizer", "step", "history", "rng", "train_seconds") if k not in st]
+    if missing:
+        raise ValueError(f"{ckpt}: not a complete training checkpoint (no {', '.join(missing)}); "
+                         "pass --fresh to restart")
     for _ in range(st.get("n_subdivisions", 0)):
         model.subdivide()
     try:
