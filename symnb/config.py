@@ -19,6 +19,10 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+#: types taken as they are, with the words of their error message
+_PLAIN = {bool: "true or false", str: "a string"}
+
+
 def _coerce(value: Any, tp, where: str) -> Any:
     """``value`` converted to the annotated type ``tp``, or ValueError naming ``where``."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -46,9 +50,9 @@ def _coerce(value: Any, tp, where: str) -> Any:
         if not isinstance(value, dict):
             raise ValueError(f"{where} must be a mapping, got {value!r}")
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where} must be true or false, got {value!r}")
+    if tp in _PLAIN:
+        if not isinstance(value, tp):
+            raise ValueError(f"{where} must be {_PLAIN[tp]}, got {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -62,10 +66,6 @@ def _coerce(value: Any, tp, where: str) -> Any:
         if not math.isfinite(value):
             raise ValueError(f"{where} must be finite, got {value!r}")
         return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where} must be a string, got {value!r}")
-        return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
