@@ -129,10 +129,16 @@ def _originals(test, occluded):
     return sub
 
 
+def _source(cfg: ExperimentConfig, name: str) -> str | None:
+    """The variant ``name`` fine-tunes (``train.init_from: "@variant"``), or None."""
+    src = (cfg.variants.get(name, {}).get("train") or {}).get("init_from") or ""
+    return src[1:] if src.startswith("@") else None
+
+
 def _depth(cfg: ExperimentConfig, name: str) -> int:
     """How many fine-tuning steps (``init_from: "@variant"``) separate a variant from a fresh start."""
-    src = (cfg.variants.get(name, {}).get("train") or {}).get("init_from") or ""
-    return 1 + _depth(cfg, src[1:]) if src.startswith("@") else 0
+    src = _source(cfg, name)
+    return 0 if src is None else 1 + _depth(cfg, src)
 
 
 def _train_job(cfg_dict: dict, fresh: bool, threads: int) -> str:
@@ -181,9 +187,9 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
     seeds = list(seeds if seeds is not None else cfg.seeds)
     cfg = replace(cfg, seeds=tuple(seeds))  # the run's seeds decide the folders (one seed: no seed folder)
     for i, name in enumerate(names):  # fine-tuned variants need their source trained first
-        src = (cfg.variants.get(name, {}).get("train") or {}).get("init_from") or ""
-        if src.startswith("@") and src[1:] not in names[:i]:
-            raise ValueError(f"variant {name!r} fine-tunes {src[1:]!r}: list {src[1:]!r} before it")
+        src = _source(cfg, name)
+        if src is not None and src not in names[:i]:
+            raise ValueError(f"variant {name!r} fine-tunes {src!r}: list {src!r} before it")
     data_cache: dict = {}
 
     def splits(c: ExperimentConfig) -> dict:
@@ -258,9 +264,9 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                         dfo.to_csv(f, index=False)
                     rows[-1].update({prefix + k: v for k, v in _row(name, seed, model, dfo, 0, 0, 0).items()
                                      if k in ("iou_3d_drc", "mask_iou", "rot_err_median")})
-            src = (cfg.variants.get(name, {}).get("train") or {}).get("init_from") or ""
-            if src.startswith("@") and src[1:] in trained:  # fine-tuned: its steps follow its source's
-                out.start_steps[name] = trained[src[1:]]
+            src = _source(cfg, name)
+            if src in trained:  # fine-tuned: its steps follow its source's
+                out.start_steps[name] = trained[src]
             trained.setdefault(name, res.steps)
             out.histories.setdefault(name, []).append(res.history)
             out.val_histories.setdefault(name, []).append(res.val_history)
