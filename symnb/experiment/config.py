@@ -114,9 +114,12 @@ def experiment_dict(path: str | Path, smoke: bool = False, overrides: dict | Non
     d = merge(raw, smoke_over) if smoke else raw
     d = merge(d, overrides)
     variants = resolve_variants(d.get("variants"), path.parent)
-    if smoke:  # the smoke sections win over the variants' own values too (e.g. a fine-tune's steps)
+    if smoke:  # the smoke sections win over the variants' own values too (e.g. a fine-tune's steps),
+        # except that a variant evaluated as transferred (train.steps 0) stays untrained
         sections = {k: v for k, v in smoke_over.items() if k in SECTIONS}
-        variants = {name: merge(over, sections) for name, over in variants.items()}
+        variants = {name: merge(merge(over, sections), {"train": {"steps": 0}}
+                                if (over.get("train") or {}).get("steps") == 0 else None)
+                    for name, over in variants.items()}
     d["variants"] = variants
     return d
 

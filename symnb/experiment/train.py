@@ -54,7 +54,8 @@ class TrainConfig(Config):
     """Optimisation settings.
 
     Attributes:
-        steps: total optimisation steps (>= 1); batch_size: images per step; lr: Adam learning rate.
+        steps: total optimisation steps (>= 1; 0 with ``init_from``: the transferred network as is, e.g.
+            a texture or symmetrization applied to a trained network); batch_size: images per step; lr: Adam learning rate.
         lr_schedule: "constant" or "cosine" (from ``lr`` down to ``lr * min_lr``, after ``warmup``
             linear warm-up steps); min_lr: the cosine's final fraction of ``lr``.
         seed: seeds weights, batch order and augmentation; device: "auto" | "cpu" | "cuda[:i]".
@@ -93,8 +94,12 @@ class TrainConfig(Config):
     bf16: bool = False
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "ckpt_every"):
+        for name in ("batch_size", "log_every", "ckpt_every"):
             self._range(name, 1)
+        if self.steps == 0 and not self.init_from:
+            raise ValueError("TrainConfig.steps must be >= 1 (0 only with init_from: the transferred network "
+                             "evaluated as is)")
+        self._range("steps", 0)
         self._range("lr", 0, lo_open=True)
         self._range("min_lr", 0, 1)
         self._range("warmup", 0)

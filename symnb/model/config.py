@@ -36,7 +36,11 @@ class ModelConfig(Config):
         texture: predict a texture (UV image).
         tex_size: UV image height (4 * 2^n); width is 2 * tex_size.
         uv_map: "spherical" | "symmetric" (seam on the symmetry plane, mirrored halves).
-        symmetric_texture: predict one half of the UV image and mirror it (needs uv_map "symmetric").
+        symmetric_texture: predict one half of the UV image and mirror it (needs uv_map "symmetric");
+            with texture_source "projection": hidden texels take their visible mirror texel's colour.
+        texture_source: "decoder" (a UV image decoded from the image feature, learned) or
+            "projection" (the input image sampled at each texel's projection through the predicted
+            camera, :mod:`symnb.model.texture`; nothing learned, hidden texels filled).
         n_keypoints: > 0: learn a soft assignment of this many 3-D keypoints to template vertices
             per mean shape (CMR), for the keypoint reprojection loss.
         pretrained_path: optional local file with the encoder's ImageNet weights (torchvision format).
@@ -68,6 +72,7 @@ class ModelConfig(Config):
     tex_size: int = 32
     uv_map: str = "symmetric"
     symmetric_texture: bool = False
+    texture_source: str = "decoder"
     n_keypoints: int = 0
     pretrained_path: str | None = None
     init_scale: float = 1.5
@@ -96,6 +101,7 @@ class ModelConfig(Config):
         self._range("auto_threshold", 0, lo_open=True)
         self._choice("symmetry", SYMMETRIES)
         self._choice("uv_map", ("spherical", "symmetric"))
+        self._choice("texture_source", ("decoder", "projection"))
         if self.tex_size < 4 or self.tex_size & (self.tex_size - 1):
             raise ValueError(f"ModelConfig.tex_size must be 4 * 2^n (4, 8, 16, 32, ...), got {self.tex_size}")
         if self.symmetry == "rotation" and self.sym_order < 2:

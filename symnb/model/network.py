@@ -7,6 +7,7 @@ Architecture (MCMR, Fini et al. 2021, on our templates and renderer)::
     (feature, probabilities, template positions) -> per-vertex offsets (B, V, 3)
     feature -> camera: scale (B,), translation (B, 2), unit quaternion (B, 4)
     feature map -> UV image (B, 3, T, 2T), sampled through a spherical or symmetry-aligned UV map
+    (or, texture_source="projection", the image sampled at each texel's projection: .texture)
 
 Symmetry: every representation is a group of ``symnb.symmetry.GROUPS`` with a
 :class:`~symnb.symmetry.SymmetryMap` on its template, the trivial group for the baseline. The mean
@@ -33,6 +34,7 @@ from ..symmetry.templates import template_for, uv_sphere
 from .config import ModelConfig
 from .encoders import build_encoder
 from .heads import CameraHead, DeformMLP, TextureDecoder
+from .texture import ProjectedTexture
 from .uv import UV_MAPS
 
 
@@ -126,7 +128,9 @@ class ReconstructionNet(nn.Module):
                                 cfg.max_offset)
         self.camera = CameraHead(cfg.n_feat, cfg.init_scale, cfg.rotation, cfg.cam_hypotheses)
         self.texture = (TextureDecoder(cfg.tex_size, half=cfg.symmetric_texture,
-                                       in_channels=self.encoder.out_channels) if cfg.texture else None)
+                                       in_channels=self.encoder.out_channels)
+                        if cfg.texture and cfg.texture_source == "decoder" else None)
+        self.projector = None  # texture_source "projection": built with the template (_set_template)
         self.mean_shape = nn.Parameter(torch.empty(0))
         self.kp_logits = nn.Parameter(torch.empty(0)) if cfg.n_keypoints else None
         self._set_template(verts, faces)
@@ -154,6 +158,9 @@ class ReconstructionNet(nn.Module):
         verts_uvs, faces_uvs = UV_MAPS[cfg.uv_map](self.template.cpu(), self.faces.cpu())
         self.register_buffer("verts_uvs", verts_uvs.to(dev))
         self.register_buffer("faces_uvs", faces_uvs.to(dev))
+        if cfg.texture and cfg.texture_source == "projection":
+            self.projector = ProjectedTexture(verts_uvs, faces_uvs, self.faces.cpu(), self.template.cpu(),
+                                              cfg.tex_size, 2 * cfg.tex_size, mirror=cfg.symmetric_texture).to(dev)
 
     def _apply(self, fn, *args, **kwargs):
         out = super()._apply(fn, *args, **kwargs)  # .to(device) / .cuda(): move the symmetry map along
@@ -213,9 +220,12 @@ class ReconstructionNet(nn.Module):
         offsets = symmetrize(self.deform(torch.cat([feat, probs], dim=1), self.template), self.smap,
                              self.config.sym_mode)
         verts = expand((mean + offsets)[:, self.smap.independent], self.smap)  # exactly invariant
+        cam = self.camera(feat)
+        texture = self.texture(fmap) if self.texture is not None else None
+        if self.projector is not None:  # the image itself, sampled through the predicted camera
+            texture = self.projector(images, verts, cam["R"], cam["scale"], cam["trans"])["texture"]
         out = {"verts": verts, "faces": self.faces, "mean_shape": mean, "offsets": offsets,
-               "class_probs": probs,
-               **self.camera(feat), "texture": self.texture(fmap) if self.texture is not None else None,
+               "class_probs": probs, **cam, "texture": texture,
                "verts_uvs": self.verts_uvs, "faces_uvs": self.faces_uvs}
         if self.kp_logits is not None:  # soft keypoint assignment, blended like the mean shapes
             assign = torch.einsum("bk,knv->bnv", probs, torch.softmax(self.kp_logits, dim=-1))

@@ -32,18 +32,20 @@ def spherical_uv(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor
 def symmetric_uv(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetry-aligned UV map: one chart per side, cut along the plane x = 0, mirrored halves.
 
-    Each hemisphere is unfolded by the azimuthal equidistant projection around its pole (+-x) into a
-    disc; the left (x > 0) disc fills u in [0, 0.5], the right one u in [0.5, 1], and the mirror
-    image of a point has ``u' = 1 - u``, so a left-right mirrored UV image gives a symmetric texture.
+    Each hemisphere is unfolded by the Lambert azimuthal equal-area projection around its pole (+-x)
+    (equal surface areas get equal texel counts) into an ellipse that fills its half of the UV image:
+    the left (x > 0) chart fills u in [0.01, 0.49], the right one u in [0.51, 0.99], both v in
+    [0.02, 0.98] (in texels of a 2:1 UV image, two discs of almost its height). The mirror image of
+    a point has ``u' = 1 - u``, so a left-right mirrored UV image gives a symmetric texture.
 
     Returns:
         verts_uvs (2V, 2) (first V: left chart, next V: right chart), faces_uvs (F, 3) long.
     """
     d = F.normalize(verts, dim=-1)
     alpha = torch.acos(d[:, 0].abs().clamp(max=1.0))  # angle from this side's pole
-    r = alpha / (math.pi / 2) * 0.24  # the plane (alpha = pi/2) maps to radius 0.24 < 0.25
+    r = torch.sin(alpha / 2) / math.sin(math.pi / 4)  # equal-area radius: 0 at the pole, 1 on the plane
     phi = torch.atan2(d[:, 1], d[:, 2])
-    du, dv = r * torch.cos(phi), r * torch.sin(phi)
+    du, dv = 0.24 * r * torch.cos(phi), 0.48 * r * torch.sin(phi)
     left = torch.stack([0.25 + du, 0.5 + dv], dim=-1)
     right = torch.stack([0.75 - du, 0.5 + dv], dim=-1)
     side_x = verts[faces].mean(1)[:, 0]
