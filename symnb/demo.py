@@ -1,8 +1,9 @@
 """The main job (``make demo`` = ``python -m symnb.demo``).
 
 1. builds the embedded dataset (``data_prep.make_dataset``) unless it is already there;
-2. trains each variant of ``configs/demo.yaml`` (baseline, reflection, refinement) on CPU (CUDA if
-   present) through the variants x seeds runner (:func:`symnb.experiment.run`);
+2. trains each variant of ``configs/demo.yaml`` (baseline, reflection_ft, refinement_ft, the texture
+   ablations) on CPU (CUDA if present) through the variants x seeds runner
+   (:func:`symnb.experiment.run`);
 3. evaluates them on the test split, plus the untrained network, the baseline's mean shape alone and
    the baseline symmetrized post hoc (best of l2r / r2l / cent per sample);
 4. writes ``results/<run>/summary.csv`` and ``runs.csv``, ``results/<run>/<variant>/model.pt``

@@ -9,7 +9,8 @@ from symnb.model import load_model
 
 
 def test_demo_smoke_writes_summary_models_and_report(tmp_path):
-    summary = main(["--smoke", "--run", "smoke", "--results", str(tmp_path)])
+    # two processes: a fine-tune waits for its source, the texture variants for reflection_ft
+    summary = main(["--smoke", "--run", "smoke", "--results", str(tmp_path), "--jobs", "2"])
     run = tmp_path / "smoke"
     csv = pd.read_csv(run / "summary.csv")
     need = {"variant", "symmetry", "iou_3d", "chamfer", "hausdorff", "mask_iou", "symmetry_error", "n_params",
@@ -29,6 +30,13 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     trained = rows.loc[["baseline", "reflection_ft", "refinement_ft"]]
     assert (trained.chamfer > 0).all()  # the extra rows (untrained, post hoc) skip surface distances
     assert rows.loc[["untrained", "baseline:posthoc_best"], "chamfer"].isna().all()
+    # the texture ablations: reflection_ft untouched (steps 0) but for its texture
+    textures = ["texture_projected", "symmetric_texture", "uv_spherical", "atlas"]
+    assert (rows.loc[textures, "steps"] == 0).all()
+    for col in ("iou_3d_drc", "mask_iou", "rot_err", "chamfer"):
+        assert (rows.loc[textures, col] == rows.loc["reflection_ft", col]).all(), col
+    fid = pd.read_csv(run / "fidelity.csv")
+    assert set(textures) <= set(fid.variant) and fid.psnr.between(0, 100).all()
     for v in ("baseline", "reflection_ft", "refinement_ft"):
         model = load_model(run / v / "model.pt")
         assert model.n_verts == rows.loc[v, "n_verts"]

@@ -284,14 +284,14 @@ def test_incomplete_checkpoint_is_refused_with_a_hint(tmp_path):
 
 def test_fine_tune_variants_smoke_and_seed_folders(tmp_path):
     from symnb.experiment.report import steps_to_reach
-    from symnb.experiment.runner import _depth
+    from symnb.experiment.runner import _source
 
     p = tmp_path / "exp.yaml"
     p.write_text("train: {steps: 7}\nvariants:\n  - base: {}\n"
                  "  - ft: {train: {init_from: '@base', steps: 5}}\n"
                  "  - ft2: {train: {init_from: '@ft'}}\nseeds: [0]\nsmoke: {train: {steps: 2}}\n")
     cfg = load_experiment(p)
-    assert [_depth(cfg, v) for v in ("base", "ft", "ft2")] == [0, 1, 2]
+    assert [_source(cfg, v) for v in ("base", "ft", "ft2")] == [None, "base", "ft"]
     ft = variant_config(cfg, "ft", seed=0, run_dir=tmp_path / "run")
     assert ft.train.steps == 5 and ft.train.init_from == str(tmp_path / "run" / "base" / "model.pt")
     assert variant_config(load_experiment(p, smoke=True), "ft", 0).train.steps == 2  # smoke wins
@@ -302,3 +302,24 @@ def test_fine_tune_variants_smoke_and_seed_folders(tmp_path):
     vals = [0.1 * k + 0.2907 for k in range(8)]
     hist = {"a": [[{"step": i, "m": v} for i, v in enumerate(vals)]]}
     assert steps_to_reach(hist, "m", vals[-1], window=1) == {"a": 7.0}
+
+
+def test_an_untrained_variant_is_its_source_with_another_texture(tmp_path):
+    # train.steps 0 with init_from: the transferred network as is (the texture ablations); the smoke
+    # section's steps do not turn it into a training
+    src = train(tiny(tmp_path / "src", symmetry="reflection"))
+    cfg = tiny(tmp_path / "tex", symmetry="reflection", texture_source="projection")
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=0, init_from=str(src.model_path)))
+    res = train(cfg)
+    assert res.steps == 0 and res.history == []
+    a, b = load_model(src.model_path), load_model(res.model_path)
+    assert b.texture is None and b.projector is not None
+    img = torch.rand(2, 3, 32, 32)
+    oa, ob = a.reconstruct(img), b.reconstruct(img)
+    assert torch.equal(oa["verts"], ob["verts"]) and torch.equal(oa["R"], ob["R"])
+    assert not torch.equal(oa["texture"], ob["texture"])
+    p = tmp_path / "exp.yaml"
+    p.write_text("variants:\n  - base: {}\n  - tex: {train: {init_from: '@base', steps: 0}}\n"
+                 "smoke: {train: {steps: 2}}\n")
+    assert variant_config(load_experiment(p, smoke=True), "tex", 0).train.steps == 0
+    assert variant_config(load_experiment(p, smoke=True), "base", 0).train.steps == 2

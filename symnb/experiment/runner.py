@@ -135,12 +135,6 @@ def _source(cfg: ExperimentConfig, name: str) -> str | None:
     return src[1:] if src.startswith("@") else None
 
 
-def _depth(cfg: ExperimentConfig, name: str) -> int:
-    """How many fine-tuning steps (``init_from: "@variant"``) separate a variant from a fresh start."""
-    src = _source(cfg, name)
-    return 0 if src is None else 1 + _depth(cfg, src)
-
-
 def _train_job(cfg_dict: dict, fresh: bool, threads: int) -> str:
     """One (variant, seed) training in a worker process (``run(..., jobs=N)``)."""
     import torch
@@ -150,16 +144,32 @@ def _train_job(cfg_dict: dict, fresh: bool, threads: int) -> str:
     return str(train(vc, resume=not fresh).model_path)
 
 
-def _train_in_parallel(configs: list[ExperimentConfig], jobs: int, fresh: bool) -> None:
-    """Train independent runs as ``jobs`` processes at a time (spawned, so CUDA and threads are safe)."""
+def _train_in_parallel(configs: list[ExperimentConfig], jobs: int, fresh: bool,
+                       after: dict[int, int | None] | None = None) -> None:
+    """Train runs as ``jobs`` processes at a time (spawned, so CUDA and threads are safe).
+
+    ``after[i] = j`` makes run i wait for run j (a fine-tune for its source); a run starts as soon as
+    a process is free and its source is trained, so fine-tunes overlap the remaining sources.
+    """
     import multiprocessing as mp
     import os
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    after = after or {}
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    todo, done, running = list(range(len(configs))), set(), {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        for fut in [pool.submit(_train_job, c.to_dict(), fresh, threads) for c in configs]:
-            fut.result()
+        while todo or running:
+            ready = [i for i in todo if after.get(i) is None or after[i] in done]
+            for i in ready[: jobs - len(running)]:
+                todo.remove(i)
+                running[pool.submit(_train_job, configs[i].to_dict(), fresh, threads)] = i
+            if not running:
+                raise ValueError("fine-tuned runs wait for sources that are not among the runs")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                fut.result()
+                done.add(running.pop(fut))
 
 
 def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None = None,
@@ -214,15 +224,16 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                 data_cache[key]["train_eval"] = build_dataset(plain, "train", size)
         return data_cache[key]
 
-    if jobs > 1:  # in waves: the runs that fine-tune another variant after that variant's wave
-        waves: dict[int, list[ExperimentConfig]] = {}
+    if jobs > 1:  # a fine-tune starts once its source (same seed) is trained
+        configs, index = [], {}
         for name in names:
-            depth = _depth(cfg, name)
-            waves.setdefault(depth, []).extend(variant_config(cfg, name, seed, run_dir) for seed in seeds)
-        for depth in sorted(waves):
-            for c in waves[depth]:
-                ensure_dataset(c)
-            _train_in_parallel(waves[depth], jobs, fresh)
+            for seed in seeds:
+                index[name, seed] = len(configs)
+                configs.append(variant_config(cfg, name, seed, run_dir))
+        after = {index[n, s]: index.get((_source(cfg, n), s)) for n in names for s in seeds}
+        for c in configs:
+            ensure_dataset(c)
+        _train_in_parallel(configs, jobs, fresh, after)
         fresh = False  # the runs just trained are the ones to evaluate
     rows, out, trained = [], RunResult(pd.DataFrame(), pd.DataFrame()), {}
     # extra evaluations (untrained, mean shape, post hoc, held-out CADs) skip the slow surface distances
