@@ -240,6 +240,9 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
     if len(result.fidelity):
         tables["Texture fidelity per view (masked PSNR dB, SSIM, L1; annotated camera)"] = (
             result.fidelity_table().reset_index())
+        paired = result.fidelity_paired()
+        if len(paired):
+            tables["Texture fidelity: paired difference from reflection_ft (95% bootstrap CI)"] = paired
     if len(result.artefacts):
         tables["Mesh artefacts (means over test images)"] = result.artefact_summary().reset_index()
     for name, dfs in result.per_sample.items():

@@ -71,6 +71,20 @@ class RunResult:
         df = pd.concat(self.fidelity)
         return df.groupby(["variant", "view"], sort=False)[["psnr", "ssim", "l1", "mask_iou"]].mean()
 
+    def fidelity_paired(self, reference: str = "reflection_ft") -> pd.DataFrame:
+        """Per view, each variant's paired PSNR / SSIM / L1 difference from ``reference`` (same images
+        and seeds) with its 95% bootstrap interval (:func:`paired_differences`); empty without it."""
+        if not self.fidelity:
+            return pd.DataFrame()
+        df = pd.concat(self.fidelity)
+        if reference not in set(df.variant):
+            return pd.DataFrame()
+        tables = []
+        for view, rows in df.groupby("view", sort=False):
+            per = {v: [d for _, d in g.groupby("seed")] for v, g in rows.groupby("variant", sort=False)}
+            tables.append(paired_differences(per, reference, ("psnr", "ssim", "l1")).assign(view=view))
+        return pd.concat(tables, ignore_index=True)
+
     def artefact_summary(self) -> pd.DataFrame:
         """Symmetry error, roughness, normal consistency, self-intersections per variant (means)."""
         if not self.artefacts:
@@ -313,7 +327,8 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             target = sum(base_val) / len(base_val)
             reach = steps_to_reach(out.val_histories, "val_iou_3d_drc", target, window=1)
             out.summary["steps_to_baseline"] = pd.Series(reach)
-    for table, fname in ((out.fidelity_table(), "fidelity.csv"), (out.artefact_summary(), "artefacts.csv")):
+    for table, fname in ((out.fidelity_table(), "fidelity.csv"), (out.fidelity_paired(), "fidelity_paired.csv"),
+                         (out.artefact_summary(), "artefacts.csv")):
         if len(table):
             with atomic_write(run_dir / fname) as f:
                 table.to_csv(f)
