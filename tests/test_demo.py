@@ -35,6 +35,7 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     assert (rows.loc[textures, "steps"] == 0).all()
     for col in ("iou_3d_drc", "mask_iou", "rot_err", "chamfer"):
         assert (rows.loc[textures, col] == rows.loc["reflection_ft", col]).all(), col
+    assert rows.loc["keep_side", "steps"] == 0 and rows.loc["keep_side", "symmetry_error"] <= 1e-6
     fid = pd.read_csv(run / "fidelity.csv")
     assert set(textures) <= set(fid.variant) and fid.psnr.between(0, 100).all()
     paired = pd.read_csv(run / "fidelity_paired.csv")  # texture variants vs reflection_ft's learned texture

@@ -335,3 +335,22 @@ def test_fine_tuning_transfers_a_baseline_into_the_reflection_and_refinement_sch
     assert torch.allclose(same, base.full_mean_shapes(), atol=1e-6)
     with pytest.raises(ValueError, match="mean shapes"):
         transfer(ReconstructionNet(ModelConfig(n_shapes=3, **SMALL)), base)
+
+
+def test_keep_side_keeps_the_free_half_off_the_plane():
+    from symnb.model.network import SIDE_MARGIN
+
+    torch.manual_seed(0)
+    free = ReconstructionNet(ModelConfig(symmetry="reflection", **SMALL)).eval()
+    with torch.no_grad():
+        free.mean_shape[:, ::3, 0] *= -1  # every third free vertex on the wrong side of x = 0
+    kept = ReconstructionNet(ModelConfig(symmetry="reflection", keep_side=True, **SMALL)).eval()
+    kept.load_state_dict(free.state_dict())
+    img = torch.rand(2, 3, 32, 32)
+    a, b = free(img)["verts"], kept(img)["verts"]
+    side = free.smap.side
+    assert (a[:, side > 0, 0] < 0).any()  # the unconstrained half crosses the plane
+    assert (b[:, side > 0, 0] >= SIDE_MARGIN - 1e-6).all() and (b[:, side < 0, 0] <= -SIDE_MARGIN + 1e-6).all()
+    assert index_symmetry_error(b, free.smap)[0].max() <= 1e-6
+    ok = a[:, side > 0, 0] >= SIDE_MARGIN  # vertices already on their side do not move
+    assert torch.equal(a[:, side > 0][ok], b[:, side > 0][ok])

@@ -166,10 +166,18 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
-    """Fields (section.key) that differ between two experiment dicts, ignoring :data:`RESUME_FREE`."""
+    """Fields (section.key) that differ between two experiment dicts, ignoring :data:`RESUME_FREE`.
+
+    A field the saved dict lacks (added to the configs after it was written) is no difference while the
+    current value is that field's default: the old run behaved as the default does.
+    """
+    from .config import ExperimentConfig  # (config imports this module)
+
     a, b = _flatten(saved), _flatten(current)
+    default = _flatten(ExperimentConfig().to_dict())
     free = lambda k: any(k == f or k.startswith(f + ".") for f in RESUME_FREE)
-    return sorted(k for k in set(a) | set(b) if not free(k) and a.get(k) != b.get(k))
+    new = lambda k: k not in a and k in default and b.get(k) == default[k]
+    return sorted(k for k in set(a) | set(b) if not free(k) and not new(k) and a.get(k) != b.get(k))
 
 
 def _save_checkpoint(path: Path, model, opt, step: int, cfg: ExperimentConfig, seconds: float, n_sub: int,

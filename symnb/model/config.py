@@ -29,6 +29,9 @@ class ModelConfig(Config):
         sym_mode: "l2r" | "r2l" | "cent", or a list of such modes, one per slice (reflection);
             two_planes and rotation take "cent" (group average) or "l2r" (representatives copied).
         n_slices: horizontal bands for per-slice modes (0: as many as ``sym_mode`` has entries).
+        keep_side: reflection only: the independent half's vertices stay on their side of the plane
+            (at least ``network.SIDE_MARGIN`` from it), so the half and its mirror image cannot
+            interpenetrate (the self-intersections of a free half crossing the plane).
         refine: reflection only: use a ~2x template whose independent half matches the baseline's
             vertex count (same parameter count, ~2x output vertices).
         deform_hidden: width of the deformation MLP; deform_layers: its hidden layers.
@@ -65,6 +68,7 @@ class ModelConfig(Config):
     sym_mode: str | list[str] = "l2r"
     n_slices: int = 0
     refine: bool = False
+    keep_side: bool = False
     deform_hidden: int = 256
     deform_layers: int = 2
     max_offset: float = 0.5

@@ -38,6 +38,11 @@ from .texture import ProjectedTexture
 from .uv import UV_MAPS
 
 
+#: ``ModelConfig.keep_side``: the least distance of a free-half vertex from the symmetry plane (objects
+#: have a unit bounding-box diagonal), so that mirrored faces never coincide.
+SIDE_MARGIN = 0.005
+
+
 def refinement_template(n_base: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Template for the refinement scheme: ~2x ``n_base`` vertices, exactly ``n_base`` independent ones.
 
@@ -201,6 +206,15 @@ class ReconstructionNet(nn.Module):
             self._posthoc = posthoc_map(self.template.cpu()).to(self.template.device)
         return symmetrize(verts, self._posthoc, mode)
 
+    def _keep_side(self, held: torch.Tensor) -> torch.Tensor:
+        """Independent vertices (B, n, 3) of the left side moved to at least ``SIDE_MARGIN`` from the
+        plane (on-plane vertices are left to ``expand``), so a half and its mirror cannot interpenetrate."""
+        n, p = self.smap.normal.to(held), self.smap.point.to(held)
+        left = (self.smap.side[self.smap.independent] > 0).to(held)  # (n,)
+        depth = ((held - p) * n).sum(-1)  # (B, n) signed distance to the plane
+        push = (SIDE_MARGIN - depth).clamp(min=0) * left
+        return held + push[..., None] * n
+
     # ---- forward
     def forward(self, images: torch.Tensor) -> dict:
         """Predict shape, camera and texture.
@@ -219,7 +233,10 @@ class ReconstructionNet(nn.Module):
         mean = torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
         offsets = symmetrize(self.deform(torch.cat([feat, probs], dim=1), self.template), self.smap,
                              self.config.sym_mode)
-        verts = expand((mean + offsets)[:, self.smap.independent], self.smap)  # exactly invariant
+        held = (mean + offsets)[:, self.smap.independent]  # (B, n_independent, 3)
+        if self.config.keep_side and self.symmetry == "reflection":
+            held = self._keep_side(held)
+        verts = expand(held, self.smap)  # exactly invariant
         cam = self.camera(feat)
         texture = self.texture(fmap) if self.texture is not None else None
         if self.projector is not None:  # the image itself, sampled through the predicted camera
