@@ -40,7 +40,8 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     assert set(textures) <= set(fid.variant) and fid.psnr.between(0, 100).all()
     paired = pd.read_csv(run / "fidelity_paired.csv")  # texture variants vs reflection_ft's learned texture
     assert set(textures) <= set(paired.variant) and set(paired.view) == {"input", "mirror", "az+90", "az-90"}
-    assert (paired.ci_low <= paired.mean_diff + 1e-9).all() and (paired.mean_diff <= paired.ci_high + 1e-9).all()
+    assert (paired.ci_low <= paired.mean_diff + 1e-9).all()
+    assert (paired.mean_diff <= paired.ci_high + 1e-9).all()
     for v in ("baseline", "reflection_ft", "refinement_ft"):
         model = load_model(run / v / "model.pt")
         assert model.n_verts == rows.loc[v, "n_verts"]

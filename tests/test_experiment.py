@@ -309,7 +309,8 @@ def test_an_untrained_variant_is_its_source_with_another_texture(tmp_path):
     # section's steps do not turn it into a training
     src = train(tiny(tmp_path / "src", symmetry="reflection"))
     cfg = tiny(tmp_path / "tex", symmetry="reflection", texture_source="projection")
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=0, init_from=str(src.model_path)))
+    tc = dataclasses.replace(cfg.train, steps=0, init_from=str(src.model_path))
+    cfg = dataclasses.replace(cfg, train=tc)
     res = train(cfg)
     assert res.steps == 0 and res.history == []
     a, b = load_model(src.model_path), load_model(res.model_path)

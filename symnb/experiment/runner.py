@@ -327,8 +327,9 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             target = sum(base_val) / len(base_val)
             reach = steps_to_reach(out.val_histories, "val_iou_3d_drc", target, window=1)
             out.summary["steps_to_baseline"] = pd.Series(reach)
-    for table, fname in ((out.fidelity_table(), "fidelity.csv"), (out.fidelity_paired(), "fidelity_paired.csv"),
-                         (out.artefact_summary(), "artefacts.csv")):
+    tables = ((out.fidelity_table(), "fidelity.csv"), (out.fidelity_paired(), "fidelity_paired.csv"),
+              (out.artefact_summary(), "artefacts.csv"))
+    for table, fname in tables:
         if len(table):
             with atomic_write(run_dir / fname) as f:
                 table.to_csv(f)

@@ -55,7 +55,8 @@ class TrainConfig(Config):
 
     Attributes:
         steps: total optimisation steps (>= 1; 0 with ``init_from``: the transferred network as is, e.g.
-            a texture or symmetrization applied to a trained network); batch_size: images per step; lr: Adam learning rate.
+            a texture or symmetrization applied to a trained network); batch_size: images per step;
+            lr: Adam learning rate.
         lr_schedule: "constant" or "cosine" (from ``lr`` down to ``lr * min_lr``, after ``warmup``
             linear warm-up steps); min_lr: the cosine's final fraction of ``lr``.
         seed: seeds weights, batch order and augmentation; device: "auto" | "cpu" | "cuda[:i]".

@@ -121,5 +121,8 @@ class ModelConfig(Config):
         if self.refine and self.symmetry not in ("reflection", "auto"):
             raise ValueError("ModelConfig.refine=True needs symmetry='reflection' (or 'auto'), got "
                              f"{self.symmetry!r}")
+        if self.keep_side and self.symmetry not in ("reflection", "auto"):
+            raise ValueError(f"ModelConfig.keep_side=True needs symmetry='reflection' (or 'auto'), got "
+                             f"{self.symmetry!r}")
         if self.symmetric_texture and self.uv_map != "symmetric":
             raise ValueError("ModelConfig.symmetric_texture needs uv_map='symmetric'")

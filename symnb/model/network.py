@@ -37,7 +37,6 @@ from .heads import CameraHead, DeformMLP, TextureDecoder
 from .texture import ProjectedTexture
 from .uv import UV_MAPS
 
-
 #: ``ModelConfig.keep_side``: the least distance of a free-half vertex from the symmetry plane (objects
 #: have a unit bounding-box diagonal), so that mirrored faces never coincide.
 SIDE_MARGIN = 0.005
@@ -165,7 +164,8 @@ class ReconstructionNet(nn.Module):
         self.register_buffer("faces_uvs", faces_uvs.to(dev))
         if cfg.texture and cfg.texture_source == "projection":
             self.projector = ProjectedTexture(verts_uvs, faces_uvs, self.faces.cpu(), self.template.cpu(),
-                                              cfg.tex_size, 2 * cfg.tex_size, mirror=cfg.symmetric_texture).to(dev)
+                                              cfg.tex_size, 2 * cfg.tex_size, mirror=cfg.symmetric_texture)
+            self.projector.to(dev)
 
     def _apply(self, fn, *args, **kwargs):
         out = super()._apply(fn, *args, **kwargs)  # .to(device) / .cuda(): move the symmetry map along
