@@ -4,6 +4,7 @@ reconstructions and per-vertex error heat maps (headless matplotlib, PyTorch3D r
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -86,6 +87,47 @@ def plot_reconstructions(models: dict, dataset, indices: list[int], vmax: float 
         axes[0, 4 + 3 * j].set_title(f"{name}: error (0-{vmax})", fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_texture_views(models: dict, dataset, indices: list[int], views=("input", "mirror", "az+90"),
+                       renders: dict | None = None):
+    """Grid of textured renders with the *annotated* camera's views (:func:`fidelity.view_camera`): the
+    first row is the textured CAD model (generator shading), then one row per model, its predicted
+    textured mesh on black; columns are (image, view) pairs. What ``texture_fidelity`` scores.
+
+    Args:
+        models: {name: ReconstructionNet}; dataset: test items with ``cad_mesh`` and ``cad_texture``.
+        renders: {name: RenderSettings} each model's texture sampling (default: "uv").
+    """
+    from .fidelity import render_vertex_colours, view_camera
+
+    batch = collate([dataset[i] for i in indices])
+    cads = [dataset.cad_mesh(c, int(k)) for c, k in zip(batch["class_name"], batch["cad_idx"], strict=True)]
+    textures = [torch.as_tensor(dataset.cad_texture(c, i)).float()
+                for c, i in zip(batch["class_name"], batch["id"], strict=True)]
+    size = batch["image"].shape[-1]
+    renders = renders or {}
+    outs = {name: model.reconstruct(batch["image"]) for name, model in models.items()}
+    rows = {"ground truth": {}, **{name: {} for name in models}}
+    for view in views:
+        cam = view_camera(batch["scale"], batch["trans"], batch["quat"], view)
+        rows["ground truth"][view] = render_vertex_colours(cads, textures, cam, size)[0]
+        for name, out in outs.items():
+            dev = out["verts"].device
+            rs = replace(renders.get(name) or RenderSettings(), image_size=size)
+            r = render_prediction(out, rs, camera=tuple(c.to(dev) for c in cam), soft=False)
+            rows[name][view] = (r["rgb"] * r["coverage"]).cpu()
+    cols = [(i, v) for i in range(len(indices)) for v in views]
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.1 * len(cols), 1.2 * len(rows)), squeeze=False)
+    for r, (name, renders) in enumerate(rows.items()):
+        for c, (i, view) in enumerate(cols):
+            axes[r, c].imshow(renders[view][i].permute(1, 2, 0).clamp(0, 1).numpy())
+            axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(f"{batch['id'][i]} {view}", fontsize=5)
+        axes[r, 0].set_ylabel(name, fontsize=6)
     fig.tight_layout()
     return fig
 
@@ -225,9 +267,16 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
     figs["Summary"] = save_figure(plot_metric_bars(result.runs), run_dir / "summary.png").name
     n_show = min(n_show, len(test_dataset))
     idx = [int(i) for i in torch.linspace(0, len(test_dataset) - 1, n_show).round().long()]
+    steps = result.runs.groupby("variant")["steps"].first() if "steps" in result.runs else pd.Series()
+    trained = {n: m for n, m in result.models.items() if steps.get(n, 1) > 0}  # not the texture-only ones
     figs["Sample reconstructions and error heat maps"] = save_figure(
-        plot_reconstructions(result.models, test_dataset, idx, render=render),
+        plot_reconstructions(trained, test_dataset, idx, render=render),
         run_dir / "reconstructions.png").name
+    if len(result.fidelity) and hasattr(test_dataset, "cad_texture"):
+        textured = {n: m for n, m in result.models.items() if m.config.texture}
+        figs["Textures from the annotated camera's views (what texture fidelity scores)"] = save_figure(
+            plot_texture_views(textured, test_dataset, idx, renders=result.renders),
+            run_dir / "textures.png").name
     from .evaluate import protocol_table
 
     tables = {"Runs (test split)": result.runs, "Mean and std over seeds": result.summary.reset_index()}

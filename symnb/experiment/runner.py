@@ -46,6 +46,7 @@ class RunResult:
         histories: variant -> one training history per seed; val_histories: the validation curves.
         models: variant -> the trained model of its first seed.
         start_steps: fine-tuned variant -> the training steps of the network it started from.
+        renders: variant -> its render settings (texture sampling).
         per_class: variant -> per-class table of its first seed.
         per_sample: variant -> per-sample DataFrames, one per seed.
         paired: per (variant, metric) the mean paired difference from "baseline" over test images
@@ -63,6 +64,7 @@ class RunResult:
     fidelity: list = field(default_factory=list)
     artefacts: list = field(default_factory=list)
     start_steps: dict = field(default_factory=dict)
+    renders: dict = field(default_factory=dict)
 
     def fidelity_table(self) -> pd.DataFrame:
         """Masked PSNR / SSIM / L1 and mask IoU per (variant, view), means over images and seeds."""
@@ -297,6 +299,7 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             out.val_histories.setdefault(name, []).append(res.val_history)
             out.per_sample.setdefault(name, []).append(df)
             out.models.setdefault(name, model)
+            out.renders.setdefault(name, vc.render)
             out.per_class.setdefault(name, table)
             if vc.eval.fidelity_items and hasattr(test_ds, "cad_texture"):
                 _claims(out, name, seed, model, test_ds, vc, extras and model.symmetry == "none")
