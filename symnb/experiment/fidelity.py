@@ -155,6 +155,26 @@ def _device(model) -> torch.device:
     return getattr(getattr(model, "template", None), "device", torch.device("cpu"))
 
 
+def render_views(out: dict, batch: dict, meshes: list, textures: list, views, rs: RenderSettings,
+                 shading: str = "generator") -> dict:
+    """The ground truth and the prediction rendered from each view of the annotated cameras.
+
+    Args:
+        out: a model's ``reconstruct`` outputs for ``batch`` (a collated batch with scale, trans, quat);
+        meshes: B CAD (verts, faces); textures: B (V_b, 3) albedos; views: see :func:`view_camera`;
+        rs: the prediction's texture sampling and image size; shading: as :func:`render_vertex_colours`.
+    Returns:
+        {view: (gt (B, 3, S, S), gt_mask (B, S, S), pred (B, 3, S, S), pred_mask (B, S, S))} on the CPU.
+    """
+    renders, dev = {}, out["verts"].device
+    for view in views:
+        cam = view_camera(batch["scale"], batch["trans"], batch["quat"], view)
+        gt, gt_mask = render_vertex_colours(meshes, textures, cam, rs.image_size, shading, rs.rasterizer)
+        pr = render_prediction(out, rs, camera=tuple(c.to(dev) for c in cam), soft=False)
+        renders[view] = (gt, gt_mask, pr["rgb"].cpu(), pr["coverage"][:, 0].cpu() > 0)
+    return renders
+
+
 def _fidelity_rows(model, dataset, batch: list, views, rs: RenderSettings, shading: str,
                    symmetrize: str | None) -> list[dict]:
     b = collate([it for it, _ in batch])
@@ -168,13 +188,7 @@ def _fidelity_rows(model, dataset, batch: list, views, rs: RenderSettings, shadi
         if tex.shape != (len(v), 3):
             raise ValueError(f"{it['class_name']}/{it['id']}: texture of shape {tuple(tex.shape)} for a CAD "
                              f"model with {len(v)} vertices")
-    renders, dev = {}, out["verts"].device
-    for view in views:
-        cam = view_camera(b["scale"], b["trans"], b["quat"], view)
-        gt, gt_mask = render_vertex_colours(meshes, [t for _, t in batch], cam, rs.image_size, shading,
-                                            rs.rasterizer)
-        pr = render_prediction(out, rs, camera=tuple(c.to(dev) for c in cam), soft=False)
-        renders[view] = (gt, gt_mask, pr["rgb"].cpu(), pr["coverage"][:, 0].cpu() > 0)
+    renders = render_views(out, b, meshes, [t for _, t in batch], views, rs, shading)
     rows = []
     for j, (it, _) in enumerate(batch):
         for view, (gt, gm, pr, pm) in renders.items():

@@ -101,29 +101,24 @@ def plot_texture_views(models: dict, dataset, indices: list[int], views=("input"
         models: {name: ReconstructionNet}; dataset: test items with ``cad_mesh`` and ``cad_texture``.
         renders: {name: RenderSettings} each model's texture sampling (default: "uv").
     """
-    from .fidelity import render_vertex_colours, view_camera
+    from .fidelity import render_views
 
     batch = collate([dataset[i] for i in indices])
     cads = [dataset.cad_mesh(c, int(k)) for c, k in zip(batch["class_name"], batch["cad_idx"], strict=True)]
     textures = [torch.as_tensor(dataset.cad_texture(c, i)).float()
                 for c, i in zip(batch["class_name"], batch["id"], strict=True)]
     size = batch["image"].shape[-1]
-    renders = renders or {}
-    outs = {name: model.reconstruct(batch["image"]) for name, model in models.items()}
-    rows = {"ground truth": {}, **{name: {} for name in models}}
-    for view in views:
-        cam = view_camera(batch["scale"], batch["trans"], batch["quat"], view)
-        rows["ground truth"][view] = render_vertex_colours(cads, textures, cam, size)[0]
-        for name, out in outs.items():
-            dev = out["verts"].device
-            rs = replace(renders.get(name) or RenderSettings(), image_size=size)
-            r = render_prediction(out, rs, camera=tuple(c.to(dev) for c in cam), soft=False)
-            rows[name][view] = (r["rgb"] * r["coverage"]).cpu()
+    rows = {}
+    for name, model in models.items():
+        rs = replace((renders or {}).get(name) or RenderSettings(), image_size=size)
+        shown = render_views(model.reconstruct(batch["image"]), batch, cads, textures, views, rs)
+        rows.setdefault("ground truth", {v: gt for v, (gt, _, _, _) in shown.items()})
+        rows[name] = {v: pred * mask[:, None] for v, (_, _, pred, mask) in shown.items()}
     cols = [(i, v) for i in range(len(indices)) for v in views]
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.1 * len(cols), 1.2 * len(rows)), squeeze=False)
-    for r, (name, renders) in enumerate(rows.items()):
+    for r, (name, images) in enumerate(rows.items()):
         for c, (i, view) in enumerate(cols):
-            axes[r, c].imshow(renders[view][i].permute(1, 2, 0).clamp(0, 1).numpy())
+            axes[r, c].imshow(images[view][i].permute(1, 2, 0).clamp(0, 1).numpy())
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
             if r == 0:
                 axes[r, c].set_title(f"{batch['id'][i]} {view}", fontsize=5)
