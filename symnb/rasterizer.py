@@ -17,6 +17,10 @@ its CPU backward loops over every pixel in C++.
   operation (:func:`symnb.raster_kernels.pair_grads`), and sums per face; autograd carries the
   result through the projection to the vertices and the camera parameters.
 
+On CPU tensors of float32 both run as compiled loops (:mod:`symnb.raster_numba`, ``CPU_BACKEND =
+"numba"``); elsewhere (CUDA tensors of ``mode="fast"``, float64, ``CPU_BACKEND = "torch"``) as
+tensor operations over all pairs (:mod:`symnb.raster_pairs`, :mod:`symnb.raster_kernels`).
+
 Conventions (PyTorch3D's): NDC +X points left and +Y up; pixel ``(y, x)`` of an ``(H, W)`` image
 has its centre at ``(PixToNonSquareNdc(W - 1 - x, W, H), PixToNonSquareNdc(H - 1 - y, H, W))``;
 the shorter side spans [-1, 1].
@@ -25,6 +29,7 @@ the shorter side spans [-1, 1].
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 import torch
@@ -39,6 +44,7 @@ from pytorch3d.renderer.mesh.rasterize_meshes import kMaxFacesPerBin
 from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.renderer.utils import parse_image_size
 
+from . import raster_numba
 from .raster_kernels import (
     K_EPSILON,
     pair_grads,
@@ -56,6 +62,10 @@ MAX_PAIRS = 8_000_000
 #: parallel regions per call can cost 10x more than they save.
 NUM_THREADS: int | None = 1
 
+#: How CPU float32 tensors are rasterized: "numba" (compiled loops over each face's bounding box,
+#: :mod:`symnb.raster_numba`) or "torch" (the vectorised tensor transcription, the reference).
+CPU_BACKEND = "numba"
+
 __all__ = ["K_EPSILON", "FastMeshRasterizer", "pixel_centers", "rasterize_meshes_fast", "recompute_fragments"]
 
 
@@ -71,6 +81,74 @@ def _threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def _use_numba(face_verts: torch.Tensor) -> bool:
+    return CPU_BACKEND == "numba" and face_verts.device.type == "cpu" and face_verts.dtype == torch.float32
+
+
+def _mesh_chunks(n_meshes: int) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of meshes, one per torch intra-op thread: the compiled kernels release the GIL,
+    so the chunks run in threads side by side."""
+    n = max(1, min(torch.get_num_threads(), n_meshes))
+    bounds = np.linspace(0, n_meshes, n + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _in_threads(calls: list) -> list:
+    """Results of the zero-argument functions ``calls``: the first in this thread, the rest in threads."""
+    results = [None] * len(calls)
+
+    def run(i):
+        results[i] = calls[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(1, len(calls))]
+    for t in threads:
+        t.start()
+    run(0)
+    for t in threads:
+        t.join()
+    return results
+
+
+def _rasterize_numba(face_verts, first_idx, num_faces, image_size, blur_radius, faces_per_pixel,
+                     perspective_correct, clip_barycentric_coords, cull_backfaces):
+    """:func:`symnb.raster_numba.rasterize` of all meshes as tensors; None where it defers to the kernel."""
+    H, W = image_size
+    N, K = len(num_faces), faces_per_pixel
+    first, counts = first_idx.tolist(), num_faces.tolist()
+    if any(first[n + 1] != first[n] + counts[n] for n in range(N - 1)):
+        return None  # the meshes' faces are not packed back to back: the tensor path handles it
+    fv = face_verts.contiguous().numpy()
+    xs, ys = pixel_centers(W, H).numpy(), pixel_centers(H, W).numpy()
+    p2f = np.full((N, H, W, K), -1, np.int64)
+    zbuf, dists = np.full((N, H, W, K), -1.0, np.float32), np.full((N, H, W, K), -1.0, np.float32)
+    bary = np.full((N, H, W, K, 3), -1.0, np.float32)
+
+    def chunk(lo, hi):
+        f0, f1 = first[lo], first[hi - 1] + counts[hi - 1]
+        mesh_of = np.repeat(np.arange(hi - lo, dtype=np.int64), counts[lo:hi])
+        return raster_numba.rasterize(
+            fv[f0:f1], f0, mesh_of, xs, ys, np.float32(blur_radius), perspective_correct,
+            clip_barycentric_coords, cull_backfaces, p2f[lo:hi], zbuf[lo:hi], bary[lo:hi], dists[lo:hi])
+
+    if not all(_in_threads([lambda c=c: chunk(*c) for c in _mesh_chunks(N)])):
+        return None
+    return tuple(torch.from_numpy(t) for t in (p2f, zbuf, bary, dists))
+
+
+def _backward_numba(face_verts, pix_to_face, g_zbuf, g_bary, g_dists, flags) -> torch.Tensor:
+    """The gradient of the packed face vertices from :func:`symnb.raster_numba.backward`."""
+    N, H, W, K = pix_to_face.shape
+    up = [torch.zeros(s) if g is None else g.detach().float().contiguous()
+          for g, s in ((g_zbuf, (N, H, W, K)), (g_bary, (N, H, W, K, 3)), (g_dists, (N, H, W, K)))]
+    fv = face_verts.detach().contiguous().numpy()
+    p2f, (gz, gb, gd) = pix_to_face.contiguous().numpy(), (u.numpy() for u in up)
+    xs, ys = pixel_centers(W, H).numpy(), pixel_centers(H, W).numpy()
+    grad = np.zeros_like(fv)  # meshes own disjoint faces: the chunks add to disjoint rows
+    _in_threads([lambda lo=lo, hi=hi: raster_numba.backward(
+        fv, p2f[lo:hi], gz[lo:hi], gb[lo:hi], gd[lo:hi], xs, ys, *flags, grad) for lo, hi in _mesh_chunks(N)])
+    return torch.from_numpy(grad)
 
 
 def _pair_pixels(sel, image_size, K, dtype, device):
@@ -94,16 +172,19 @@ class _Fragments(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, face_verts, pix_to_face, zbuf, bary, dists, pc, clip):
-        sel = torch.nonzero(pix_to_face.reshape(-1) >= 0).squeeze(1)
-        ctx.save_for_backward(face_verts, pix_to_face, sel)
+        ctx.save_for_backward(face_verts, pix_to_face)
         ctx.flags = (pc, clip)
         ctx.mark_non_differentiable(pix_to_face)
         return zbuf, bary, dists  # fresh tensors made for this call: no copy needed
 
     @staticmethod
     def backward(ctx, g_zbuf, g_bary, g_dists):
-        face_verts, pix_to_face, sel = ctx.saved_tensors
+        face_verts, pix_to_face = ctx.saved_tensors
         N, H, W, K = pix_to_face.shape
+        if _use_numba(face_verts):
+            grad = _backward_numba(face_verts, pix_to_face, g_zbuf, g_bary, g_dists, ctx.flags)
+            return grad, None, None, None, None, None, None
+        sel = torch.nonzero(pix_to_face.reshape(-1) >= 0).squeeze(1)
         faces = pix_to_face.reshape(-1)[sel]
         px, py = _pair_pixels(sel, (H, W), K, face_verts.dtype, face_verts.device)
         g_z = g_zbuf.reshape(-1)[sel] if g_zbuf is not None else torch.zeros_like(px)
@@ -193,6 +274,11 @@ def rasterize_meshes_fast(
 
     out = None
     if vectorised_forward and not split and bool(torch.isfinite(face_verts).all()):
+        if _use_numba(face_verts):
+            out = _rasterize_numba(face_verts.detach(), first_idx, num_faces, im_size, blur_radius,
+                                   faces_per_pixel, perspective_correct, clip_barycentric_coords,
+                                   cull_backfaces)
+    if out is None and vectorised_forward and not split and bool(torch.isfinite(face_verts).all()):
         with _threads(NUM_THREADS if face_verts.device.type == "cpu" else None):
             out = _rasterize_vectorised(
                 face_verts.detach(), first_idx, num_faces, im_size, blur_radius, faces_per_pixel,

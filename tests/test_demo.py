@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from symnb.demo import main
+from symnb.data import build_dataset
+from symnb.demo import DEFAULT_CONFIG, main
+from symnb.experiment import evaluate, load_experiment, variant_config
 from symnb.model import load_model
 
 
@@ -36,6 +39,18 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     for col in ("iou_3d_drc", "mask_iou", "rot_err", "chamfer"):
         assert (rows.loc[textures, col] == rows.loc["reflection_ft", col]).all(), col
     assert rows.loc["keep_side", "steps"] == 0 and rows.loc["keep_side", "symmetry_error"] <= 1e-6
+    # the texture variants share reflection_ft's geometric evaluation instead of repeating it; keep_side
+    # (other meshes) is evaluated. The shared table is what evaluating the variant itself gives.
+    runs = pd.read_csv(run / "runs.csv").set_index("variant")
+    assert (runs.loc[textures, "eval_seconds"] == 0).all() and runs.loc["keep_side", "eval_seconds"] > 0
+    cfg = load_experiment(DEFAULT_CONFIG, smoke=True)
+    vc = variant_config(cfg, "texture_projected", 0, tmp_path / "unused")
+    own = evaluate(load_model(run / "texture_projected" / "model.pt"),
+                   build_dataset(vc.data, "test", vc.model.img_size), vc.eval, progress=False, render=vc.render)
+    shared = pd.read_csv(run / "texture_projected" / "per_sample.csv")
+    assert list(own.id) == list(shared.id)
+    for col in ("iou_3d_drc", "mask_iou", "rot_err", "chamfer"):
+        assert np.allclose(own[col], shared[col], rtol=1e-6, atol=1e-9), col
     fid = pd.read_csv(run / "fidelity.csv")
     assert set(textures) <= set(fid.variant) and fid.psnr.between(0, 100).all()
     paired = pd.read_csv(run / "fidelity_paired.csv")  # texture variants vs reflection_ft's learned texture

@@ -11,7 +11,7 @@ seeds) into the run folder.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +24,7 @@ from .config import ExperimentConfig, variant_config
 from .evaluate import evaluate, per_class
 from .fidelity import artefact_table, texture_fidelity
 from .report import aggregate, steps_to_reach
+from .results import RunResult
 from .stats import paired_differences
 from .train import train
 
@@ -34,66 +35,6 @@ RUN_METRICS = ("iou_3d_drc", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "ma
 
 #: per-image metrics compared with the baseline, with confidence intervals
 PAIRED_METRICS = ("iou_3d_drc", "iou_3d", "mask_iou", "rot_err", "chamfer", "symmetry_error")
-
-
-@dataclass
-class RunResult:
-    """What :func:`run` returns.
-
-    Attributes:
-        runs: one row per (variant, seed) and extra evaluation, test-split means and sizes.
-        summary: mean and std over seeds per variant (:func:`symnb.experiment.report.aggregate`).
-        histories: variant -> one training history per seed; val_histories: the validation curves.
-        models: variant -> the trained model of its first seed.
-        start_steps: fine-tuned variant -> the training steps of the network it started from.
-        renders: variant -> its render settings (texture sampling).
-        per_class: variant -> per-class table of its first seed.
-        per_sample: variant -> per-sample DataFrames, one per seed.
-        paired: per (variant, metric) the mean paired difference from "baseline" over test images
-            and seeds with its 95% bootstrap interval (:func:`symnb.experiment.stats.paired_differences`).
-    """
-
-    runs: pd.DataFrame
-    summary: pd.DataFrame
-    histories: dict = field(default_factory=dict)
-    val_histories: dict = field(default_factory=dict)
-    models: dict = field(default_factory=dict)
-    per_class: dict = field(default_factory=dict)
-    per_sample: dict = field(default_factory=dict)
-    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
-    fidelity: list = field(default_factory=list)
-    artefacts: list = field(default_factory=list)
-    start_steps: dict = field(default_factory=dict)
-    renders: dict = field(default_factory=dict)
-
-    def fidelity_table(self) -> pd.DataFrame:
-        """Masked PSNR / SSIM / L1 and mask IoU per (variant, view), means over images and seeds."""
-        if not self.fidelity:
-            return pd.DataFrame()
-        df = pd.concat(self.fidelity)
-        return df.groupby(["variant", "view"], sort=False)[["psnr", "ssim", "l1", "mask_iou"]].mean()
-
-    def fidelity_paired(self, reference: str = "reflection_ft") -> pd.DataFrame:
-        """Per view, each variant's paired PSNR / SSIM / L1 difference from ``reference`` (same images
-        and seeds) with its 95% bootstrap interval (:func:`paired_differences`); empty without it."""
-        if not self.fidelity:
-            return pd.DataFrame()
-        df = pd.concat(self.fidelity)
-        if reference not in set(df.variant):
-            return pd.DataFrame()
-        tables = []
-        for view, rows in df.groupby("view", sort=False):
-            per = {v: [d for _, d in g.groupby("seed")] for v, g in rows.groupby("variant", sort=False)}
-            tables.append(paired_differences(per, reference, ("psnr", "ssim", "l1")).assign(view=view))
-        return pd.concat(tables, ignore_index=True)
-
-    def artefact_summary(self) -> pd.DataFrame:
-        """Symmetry error, roughness, normal consistency, self-intersections per variant (means)."""
-        if not self.artefacts:
-            return pd.DataFrame()
-        df = pd.concat(self.artefacts)
-        cols = ["symmetry_error", "roughness", "normal_consistency", "self_intersections"]
-        return df.groupby("variant", sort=False)[cols].mean()
 
 
 def ensure_dataset(cfg: ExperimentConfig) -> Path:
@@ -125,13 +66,68 @@ def _row(name: str, seed: int, model: ReconstructionNet, df: pd.DataFrame, steps
     return row
 
 
-def _claims(out: RunResult, name: str, seed: int, model, test_ds, vc: ExperimentConfig, posthoc: bool):
-    """Texture fidelity per view and mesh artefacts of one run (and of its post-hoc l2r output)."""
+#: per-sample table files of the evaluated splits (``per_sample<suffix>.csv``)
+SPLIT_FILES = {"test": "", "novel": "_novelcad", "occluded": "_occluded", "clean": "_clean"}
+
+#: the columns each extra split adds to a run's row: (prefix, metrics)
+SPLIT_COLUMNS = {"novel": ("novel_", ("iou_3d_drc", "mask_iou", "rot_err_median", "rot_acc30")),
+                 "occluded": ("occ_", ("iou_3d_drc", "mask_iou", "rot_err_median")),
+                 "clean": ("clean_", ("iou_3d_drc", "mask_iou", "rot_err_median"))}
+
+#: settings that change only a network's texture, never its shapes or cameras
+TEXTURE_FIELDS = {"model": ("texture", "tex_size", "uv_map", "symmetric_texture", "texture_source"),
+                  "render": ("texture_mode", "atlas_size")}
+
+
+def _evaluate_splits(model, vc: ExperimentConfig, data: dict, light, out_dir) -> dict:
+    """Per-sample tables of the test split (``vc.eval``) and, where the benchmark has them, of the
+    held-out CAD instances and the occluded test images with their clean originals (``light``)."""
+    tables = {"test": evaluate(model, data["test"], vc.eval, out_dir=out_dir, progress=False,
+                               render=vc.render)}
+    for split in ("novel", "occluded", "clean"):
+        if split in data:
+            tables[split] = evaluate(model, data[split], light, progress=False, render=vc.render)
+    return tables
+
+
+def _geometry_source(cfg: ExperimentConfig, name: str, seed: int, run_dir) -> str | None:
+    """The variant whose shapes and cameras ``name`` has: its fine-tuning source, when ``name`` trains
+    no step and its settings differ from the source's in texture settings alone (``TEXTURE_FIELDS``)."""
+    src = _source(cfg, name)
+    if src is None:
+        return None
+    a, b = variant_config(cfg, name, seed, run_dir), variant_config(cfg, src, seed, run_dir)
+    if a.train.steps != 0:
+        return None
+    for section in ("model", "render", "data", "eval"):
+        da, db = getattr(a, section).to_dict(), getattr(b, section).to_dict()
+        for key in TEXTURE_FIELDS.get(section, ()):
+            da.pop(key, None), db.pop(key, None)
+        if da != db:
+            return None
+    return src
+
+
+def _same_outputs(a: ReconstructionNet, b: ReconstructionNet, dataset, n: int = 4) -> bool:
+    """Whether two networks give identical meshes and cameras for the first ``n`` images (the check that
+    a texture-only variant may share its source's geometric evaluation)."""
+    images = torch.stack([dataset[i]["image"] for i in range(min(n, len(dataset)))])
+    oa, ob = a.reconstruct(images), b.reconstruct(images)
+    return all(torch.equal(oa[k], ob[k]) for k in ("verts", "scale", "trans", "quat"))
+
+
+def _claims(out: RunResult, name: str, seed: int, model, test_ds, vc: ExperimentConfig, posthoc: bool,
+            geometry_of: str | None = None):
+    """Texture fidelity per view and mesh artefacts of one run (and of its post-hoc l2r output); a
+    texture-only variant takes the artefacts of the variant ``geometry_of`` (the same meshes)."""
     n = vc.eval.fidelity_items
     for sym in (None, "l2r") if posthoc else (None,):
         label = name if sym is None else f"{name}:posthoc_{sym}"
         fid = texture_fidelity(model, test_ds, max_items=n, render=vc.render, symmetrize=sym)
-        art = artefact_table(model, test_ds, max_items=n, symmetrize=sym)
+        same = [a for a in out.artefacts if geometry_of and sym is None
+                and a.variant.iloc[0] == geometry_of and a.seed.iloc[0] == seed]
+        art = same[0].drop(columns=["variant", "seed"]) if same else artefact_table(
+            model, test_ds, max_items=n, symmetrize=sym)
         out.fidelity.append(fid.assign(variant=label, seed=seed))
         out.artefacts.append(art.assign(variant=label, seed=seed))
 
@@ -252,6 +248,7 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
         _train_in_parallel(configs, jobs, fresh, after)
         fresh = False  # the runs just trained are the ones to evaluate
     rows, out, trained = [], RunResult(pd.DataFrame(), pd.DataFrame()), {}
+    evaluated: dict = {}  # (variant, seed) -> (per-split tables, seconds, model) of networks evaluated here
     # extra evaluations (untrained, mean shape, post hoc, held-out CADs) skip the slow surface distances
     light = replace(cfg.eval, save_meshes=0, icp=False, geom_symmetry=False, distances=False)
     for name in names:
@@ -268,29 +265,30 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             res = train(vc, dataset=data["train"], resume=not fresh, val_dataset=data.get("val"),
                         train_eval_dataset=data.get("train_eval"))
             model = load_model(res.model_path)
-            t0 = time.perf_counter()
-            df = evaluate(model, test_ds, vc.eval, out_dir=res.out_dir, progress=False, render=vc.render)
-            ev_s = time.perf_counter() - t0
-            with atomic_write(res.out_dir / "per_sample.csv") as f:
-                df.to_csv(f, index=False)
+            shared = evaluated.get((_geometry_source(cfg, name, seed, run_dir), seed))
+            if shared is not None and not _same_outputs(model, shared[-1], test_ds):
+                log(f"{name} seed {seed}: shapes or cameras differ from its source's; evaluated anew")
+                shared = None
+            if shared is None:  # a network of its own shapes and cameras
+                t0 = time.perf_counter()
+                tables = _evaluate_splits(model, vc, data, light, res.out_dir)
+                evaluated[name, seed] = (tables, time.perf_counter() - t0, model)
+            else:  # only its texture differs from its source's: the geometric evaluation is the same
+                tables = shared[0]
+                log(f"{name} seed {seed}: texture-only variant, geometric metrics of its source")
+            ev_s = evaluated[name, seed][1] if shared is None else 0.0
+            for split, dfs in tables.items():
+                with atomic_write(res.out_dir / f"per_sample{SPLIT_FILES[split]}.csv") as f:
+                    dfs.to_csv(f, index=False)
+            df = tables["test"]
             table = per_class(df)
             with atomic_write(res.out_dir / "per_class.csv") as f:
                 table.to_csv(f)
             rows.append(_row(name, seed, model, df, res.steps, res.train_seconds, ev_s))
-            if "novel" in data:  # CAD instances never seen in training
-                dfn = evaluate(model, data["novel"], light, progress=False,
-                               render=vc.render)
-                with atomic_write(res.out_dir / "per_sample_novelcad.csv") as f:
-                    dfn.to_csv(f, index=False)
-                rows[-1].update({f"novel_{k}": v for k, v in _row(name, seed, model, dfn, 0, 0, 0).items()
-                                 if k in ("iou_3d_drc", "mask_iou", "rot_err_median", "rot_acc30")})
-            if "occluded" in data:  # the same images with and without an occluder
-                for split, prefix in (("occluded", "occ_"), ("clean", "clean_")):
-                    dfo = evaluate(model, data[split], light, progress=False, render=vc.render)
-                    with atomic_write(res.out_dir / f"per_sample_{split}.csv") as f:
-                        dfo.to_csv(f, index=False)
-                    rows[-1].update({prefix + k: v for k, v in _row(name, seed, model, dfo, 0, 0, 0).items()
-                                     if k in ("iou_3d_drc", "mask_iou", "rot_err_median")})
+            for split, (prefix, keys) in SPLIT_COLUMNS.items():
+                if split in tables:
+                    extra = _row(name, seed, model, tables[split], 0, 0, 0)
+                    rows[-1].update({prefix + k: v for k, v in extra.items() if k in keys})
             src = _source(cfg, name)
             if src in trained:  # fine-tuned: its steps follow its source's
                 out.start_steps[name] = trained[src]
@@ -302,7 +300,8 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             out.renders.setdefault(name, vc.render)
             out.per_class.setdefault(name, table)
             if vc.eval.fidelity_items and hasattr(test_ds, "cad_texture"):
-                _claims(out, name, seed, model, test_ds, vc, extras and model.symmetry == "none")
+                _claims(out, name, seed, model, test_ds, vc, extras and model.symmetry == "none",
+                        geometry_of=_geometry_source(cfg, name, seed, run_dir) if shared else None)
             if extras and model.symmetry == "none":
                 evl = replace(light, max_items=vc.eval.max_items)
                 dfm = evaluate(model, test_ds, evl, mean_shape_only=True, progress=False, render=vc.render)

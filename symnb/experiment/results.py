@@ -1,0 +1,69 @@
+"""What the variants x seeds runner (:func:`symnb.experiment.run`) returns, and its derived tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .stats import paired_differences
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns.
+
+    Attributes:
+        runs: one row per (variant, seed) and extra evaluation, test-split means and sizes.
+        summary: mean and std over seeds per variant (:func:`symnb.experiment.report.aggregate`).
+        histories: variant -> one training history per seed; val_histories: the validation curves.
+        models: variant -> the trained model of its first seed.
+        start_steps: fine-tuned variant -> the training steps of the network it started from.
+        renders: variant -> its render settings (texture sampling).
+        per_class: variant -> per-class table of its first seed.
+        per_sample: variant -> per-sample DataFrames, one per seed.
+        paired: per (variant, metric) the mean paired difference from "baseline" over test images
+            and seeds with its 95% bootstrap interval (:func:`symnb.experiment.stats.paired_differences`).
+    """
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    histories: dict = field(default_factory=dict)
+    val_histories: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    per_class: dict = field(default_factory=dict)
+    per_sample: dict = field(default_factory=dict)
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fidelity: list = field(default_factory=list)
+    artefacts: list = field(default_factory=list)
+    start_steps: dict = field(default_factory=dict)
+    renders: dict = field(default_factory=dict)
+
+    def fidelity_table(self) -> pd.DataFrame:
+        """Masked PSNR / SSIM / L1 and mask IoU per (variant, view), means over images and seeds."""
+        if not self.fidelity:
+            return pd.DataFrame()
+        df = pd.concat(self.fidelity)
+        return df.groupby(["variant", "view"], sort=False)[["psnr", "ssim", "l1", "mask_iou"]].mean()
+
+    def fidelity_paired(self, reference: str = "reflection_ft") -> pd.DataFrame:
+        """Per view, each variant's paired PSNR / SSIM / L1 difference from ``reference`` (same images
+        and seeds) with its 95% bootstrap interval (:func:`paired_differences`); empty without it."""
+        if not self.fidelity:
+            return pd.DataFrame()
+        df = pd.concat(self.fidelity)
+        if reference not in set(df.variant):
+            return pd.DataFrame()
+        tables = []
+        for view, rows in df.groupby("view", sort=False):
+            per = {v: [d for _, d in g.groupby("seed")] for v, g in rows.groupby("variant", sort=False)}
+            tables.append(paired_differences(per, reference, ("psnr", "ssim", "l1")).assign(view=view))
+        return pd.concat(tables, ignore_index=True)
+
+    def artefact_summary(self) -> pd.DataFrame:
+        """Symmetry error, roughness, normal consistency, self-intersections per variant (means)."""
+        if not self.artefacts:
+            return pd.DataFrame()
+        df = pd.concat(self.artefacts)
+        cols = ["symmetry_error", "roughness", "normal_consistency", "self_intersections"]
+        return df.groupby("variant", sort=False)[cols].mean()
