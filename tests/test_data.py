@@ -258,6 +258,36 @@ def test_skip_bad_counts_and_drops(car_copy):
     assert all(ds[k]["mask"].sum() > 0 for k in range(len(ds)))
 
 
+def test_decoded_cache_gives_the_same_items_without_reading_files(car_copy):
+    """cache_mb keeps checked, decoded samples: items equal those read from disk bit for bit (with the
+    same augmentation), a second epoch reads no file, and a limit of 0 caches nothing."""
+    dst, ids = car_copy
+    opts = dict(img_size=S, flip=True, colour_jitter=0.3, crop_jitter=0.1)
+    plain = Pascal3DDataset(dst, "car", "train", cache_mb=0, **opts)
+    cached = Pascal3DDataset(dst, "car", "train", cache_mb=64, **opts)
+    keys = [(k, 100 + k) for k in range(len(plain))]  # (index, augmentation seed)
+    first = [cached[k] for k in keys]
+    shutil.rmtree(dst / "car" / "images")  # everything is in memory now
+    for k, a in zip(keys, first, strict=True):
+        b, c = cached[k], plain._decoded.get(plain.items[k[0]])
+        assert c is None
+        for name in ("image", "mask", "kp", "bbox", "K", "scale", "trans", "quat"):
+            assert torch.equal(a[name], b[name]), name
+    with pytest.raises(BadSampleError, match="missing file"):
+        plain[keys[0]]
+    assert len(cached._decoded) == len(cached) and cached._cache_bytes <= 64 * 2**20
+
+
+def test_decoded_items_match_a_fresh_read(root):
+    """The cached item and the uncached item of the same key are equal in every field."""
+    a = Pascal3DDataset(root, "car", "train", img_size=S, flip=True, colour_jitter=0.3, cache_mb=0)
+    b = Pascal3DDataset(root, "car", "train", img_size=S, flip=True, colour_jitter=0.3, cache_mb=64)
+    for key in [(0, 7), (1, 8), (0, 7)]:
+        x, y = a[key], b[key]
+        for name, value in x.items():
+            assert torch.equal(value, y[name]) if torch.is_tensor(value) else value == y[name], name
+
+
 def test_bad_keypoint_file(car_copy):
     dst, _ = car_copy
     (dst / "car" / "keypoints.json").write_text('{"names": ["a", "b"], "flip": [0, 0]}')

@@ -117,6 +117,8 @@ class Pascal3DDataset(ReconstructionDataset):
             and per-channel gains ([1-s/2, 1+s/2]) of each image (0: off).
         crop_jitter: strength j of random crop zoom (side x [1-j, 1+j]) and shift (+-j sides) around
             the bbox; K, the weak-perspective camera, keypoints and bbox follow the jittered crop exactly.
+        cache_mb: keep checked, decoded samples (annotation, uint8 image, mask) in memory up to this
+            many MiB, so an epoch after the first reads no file (0: read and decode every time).
 
     Item dict: "image" (3, S, S) float [0, 1]; "mask" (1, S, S) float {0, 1}; "class_idx" long
     (index into :data:`CLASSES`); "cad_idx" long (1-based); "scale" (), "trans" (2,), "quat" (4,)
@@ -129,7 +131,8 @@ class Pascal3DDataset(ReconstructionDataset):
     def __init__(self, root: str | os.PathLike, classes=None, split: str = "train",
                  index_name: str | None = None,
                  img_size: int = 64, flip: bool = False, skip_bad: bool = False, padding: float = 0.15,
-                 flip_prob: float = 0.5, colour_jitter: float = 0.0, crop_jitter: float = 0.0):
+                 flip_prob: float = 0.5, colour_jitter: float = 0.0, crop_jitter: float = 0.0,
+                 cache_mb: float = 0.0):
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root {self.root} does not exist")
@@ -148,6 +151,8 @@ class Pascal3DDataset(ReconstructionDataset):
         self.classes, self.split, self.index_name = classes, split, index_name
         self.img_size, self.flip, self.skip_bad, self.padding = img_size, flip, skip_bad, padding
         self.flip_prob, self.colour_jitter, self.crop_jitter = flip_prob, colour_jitter, crop_jitter
+        self._decoded: dict[tuple[str, str], tuple[dict, torch.Tensor, torch.Tensor]] = {}
+        self._cache_bytes, self._cache_limit = 0, int(cache_mb * 2**20)
         self.items: list[tuple[str, str]] = []
         for c in classes:
             stem = f"{c}_{index_name}_{split}" if index_name else f"{c}_{split}"
@@ -196,7 +201,8 @@ class Pascal3DDataset(ReconstructionDataset):
         return cls(cfg.root, classes=cfg.classes, split=split, index_name=cfg.index_name, img_size=img_size,
                    flip=cfg.flip and split == "train", skip_bad=cfg.skip_bad, padding=cfg.padding,
                    flip_prob=cfg.flip_prob, colour_jitter=cfg.colour_jitter if split == "train" else 0.0,
-                   crop_jitter=cfg.crop_jitter if split == "train" else 0.0, **cfg.options)
+                   crop_jitter=cfg.crop_jitter if split == "train" else 0.0, cache_mb=cfg.cache_mb,
+                   **cfg.options)
 
     @property
     def n_skipped(self) -> int:
@@ -215,7 +221,20 @@ class Pascal3DDataset(ReconstructionDataset):
         return len(ann["kp"])
 
     def _load(self, c: str, i: str) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        """Annotation, image (3, H, W) float and mask (1, H, W) float of one sample, all checked."""
+        """Annotation, image (3, H, W) float and mask (1, H, W) float of one sample, all checked
+        (from memory when cached: the same values, since the image is stored as its uint8 pixels)."""
+        if (c, i) in self._decoded:
+            ann, img, mask = self._decoded[c, i]
+        else:
+            ann, img, mask = self._decode(c, i)
+            size = img.numel() + mask.numel()
+            if self._cache_bytes + size <= self._cache_limit:
+                self._decoded[c, i] = (ann, img, mask)
+                self._cache_bytes += size
+        return ann, img.float() / 255, mask[None].float()
+
+    def _decode(self, c: str, i: str) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """Annotation, image (3, H, W) uint8 and mask (H, W) bool of one sample read from disk, all checked."""
         if any(ch in i for ch in "/\\\0") or i in (".", ".."):
             raise BadSampleError(f"{self.root / c}: index entry {i!r} is not a plain file name")
         ann_path = self.root / c / "annotations" / f"{i}.yaml"
@@ -238,7 +257,7 @@ class Pascal3DDataset(ReconstructionDataset):
                     pixels[mode] = np.asarray(im.convert(mode))
             except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
                 raise BadSampleError(f"{p}: corrupt image file ({err})") from err
-        img, mask = pixels["RGB"].astype(np.float32) / 255, pixels["L"] > 127
+        img, mask = pixels["RGB"], pixels["L"] > 127
         if mask.shape != img.shape[:2]:
             raise BadSampleError(f"{mask_path}: mask size {mask.shape} differs from "
                                  f"image size {img.shape[:2]}")
@@ -249,8 +268,7 @@ class Pascal3DDataset(ReconstructionDataset):
         check_bbox(ann_path, ann["bbox"], *img.shape[:2])
         if not mask.any():
             raise BadSampleError(f"{mask_path}: empty mask")
-        img = np.ascontiguousarray(img.transpose(2, 0, 1))
-        return ann, torch.from_numpy(img), torch.from_numpy(mask)[None].float()
+        return ann, torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), torch.from_numpy(mask)
 
     def __getitem__(self, key) -> dict:
         idx, gen = split_key(key)
@@ -270,7 +288,7 @@ class Pascal3DDataset(ReconstructionDataset):
         if self.colour_jitter:
             image = jitter_colour(image, self.colour_jitter, gen)
         mask = (_crop_resize(mask, x0, y0, side, S) > 0.5).float()
-        kp = torch.from_numpy(ann["kp"]).float()
+        kp = torch.tensor(ann["kp"], dtype=torch.float32)  # a copy: the cached annotation stays as read
         kp[:, :2] = (kp[:, :2] - torch.tensor([x0, y0]) + 0.5) * s - 0.5
         inside = (kp[:, :2] > -0.5).all(1) & (kp[:, :2] < S - 0.5).all(1)
         kp[:, 2] = kp[:, 2] * inside

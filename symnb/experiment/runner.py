@@ -248,7 +248,7 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
         _train_in_parallel(configs, jobs, fresh, after)
         fresh = False  # the runs just trained are the ones to evaluate
     rows, out, trained = [], RunResult(pd.DataFrame(), pd.DataFrame()), {}
-    evaluated: dict = {}  # (variant, seed) -> (per-split tables, seconds, model) of networks evaluated here
+    evaluated: dict = {}  # (variant, seed) -> (per-split tables, model) of the networks evaluated here
     # extra evaluations (untrained, mean shape, post hoc, held-out CADs) skip the slow surface distances
     light = replace(cfg.eval, save_meshes=0, icp=False, geom_symmetry=False, distances=False)
     for name in names:
@@ -266,17 +266,17 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                         train_eval_dataset=data.get("train_eval"))
             model = load_model(res.model_path)
             shared = evaluated.get((_geometry_source(cfg, name, seed, run_dir), seed))
-            if shared is not None and not _same_outputs(model, shared[-1], test_ds):
+            if shared is not None and not _same_outputs(model, shared[1], test_ds):
                 log(f"{name} seed {seed}: shapes or cameras differ from its source's; evaluated anew")
                 shared = None
             if shared is None:  # a network of its own shapes and cameras
                 t0 = time.perf_counter()
                 tables = _evaluate_splits(model, vc, data, light, res.out_dir)
-                evaluated[name, seed] = (tables, time.perf_counter() - t0, model)
+                ev_s = time.perf_counter() - t0
+                evaluated[name, seed] = (tables, model)
             else:  # only its texture differs from its source's: the geometric evaluation is the same
-                tables = shared[0]
+                tables, ev_s = shared[0], 0.0
                 log(f"{name} seed {seed}: texture-only variant, geometric metrics of its source")
-            ev_s = evaluated[name, seed][1] if shared is None else 0.0
             for split, dfs in tables.items():
                 with atomic_write(res.out_dir / f"per_sample{SPLIT_FILES[split]}.csv") as f:
                     dfs.to_csv(f, index=False)
