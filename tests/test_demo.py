@@ -45,8 +45,9 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     assert (runs.loc[textures, "eval_seconds"] == 0).all() and runs.loc["keep_side", "eval_seconds"] > 0
     cfg = load_experiment(DEFAULT_CONFIG, smoke=True)
     vc = variant_config(cfg, "texture_projected", 0, tmp_path / "unused")
-    own = evaluate(load_model(run / "texture_projected" / "model.pt"),
-                   build_dataset(vc.data, "test", vc.model.img_size), vc.eval, progress=False, render=vc.render)
+    test = build_dataset(vc.data, "test", vc.model.img_size)
+    own = evaluate(load_model(run / "texture_projected" / "model.pt"), test, vc.eval, progress=False,
+                   render=vc.render)
     shared = pd.read_csv(run / "texture_projected" / "per_sample.csv")
     assert list(own.id) == list(shared.id)
     for col in ("iou_3d_drc", "mask_iou", "rot_err", "chamfer"):
