@@ -234,7 +234,7 @@ class Pascal3DDataset(ReconstructionDataset):
         return ann, img.float() / 255, mask[None].float()
 
     def _decode(self, c: str, i: str) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        """Annotation, image (3, H, W) uint8 and mask (H, W) bool of one sample, read from disk and checked."""
+        """Annotation, image (3, H, W) uint8 and mask (H, W) bool of one sample, read and checked."""
         if any(ch in i for ch in "/\\\0") or i in (".", ".."):
             raise BadSampleError(f"{self.root / c}: index entry {i!r} is not a plain file name")
         ann_path = self.root / c / "annotations" / f"{i}.yaml"
