@@ -7,6 +7,11 @@ but each face visits only the pixels of its blur-expanded bounding box and keeps
 faces per pixel by insertion, so one call costs about as much as PyTorch3D's CUDA kernel does per
 pixel instead of hundreds of tensor operations.
 
+:func:`rasterize_meshes` and :func:`backward_meshes` run the meshes of a batch in parallel on
+numba's threads. With numba's OpenMP layer (its default where TBB is absent) these are the OpenMP
+threads torch itself runs on, so a call right after a torch operation finds them ready instead of
+competing with them while they spin-wait (Python threads took 2x longer there than when idle).
+
 Shapes: ``fv`` (F, 3, 3) float32 face vertices (x, y in NDC, z in view space); per-pixel outputs
 (N, H, W, K). Constants are float32, as in the kernels (a Python float would promote to float64).
 """
@@ -14,7 +19,7 @@ Shapes: ``fv`` (F, 3, 3) float32 face vertices (x, y in NDC, z in view space); p
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _EPS = np.float32(1e-8)  # kEpsilon where the kernel compares or clamps in float
 _CLIP_EPS = np.float32(1e-5)
@@ -167,6 +172,18 @@ def rasterize(fv, f0, mesh_of, xs, ys, blur_radius, pc, clip, cull, p2f, zbuf, b
     return True
 
 
+@njit(cache=True, error_model="numpy", parallel=True)
+def rasterize_meshes(fv, first, counts, xs, ys, blur_radius, pc, clip, cull, p2f, zbuf, bary, dists):
+    """:func:`rasterize` of each mesh n (faces ``fv[first[n]:first[n] + counts[n]]``) into the outputs'
+    slot n, meshes in parallel. Returns False if any mesh's call did."""
+    ok = np.ones(p2f.shape[0], np.bool_)
+    for n in prange(p2f.shape[0]):
+        f0, f1 = first[n], first[n] + counts[n]
+        ok[n] = rasterize(fv[f0:f1], f0, np.zeros(f1 - f0, np.int64), xs, ys, blur_radius, pc, clip, cull,
+                          p2f[n:n + 1], zbuf[n:n + 1], bary[n:n + 1], dists[n:n + 1])
+    return ok.all()
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _edge_backward(px, py, ax, ay, bx, by, g):
     """EdgeFunctionBackward: (dp, da, db), each (x, y)."""
@@ -209,6 +226,14 @@ def backward(fv, p2f, g_z, g_bary, g_dist, xs, ys, pc, clip, grad):
                     gz, gd = g_z[n, row, col, k], g_dist[n, row, col, k]
                     gb = g_bary[n, row, col, k]
                     _pair_backward(fv, f, px, py, gz, gb[0], gb[1], gb[2], gd, pc, clip, grad)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def backward_meshes(fv, p2f, g_z, g_bary, g_dist, xs, ys, pc, clip, grad):
+    """:func:`backward` of each mesh (image) in parallel; meshes own disjoint faces, so each thread
+    adds to rows of grad no other thread touches."""
+    for n in prange(p2f.shape[0]):
+        backward(fv, p2f[n:n + 1], g_z[n:n + 1], g_bary[n:n + 1], g_dist[n:n + 1], xs, ys, pc, clip, grad)
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -29,8 +29,8 @@ the shorter side spans [-1, 1].
 from __future__ import annotations
 
 import contextlib
-import threading
 
+import numba
 import numpy as np
 import torch
 from pytorch3d import _C
@@ -87,67 +87,42 @@ def _use_numba(face_verts: torch.Tensor) -> bool:
     return CPU_BACKEND == "numba" and face_verts.device.type == "cpu" and face_verts.dtype == torch.float32
 
 
-def _mesh_chunks(n_meshes: int) -> list[tuple[int, int]]:
-    """[lo, hi) ranges of meshes, one per torch intra-op thread: the compiled kernels release the GIL,
-    so the chunks run in threads side by side."""
-    n = max(1, min(torch.get_num_threads(), n_meshes))
-    bounds = np.linspace(0, n_meshes, n + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-
-
-def _in_threads(calls: list) -> list:
-    """Results of the zero-argument functions ``calls``: the first in this thread, the rest in threads."""
-    results = [None] * len(calls)
-
-    def run(i):
-        results[i] = calls[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(1, len(calls))]
-    for t in threads:
-        t.start()
-    run(0)
-    for t in threads:
-        t.join()
-    return results
+def _numba_threads() -> None:
+    """Run numba's parallel loops on as many threads as torch's intra-op pool (``torch.set_num_threads``
+    also limits the rasterizer)."""
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
 def _rasterize_numba(face_verts, first_idx, num_faces, image_size, blur_radius, faces_per_pixel,
                      perspective_correct, clip_barycentric_coords, cull_backfaces):
-    """:func:`symnb.raster_numba.rasterize` of all meshes as tensors; None where it defers to the kernel."""
+    """:func:`symnb.raster_numba.rasterize_meshes` of all meshes as tensors; None where it defers to the
+    kernel."""
     H, W = image_size
     N, K = len(num_faces), faces_per_pixel
-    first, counts = first_idx.tolist(), num_faces.tolist()
-    if any(first[n + 1] != first[n] + counts[n] for n in range(N - 1)):
-        return None  # the meshes' faces are not packed back to back: the tensor path handles it
-    fv = face_verts.contiguous().numpy()
     xs, ys = pixel_centers(W, H).numpy(), pixel_centers(H, W).numpy()
     p2f = np.full((N, H, W, K), -1, np.int64)
     zbuf, dists = np.full((N, H, W, K), -1.0, np.float32), np.full((N, H, W, K), -1.0, np.float32)
     bary = np.full((N, H, W, K, 3), -1.0, np.float32)
-
-    def chunk(lo, hi):
-        f0, f1 = first[lo], first[hi - 1] + counts[hi - 1]
-        mesh_of = np.repeat(np.arange(hi - lo, dtype=np.int64), counts[lo:hi])
-        return raster_numba.rasterize(
-            fv[f0:f1], f0, mesh_of, xs, ys, np.float32(blur_radius), perspective_correct,
-            clip_barycentric_coords, cull_backfaces, p2f[lo:hi], zbuf[lo:hi], bary[lo:hi], dists[lo:hi])
-
-    if not all(_in_threads([lambda c=c: chunk(*c) for c in _mesh_chunks(N)])):
+    _numba_threads()
+    if not raster_numba.rasterize_meshes(
+            face_verts.contiguous().numpy(), first_idx.numpy(), num_faces.numpy(), xs, ys,
+            np.float32(blur_radius), perspective_correct, clip_barycentric_coords, cull_backfaces,
+            p2f, zbuf, bary, dists):
         return None
     return tuple(torch.from_numpy(t) for t in (p2f, zbuf, bary, dists))
 
 
 def _backward_numba(face_verts, pix_to_face, g_zbuf, g_bary, g_dists, flags) -> torch.Tensor:
-    """The gradient of the packed face vertices from :func:`symnb.raster_numba.backward`."""
+    """The gradient of the packed face vertices from :func:`symnb.raster_numba.backward_meshes`."""
     N, H, W, K = pix_to_face.shape
     up = [torch.zeros(s) if g is None else g.detach().float().contiguous()
           for g, s in ((g_zbuf, (N, H, W, K)), (g_bary, (N, H, W, K, 3)), (g_dists, (N, H, W, K)))]
     fv = face_verts.detach().contiguous().numpy()
-    p2f, (gz, gb, gd) = pix_to_face.contiguous().numpy(), (u.numpy() for u in up)
     xs, ys = pixel_centers(W, H).numpy(), pixel_centers(H, W).numpy()
-    grad = np.zeros_like(fv)  # meshes own disjoint faces: the chunks add to disjoint rows
-    _in_threads([lambda lo=lo, hi=hi: raster_numba.backward(
-        fv, p2f[lo:hi], gz[lo:hi], gb[lo:hi], gd[lo:hi], xs, ys, *flags, grad) for lo, hi in _mesh_chunks(N)])
+    grad = np.zeros_like(fv)
+    _numba_threads()
+    raster_numba.backward_meshes(fv, pix_to_face.contiguous().numpy(), *(u.numpy() for u in up), xs, ys,
+                                 *flags, grad)
     return torch.from_numpy(grad)
 
 

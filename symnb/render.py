@@ -343,7 +343,7 @@ def render_prediction(out: dict, settings: RenderSettings | None = None, camera:
     from .camera import to_pytorch3d
 
     renderer = silhouette_renderer(to_pytorch3d(scale, trans, quat), s)
-    meshes = Meshes(verts=list(verts), faces=[faces] * verts.shape[0])
+    meshes = Meshes(verts=verts, faces=faces.expand(verts.shape[0], -1, -1))  # padded: no per-mesh lists
     frags = renderer.rasterizer(meshes)
     result = {"silhouette": renderer.shader(frags, meshes)[..., 3], "rgb": None,
               "coverage": (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)}

@@ -38,14 +38,13 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
         cam = (out["scale"].detach(), out["trans"].detach(), out["quat"].detach())
     r = render_prediction(out, render, cam)
     mask = batch["mask"]
+    R_gt = quaternion_to_matrix(batch["quat"])
     terms = {"mask": L.mask_loss(r["silhouette"], mask[:, 0])}
     if weights.camera:
-        R_gt = quaternion_to_matrix(batch["quat"])
         terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["R_hyp"], batch["scale"],
                                         batch["trans"], R_gt)
     if weights.camera_choice and out["R_hyp"].shape[1] > 1:
-        terms["camera_choice"] = L.hypothesis_loss(out["R_hyp"], out["cam_logits"],
-                                                   quaternion_to_matrix(batch["quat"]))
+        terms["camera_choice"] = L.hypothesis_loss(out["R_hyp"], out["cam_logits"], R_gt)
     if weights.quat and out["quat_raw"].shape[-1] == 4:
         terms["quat"] = L.quat_norm_loss(out["quat_raw"])
     if weights.deformation:
@@ -84,6 +83,6 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
         inter = (hard * mask[:, 0]).flatten(1).sum(1)
         union = ((hard + mask[:, 0]) > 0).float().flatten(1).sum(1)
         logs["mask_iou"] = float((inter / union.clamp(min=1)).mean())
-        logs["cam_deg"] = float(rotation_angle(out["R"], quaternion_to_matrix(batch["quat"])).median())
+        logs["cam_deg"] = float(rotation_angle(out["R"], R_gt).median())
     logs["loss"] = float(total.detach())
     return total, logs
