@@ -89,8 +89,16 @@ def _use_numba(face_verts: torch.Tensor) -> bool:
 
 def _numba_threads() -> None:
     """Run numba's parallel loops on as many threads as torch's intra-op pool (``torch.set_num_threads``
-    also limits the rasterizer)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    also limits the rasterizer).
+
+    The first call starts numba's threading layer; its OpenMP layer shares torch's OpenMP runtime and
+    sets that runtime's thread count to all cores when it starts, so torch's own setting is put back
+    (otherwise one-thread processes side by side, ``--jobs N``, would each run on every core).
+    """
+    n = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def _rasterize_numba(face_verts, first_idx, num_faces, image_size, blur_radius, faces_per_pixel,

@@ -314,3 +314,29 @@ def test_numba_and_torch_backends_agree_bit_for_bit(pc, monkeypatch):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     assert (a.pix_to_face[..., 7] >= 0).any(), "no pixel keeps 8 faces: the top-K insertion is not exercised"
     _assert_same(a, b, {"verts": a_verts, **a_par}, {"verts": b_verts, **b_par})
+
+
+_THREADS_SCRIPT = """
+import torch
+from pytorch3d.renderer import FoVOrthographicCameras, RasterizationSettings
+from pytorch3d.utils import ico_sphere
+from symnb.rasterizer import FastMeshRasterizer
+torch.set_num_threads(1)
+rs = RasterizationSettings(image_size=16, blur_radius=1e-3, faces_per_pixel=4)
+frags = FastMeshRasterizer(FoVOrthographicCameras(), rs, mode="fast")(ico_sphere(1).extend(2))
+assert (frags.pix_to_face >= 0).any()
+print(torch.get_num_threads())
+"""
+
+
+def test_rasterizing_keeps_torch_thread_count_in_a_fresh_process():
+    """numba's OpenMP layer shares torch's OpenMP runtime and sets its thread count to all cores when it
+    starts (first rasterization of a process); the rasterizer puts torch's own setting back, so the
+    one-thread processes of ``--jobs N`` stay on one core each."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", _THREADS_SCRIPT]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "1"
