@@ -29,6 +29,7 @@ the shorter side spans [-1, 1].
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numba
 import numpy as np
@@ -87,50 +88,66 @@ def _use_numba(face_verts: torch.Tensor) -> bool:
     return CPU_BACKEND == "numba" and face_verts.device.type == "cpu" and face_verts.dtype == torch.float32
 
 
-def _numba_threads() -> None:
-    """Run numba's parallel loops on as many threads as torch's intra-op pool (``torch.set_num_threads``
-    also limits the rasterizer).
+#: The process that first ran numba's parallel loops: numba terminates a child forked from it that runs
+#: them again (GNU OpenMP is not fork-safe), so such children (fork pools, DataLoader workers) use the
+#: serial loops.
+_PARALLEL_PID: int | None = None
+
+
+def _numba_parallel() -> bool:
+    """Whether this process runs numba's parallel loops; if so, on as many threads as torch's intra-op
+    pool (``torch.set_num_threads`` also limits the rasterizer).
 
     The first call starts numba's threading layer; its OpenMP layer shares torch's OpenMP runtime and
     sets that runtime's thread count to all cores when it starts, so torch's own setting is put back
     (otherwise one-thread processes side by side, ``--jobs N``, would each run on every core).
     """
+    global _PARALLEL_PID
+    if _PARALLEL_PID is None:
+        _PARALLEL_PID = os.getpid()
+    elif _PARALLEL_PID != os.getpid():
+        return False
     n = torch.get_num_threads()
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    return True
 
 
 def _rasterize_numba(face_verts, first_idx, num_faces, image_size, blur_radius, faces_per_pixel,
                      perspective_correct, clip_barycentric_coords, cull_backfaces):
-    """:func:`symnb.raster_numba.rasterize_meshes` of all meshes as tensors; None where it defers to the
-    kernel."""
+    """:func:`symnb.raster_numba.rasterize_meshes` (or, serially, ``rasterize``) of all meshes as
+    tensors; None where it defers to the kernel."""
     H, W = image_size
     N, K = len(num_faces), faces_per_pixel
     xs, ys = pixel_centers(W, H).numpy(), pixel_centers(H, W).numpy()
     p2f = np.full((N, H, W, K), -1, np.int64)
     zbuf, dists = np.full((N, H, W, K), -1.0, np.float32), np.full((N, H, W, K), -1.0, np.float32)
     bary = np.full((N, H, W, K, 3), -1.0, np.float32)
-    _numba_threads()
-    if not raster_numba.rasterize_meshes(
-            face_verts.contiguous().numpy(), first_idx.numpy(), num_faces.numpy(), xs, ys,
-            np.float32(blur_radius), perspective_correct, clip_barycentric_coords, cull_backfaces,
-            p2f, zbuf, bary, dists):
+    fv, first, counts = face_verts.contiguous().numpy(), first_idx.numpy(), num_faces.numpy()
+    rest = (xs, ys, np.float32(blur_radius), perspective_correct, clip_barycentric_coords, cull_backfaces,
+            p2f, zbuf, bary, dists)
+    if _numba_parallel():
+        ok = raster_numba.rasterize_meshes(fv, first, counts, *rest)
+    else:  # one loop over the faces of all meshes, which PyTorch3D packs back to back
+        packed = np.array_equal(first, np.cumsum(counts) - counts) and counts.sum() == len(fv)
+        ok = packed and raster_numba.rasterize(fv, 0, np.repeat(np.arange(N), counts), *rest)
+    if not ok:
         return None
     return tuple(torch.from_numpy(t) for t in (p2f, zbuf, bary, dists))
 
 
 def _backward_numba(face_verts, pix_to_face, g_zbuf, g_bary, g_dists, flags) -> torch.Tensor:
-    """The gradient of the packed face vertices from :func:`symnb.raster_numba.backward_meshes`."""
+    """The gradient of the packed face vertices from :func:`symnb.raster_numba.backward_meshes` (or,
+    serially, ``backward``)."""
     N, H, W, K = pix_to_face.shape
     up = [torch.zeros(s) if g is None else g.detach().float().contiguous()
           for g, s in ((g_zbuf, (N, H, W, K)), (g_bary, (N, H, W, K, 3)), (g_dists, (N, H, W, K)))]
     fv = face_verts.detach().contiguous().numpy()
     xs, ys = pixel_centers(W, H).numpy(), pixel_centers(H, W).numpy()
     grad = np.zeros_like(fv)
-    _numba_threads()
-    raster_numba.backward_meshes(fv, pix_to_face.contiguous().numpy(), *(u.numpy() for u in up), xs, ys,
-                                 *flags, grad)
+    backward = raster_numba.backward_meshes if _numba_parallel() else raster_numba.backward
+    backward(fv, pix_to_face.contiguous().numpy(), *(u.numpy() for u in up), xs, ys, *flags, grad)
     return torch.from_numpy(grad)
 
 

@@ -340,3 +340,41 @@ def test_rasterizing_keeps_torch_thread_count_in_a_fresh_process():
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "1"
+
+
+_FORK_SCRIPT = """
+import torch
+from pytorch3d.renderer import FoVOrthographicCameras, RasterizationSettings
+from pytorch3d.utils import ico_sphere
+from symnb.rasterizer import FastMeshRasterizer
+
+def render(_=None):
+    rs = RasterizationSettings(image_size=16, blur_radius=1e-3, faces_per_pixel=4)
+    m = ico_sphere(1).extend(2)
+    v = m.verts_padded().requires_grad_(True)
+    frags = FastMeshRasterizer(FoVOrthographicCameras(), rs, mode="fast")(m.update_padded(v))
+    frags.zbuf.sum().backward()
+    return frags.pix_to_face, frags.zbuf.detach(), v.grad
+
+if __name__ == "__main__":
+    parent = render()
+    loader = torch.utils.data.DataLoader([0, 1], batch_size=1, num_workers=2, collate_fn=lambda b: render(),
+                                         multiprocessing_context="fork", timeout=120)
+    for child in loader:
+        assert all(torch.equal(a, b) for a, b in zip(parent, child))
+    print("ok")
+"""
+
+
+def test_rasterizing_in_dataloader_workers_forked_after_the_parent_rasterized(tmp_path):
+    """numba terminates a process forked from one that ran its OpenMP parallel loops if it runs them
+    again; forked DataLoader workers that render (a dataset rendering on the fly) use the serial loops
+    and get the parent's values and gradients exactly."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork_render.py"
+    script.write_text(_FORK_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "ok"
