@@ -316,33 +316,7 @@ def test_numba_and_torch_backends_agree_bit_for_bit(pc, monkeypatch):
     _assert_same(a, b, {"verts": a_verts, **a_par}, {"verts": b_verts, **b_par})
 
 
-_THREADS_SCRIPT = """
-import torch
-from pytorch3d.renderer import FoVOrthographicCameras, RasterizationSettings
-from pytorch3d.utils import ico_sphere
-from symnb.rasterizer import FastMeshRasterizer
-torch.set_num_threads(1)
-rs = RasterizationSettings(image_size=16, blur_radius=1e-3, faces_per_pixel=4)
-frags = FastMeshRasterizer(FoVOrthographicCameras(), rs, mode="fast")(ico_sphere(1).extend(2))
-assert (frags.pix_to_face >= 0).any()
-print(torch.get_num_threads())
-"""
-
-
-def test_rasterizing_keeps_torch_thread_count_in_a_fresh_process():
-    """numba's OpenMP layer shares torch's OpenMP runtime and sets its thread count to all cores when it
-    starts (first rasterization of a process); the rasterizer puts torch's own setting back, so the
-    one-thread processes of ``--jobs N`` stay on one core each."""
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-c", _THREADS_SCRIPT]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == "1"
-
-
-_FORK_SCRIPT = """
+_RENDER_SCRIPT = """
 import torch
 from pytorch3d.renderer import FoVOrthographicCameras, RasterizationSettings
 from pytorch3d.utils import ico_sphere
@@ -355,7 +329,35 @@ def render(_=None):
     frags = FastMeshRasterizer(FoVOrthographicCameras(), rs, mode="fast")(m.update_padded(v))
     frags.zbuf.sum().backward()
     return frags.pix_to_face, frags.zbuf.detach(), v.grad
+"""
 
+
+def _run_script(tmp_path, main: str) -> str:
+    """stdout of a fresh Python process running :data:`_RENDER_SCRIPT` and then ``main``."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "render_script.py"
+    script.write_text(_RENDER_SCRIPT + main)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_rasterizing_keeps_torch_thread_count_in_a_fresh_process(tmp_path):
+    """numba's OpenMP layer shares torch's OpenMP runtime and sets its thread count to all cores when it
+    starts (first rasterization of a process); the rasterizer puts torch's own setting back, so the
+    one-thread processes of ``--jobs N`` stay on one core each."""
+    out = _run_script(tmp_path, "torch.set_num_threads(1)\nassert (render()[0] >= 0).any()\n"
+                                "print(torch.get_num_threads())\n")
+    assert out.split()[-1] == "1"
+
+
+def test_rasterizing_in_dataloader_workers_forked_after_the_parent_rasterized(tmp_path):
+    """numba terminates a process forked from one that ran its OpenMP parallel loops if it runs them
+    again; forked DataLoader workers that render (a dataset rendering on the fly) use the serial loops
+    and get the parent's values and gradients exactly."""
+    main = """
 if __name__ == "__main__":
     parent = render()
     loader = torch.utils.data.DataLoader([0, 1], batch_size=1, num_workers=2, collate_fn=lambda b: render(),
@@ -364,17 +366,4 @@ if __name__ == "__main__":
         assert all(torch.equal(a, b) for a, b in zip(parent, child))
     print("ok")
 """
-
-
-def test_rasterizing_in_dataloader_workers_forked_after_the_parent_rasterized(tmp_path):
-    """numba terminates a process forked from one that ran its OpenMP parallel loops if it runs them
-    again; forked DataLoader workers that render (a dataset rendering on the fly) use the serial loops
-    and get the parent's values and gradients exactly."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "fork_render.py"
-    script.write_text(_FORK_SCRIPT)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == "ok"
+    assert _run_script(tmp_path, main).split()[-1] == "ok"
