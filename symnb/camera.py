@@ -14,6 +14,8 @@ Conventions (used by the data loader, the model and the renderer alike):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from pytorch3d.renderer import OrthographicCameras
 from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
@@ -33,14 +35,16 @@ def viewpoint_rotation(azimuth, elevation, theta=0.0) -> torch.Tensor:
     the world's y up, then rolled by ``theta`` about the optical axis.
 
     Args:
-        azimuth, elevation, theta: floats or (B,) tensors in degrees.
+        azimuth, elevation, theta: floats or (B,) tensors in degrees (differentiable).
     Returns:
-        (3, 3) or (B, 3, 3) float64.
+        (3, 3) or (B, 3, 3), in the dtype of the tensor arguments (float64 for plain numbers).
     """
-    az, el, th = (torch.deg2rad(torch.as_tensor(a, dtype=torch.float64)) for a in (azimuth, elevation, theta))
+    floats = [a.dtype for a in (azimuth, elevation, theta) if torch.is_tensor(a) and a.is_floating_point()]
+    dtype = floats[0] if floats else torch.float64
+    az, el, th = (torch.deg2rad(torch.as_tensor(a, dtype=dtype)) for a in (azimuth, elevation, theta))
     az, el, th = torch.broadcast_tensors(az, el, th)
     fwd = -torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
-    up = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64).expand_as(fwd)
+    up = torch.tensor([0.0, 1.0, 0.0], dtype=fwd.dtype, device=fwd.device).expand_as(fwd)
     right = torch.nn.functional.normalize(torch.linalg.cross(fwd, up), dim=-1)
     down = torch.linalg.cross(fwd, right)
     R = torch.stack([right, down, fwd], -2)
@@ -48,6 +52,68 @@ def viewpoint_rotation(azimuth, elevation, theta=0.0) -> torch.Tensor:
     rows = (torch.stack([c, -s_, z], -1), torch.stack([s_, c, z], -1), torch.stack([z, z, o], -1))
     roll = torch.stack(rows, -2)
     return roll @ R
+
+
+def viewpoint_angles(R: torch.Tensor) -> torch.Tensor:
+    """Azimuth, elevation and in-plane roll (degrees) of world-to-camera rotations (B, 3, 3) -> (B, 3):
+    the inverse of :func:`viewpoint_rotation` (``viewpoint_rotation(*viewpoint_angles(R).T) == R`` for
+    every rotation). Azimuth in (-180, 180], elevation in [-90, 90], roll in (-180, 180]."""
+    R = R.double()
+    d = -R[..., 2, :]  # direction from the object to the camera, object coordinates (= -R^T e_z)
+    az = torch.atan2(d[..., 0], d[..., 2])
+    el = torch.asin(d[..., 1].clamp(-1, 1))
+    up = R[..., :, 1]  # object y axis in camera coordinates
+    roll = torch.atan2(up[..., 0], -up[..., 1])
+    return torch.rad2deg(torch.stack([az, el, roll], -1))
+
+
+@dataclass(frozen=True)
+class AngleBins:
+    """``n`` bins of one viewpoint angle (degrees) for classification plus a residual in the bin.
+
+    ``circular``: bins of width 360 / n centred at ``lo + k 360 / n`` (azimuth, roll; bin 0 centred at
+    ``lo``); otherwise n bins of width ``(hi - lo) / n`` covering [lo, hi] (elevation), bin k centred at
+    ``lo + (k + 1/2) width``. The residual is the offset from the bin centre in bin widths.
+    """
+
+    n: int
+    lo: float = 0.0
+    hi: float = 360.0
+    circular: bool = True
+
+    @property
+    def width(self) -> float:
+        return 360.0 / self.n if self.circular else (self.hi - self.lo) / self.n
+
+    def centres(self) -> torch.Tensor:
+        k = torch.arange(self.n, dtype=torch.float64)
+        return self.lo + (k if self.circular else k + 0.5) * self.width
+
+    def encode(self, angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Angles (B,) -> bin index (B,) long and residual (B,) in [-1/2, 1/2) bin widths."""
+        a = angle.double()
+        if self.circular:
+            x = torch.remainder(a - self.lo, 360.0) / self.width
+            k = torch.floor(x + 0.5)
+            return torch.remainder(k, self.n).long(), (x - k).to(angle.dtype)
+        x = ((a - self.lo) / self.width).clamp(0, self.n - 1e-6)
+        k = torch.floor(x)
+        return k.long(), (x - k - 0.5).to(angle.dtype)
+
+    def decode(self, index: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Bin index (B,) and residual (B,) -> angles (B,) in degrees (differentiable in the residual)."""
+        centre = self.centres().to(residual)[index]
+        return centre + residual * self.width
+
+
+#: The viewpoint angles of :class:`symnb.model.heads.ViewpointHead`: azimuth, roll (circular), elevation.
+VIEW_ANGLES = ("az", "el", "roll")
+
+
+def view_bins(counts: tuple[int, int, int]) -> tuple[AngleBins, AngleBins, AngleBins]:
+    """The :class:`AngleBins` of azimuth, elevation and roll for bin counts (n_az, n_el, n_roll)."""
+    n_az, n_el, n_roll = counts
+    return AngleBins(n_az), AngleBins(n_el, -90.0, 90.0, circular=False), AngleBins(n_roll)
 
 
 def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:

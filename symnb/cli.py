@@ -4,6 +4,7 @@
 
     symnb train CONFIG [--variant NAME] [--seed S] [--set section.key=value ...] [--out DIR] [--fresh]
     symnb evaluate MODEL DATA [--split test] [--index novelcad] [--out DIR] [--max-items N]
+    symnb ceilings CONFIG [--sizes 64,128] [--steps N] [--model MODEL] [--out DIR] [--set ...]
     symnb demo [the main job's options]          (python -m symnb.demo)
     symnb make-data [the generator's options]    (python -m data_prep.make_dataset)
 
@@ -67,6 +68,33 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _ceilings(args) -> int:
+    import pandas as pd
+
+    from .config import parse_overrides
+    from .experiment import ensure_dataset, load_experiment
+    from .experiment.ceilings import FitConfig, ceiling_table, run_ceilings
+    from .utils import atomic_write
+
+    cfg = load_experiment(args.config, smoke=args.smoke, overrides=parse_overrides(args.overrides))
+    ensure_dataset(cfg)
+    fit = FitConfig(steps=args.steps, template_verts=cfg.model.template_verts,
+                    template_radius=cfg.model.template_radius)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    scores = run_ceilings(cfg, sizes, fit, model_path=args.model)
+    table = ceiling_table(scores)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.round(3).to_string())
+    out = Path(args.out) if args.out else Path("results") / "ceilings"
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "ceilings_per_image.csv") as f:
+        scores.to_csv(f, index=False)
+    with atomic_write(out / "ceilings.csv") as f:
+        table.to_csv(f)
+    print(f"wrote {out}/ceilings.csv and {out}/ceilings_per_image.csv")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="symnb", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,6 +117,14 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--index", default=None, help="index variant, e.g. novelcad (held-out CAD instances)")
     e.add_argument("--max-items", type=int, default=None)
     e.add_argument("--out", default=None, help="folder for per_sample.csv and protocol.csv")
+    c = sub.add_parser("ceilings", help="quality ceilings (template fits, a network)")
+    c.add_argument("config", help="experiment YAML (its data, loss and model template)")
+    c.add_argument("--sizes", default="64,128", help="comma-separated crop sizes of the template fits")
+    c.add_argument("--steps", type=int, default=300, help="Adam steps per fitted instance")
+    c.add_argument("--model", default=None, help="a trained model.pt: adds rows (b) and (c)")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    c.add_argument("--smoke", action="store_true", help="apply the config's smoke section")
+    c.add_argument("--out", default=None, help="folder for ceilings.csv (default results/ceilings)")
     sub.add_parser("demo", help="the main job (options: symnb demo --help)", add_help=False)
     sub.add_parser("make-data", help="generate a dataset (options: symnb make-data --help)", add_help=False)
     return ap
@@ -106,7 +142,7 @@ def _dispatch(argv: list[str]) -> int:
         make_data(argv[1:])
         return 0
     args = parser().parse_args(argv)
-    return {"train": _train, "evaluate": _evaluate}[args.command](args)
+    return {"train": _train, "evaluate": _evaluate, "ceilings": _ceilings}[args.command](args)
 
 
 def main(argv: list[str] | None = None) -> int:

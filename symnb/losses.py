@@ -12,17 +12,20 @@ import torch
 import torch.nn.functional as F
 from pytorch3d.structures import Meshes
 
+from .camera import view_bins, viewpoint_angles
 from .config import Config
 
 
 @dataclass
 class LossWeights(Config):
-    """Weight of each loss term (MCMR Pascal3D+ defaults; 0 disables a term).
+    """Weight of each loss term (MCMR's Pascal3D+ settings, ``main.py`` flags of its README, for the terms
+    it has; 0 disables a term).
 
     Attributes:
         mask: MSE between the rendered soft silhouette and the mask.
-        camera: rotation (winner-take-all Frobenius error of the hypotheses) + L2 on scale and
-            translation against the annotation (:func:`camera_loss`).
+        camera: rotation (winner-take-all Frobenius error of the hypotheses, :func:`camera_loss`; or the
+            bins and residuals of a viewpoint head, :func:`viewpoint_loss`) + L2 on scale and
+            translation against the annotation.
         camera_choice: cross-entropy of the hypotheses' logits against the closest one
             (:func:`hypothesis_loss`).
         quat: quaternion-norm regulariser on the raw (unnormalised) quaternion ("quat" rotations).
@@ -33,6 +36,8 @@ class LossWeights(Config):
         pixel: L1 in RGB inside the mask.
         ssim: 1 - SSIM of the masked images.
         perceptual: VGG-16 feature distance inside the mask; needs ``perceptual_weights``.
+        silhouette: binary cross-entropy of the silhouette decoded from the image feature
+            (``ModelConfig.silhouette_decoder``) against the mask: an auxiliary task for the encoder.
         keypoint: squared reprojection error of the model's 3-D keypoints (``ModelConfig.n_keypoints``)
             against the visible annotated ones, in normalised image coordinates.
         perceptual_weights: local torchvision VGG-16 weights file (nothing is downloaded).
@@ -50,6 +55,7 @@ class LossWeights(Config):
     ssim: float = 0.0
     perceptual: float = 0.0
     keypoint: float = 0.0
+    silhouette: float = 200.0
     perceptual_weights: str | None = None
 
     def validate(self) -> None:
@@ -76,6 +82,18 @@ def mask_loss(silhouette: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"silhouette {tuple(silhouette.shape)} and mask {tuple(mask.shape)} differ in shape")
     e = _empty(silhouette)
     return e if e is not None else ((silhouette - mask) ** 2).mean()
+
+
+def silhouette_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of decoded silhouette logits (B, 1, h, w) against masks (B, 1, S, S), the masks
+    area-averaged to h x w (S a multiple of h)."""
+    if logits.shape[0] != mask.shape[0]:
+        raise ValueError(f"silhouette_loss: {logits.shape[0]} silhouettes for {mask.shape[0]} masks")
+    e = _empty(logits)
+    if e is not None:
+        return e
+    target = F.interpolate(mask, size=logits.shape[-2:], mode="area")
+    return F.binary_cross_entropy_with_logits(logits, target)
 
 
 def quat_geodesic(q1: torch.Tensor, q2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -119,6 +137,32 @@ def camera_loss(scale, trans, R_hyp, scale_gt, trans_gt, R_gt) -> torch.Tensor:
     return (rot + (scale - scale_gt) ** 2 + ((trans - trans_gt) ** 2).sum(-1)).mean()
 
 
+def viewpoint_loss(logits: list[torch.Tensor], residuals: list[torch.Tensor], scale, trans, R_gt,
+                   scale_gt, trans_gt) -> torch.Tensor:
+    """Camera supervision of a viewpoint-bin head (:class:`symnb.model.heads.ViewpointHead`), batch mean:
+    per angle (azimuth, elevation, roll) the cross-entropy of its bins and the smooth L1 error of the
+    annotated bin's residual (bin widths), plus squared errors of scale and translation.
+
+    Args:
+        logits, residuals: per angle (B, n_a) (bin counts of :func:`symnb.camera.view_bins`);
+        scale: (B,); trans: (B, 2); R_gt: (B, 3, 3); scale_gt: (B,); trans_gt: (B, 2).
+    """
+    e = _empty(scale)
+    if e is not None:
+        return e
+    if len(logits) != 3 or len(residuals) != 3:
+        raise ValueError(f"viewpoint_loss: logits and residuals of 3 angles needed, got {len(logits)}, "
+                         f"{len(residuals)}")
+    angles = viewpoint_angles(R_gt)  # (B, 3) degrees
+    total = ((scale - scale_gt) ** 2 + ((trans - trans_gt) ** 2).sum(-1)).mean()
+    for i, b in enumerate(view_bins(tuple(lg.shape[1] for lg in logits))):
+        k, r = b.encode(angles[:, i])
+        k = k.to(logits[i].device)
+        own = residuals[i].gather(1, k[:, None])[:, 0]
+        total = total + F.cross_entropy(logits[i], k) + F.smooth_l1_loss(own, r.to(own), beta=0.1)
+    return total
+
+
 def hypothesis_loss(R_hyp: torch.Tensor, logits: torch.Tensor, R_gt: torch.Tensor) -> torch.Tensor:
     """Cross-entropy teaching the logits (B, K) to pick the hypothesis (B, K, 3, 3) closest to the
     annotated rotation (B, 3, 3): the model answers with the arg-max, so this term decides which
@@ -148,12 +192,13 @@ def uniform_laplacian(faces: torch.Tensor, n_verts: int) -> torch.Tensor:
     """The uniform Laplacian L = D^-1 A - I (V, V) of a topology, PyTorch3D's ``laplacian`` of a
     ``Meshes``, cached per faces tensor (training calls it every step with the same template)."""
     key = (faces.data_ptr(), tuple(faces.shape), faces.device, n_verts, faces._version)
-    if key not in _LAPLACIANS:
+    hit = _LAPLACIANS.get(key)
+    if hit is None or not torch.equal(hit[0], faces):  # a freed tensor's address can come back
         if len(_LAPLACIANS) > 16:
             _LAPLACIANS.clear()
         mesh = Meshes(verts=[torch.zeros(n_verts, 3, device=faces.device)], faces=[faces])
-        _LAPLACIANS[key] = mesh.laplacian_packed().coalesce()
-    return _LAPLACIANS[key]
+        hit = _LAPLACIANS[key] = (faces.clone(), mesh.laplacian_packed().coalesce())
+    return hit[1]
 
 
 def laplacian_loss(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -308,9 +353,8 @@ def weighted_sum(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.
 
 
 __all__ = [
-    "LossWeights", "PerceptualLoss", "camera_loss", "colour_loss", "deformation_loss", "keypoint_loss",
-    "hypothesis_loss", "laplacian_loss", "mask_loss", "pixel_loss", "rotation_frobenius", "quat_geodesic",
-    "quat_norm_loss",
-    "rgb_to_lab", "ssim",
-    "ssim_loss", "weighted_sum",
+    "LossWeights", "PerceptualLoss", "camera_loss", "colour_loss", "deformation_loss", "hypothesis_loss",
+    "keypoint_loss", "laplacian_loss", "mask_loss", "pixel_loss", "quat_geodesic", "quat_norm_loss",
+    "rgb_to_lab", "rotation_frobenius", "silhouette_loss", "ssim", "ssim_loss", "viewpoint_loss",
+    "weighted_sum",
 ]

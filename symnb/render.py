@@ -68,9 +68,10 @@ class RenderSettings(Config):
         texture_mode: how predicted UV images are sampled: "uv" (``TexturesUV``, per pixel) or
             "atlas" (``TexturesAtlas``, a fixed ``atlas_size`` x ``atlas_size`` grid per face, SoftRas).
         atlas_size: R of the R x R per-face colour grid of the "atlas" mode.
-        camera: which camera renders the training masks: "pred" (the predicted one, MCMR: the mask
-            and texture losses also train the camera head), "pred_detached" (the predicted one, but
-            only the annotation supervises the camera head) or "gt" (the annotated one).
+        camera: which camera renders the training masks and textures: "gt" (the annotated one, as
+            MCMR's ``main.py`` trains and CMR's ``use_gtpose``; the annotation alone supervises the
+            camera head), "pred" (the predicted one: the mask and texture losses also train the camera
+            head) or "pred_detached" (the predicted one, its gradient stopped).
         rasterizer: "auto" (PyTorch3D's kernels on CUDA, ours on CPU), "fast" (ours) or "stock".
         perspective_correct: perspective-correct barycentrics; None = when the camera is perspective.
         cull_backfaces: skip faces seen from behind (needs consistently oriented faces).
@@ -85,7 +86,7 @@ class RenderSettings(Config):
     lighting: str = "point"
     texture_mode: str = "uv"
     atlas_size: int = 2
-    camera: str = "pred"
+    camera: str = "gt"
     rasterizer: str = "auto"
     perspective_correct: bool | None = None
     cull_backfaces: bool = False

@@ -5,7 +5,16 @@ from pytorch3d.renderer import MeshRasterizer, RasterizationSettings
 from pytorch3d.structures import Meshes
 from pytorch3d.transforms import random_rotations
 
-from symnb.camera import flip_horizontal, from_perspective, project, to_pytorch3d
+from symnb.camera import (
+    AngleBins,
+    flip_horizontal,
+    from_perspective,
+    project,
+    to_pytorch3d,
+    view_bins,
+    viewpoint_angles,
+    viewpoint_rotation,
+)
 
 
 def _random_camera(B):
@@ -72,3 +81,26 @@ def test_flip_matches_mirrored_object():
     uv = project(verts, s, t, q)
     uv_flip = project(mirrored, *flip_horizontal(s, t, q))
     torch.testing.assert_close(uv_flip, uv * torch.tensor([-1.0, 1.0]), atol=1e-5, rtol=1e-5)
+
+
+def test_viewpoint_angles_invert_viewpoint_rotation():
+    R = random_rotations(64, dtype=torch.float64)
+    ang = viewpoint_angles(R)
+    torch.testing.assert_close(viewpoint_rotation(ang[:, 0], ang[:, 1], ang[:, 2]), R, atol=1e-10, rtol=0)
+    az, el, roll = torch.tensor([30.0, -120.0]), torch.tensor([20.0, -5.0]), torch.tensor([8.0, -3.0])
+    back = viewpoint_angles(viewpoint_rotation(az, el, roll)).float()
+    torch.testing.assert_close(back, torch.stack([az, el, roll], -1), atol=1e-4, rtol=0)
+    assert viewpoint_rotation(az, el, roll).dtype == torch.float32  # the arguments' dtype
+
+
+def test_angle_bins_encode_and_decode():
+    az = AngleBins(24)
+    k, r = az.encode(torch.tensor([0.0, 7.4, 7.6, 359.0, -15.0, 720.0 + 30.0]))
+    assert k.tolist() == [0, 0, 1, 0, 23, 2] and (r.abs() <= 0.5).all()
+    expected = torch.tensor([0.0, 7.4, 7.6, 359.0, 345.0, 30.0])
+    torch.testing.assert_close(torch.remainder(az.decode(k, r), 360), expected)
+    el = AngleBins(12, -90, 90, circular=False)
+    k, r = el.encode(torch.tensor([-90.0, 0.0, 14.0, 89.0, 120.0]))
+    assert k.tolist() == [0, 6, 6, 11, 11]
+    torch.testing.assert_close(el.decode(k, r)[:4], torch.tensor([-90.0, 0.0, 14.0, 89.0]), atol=1e-4, rtol=0)
+    assert [b.n for b in view_bins((24, 12, 8))] == [24, 12, 8]

@@ -14,9 +14,14 @@ import torch
 from symnb import set_seed
 from symnb.model import ModelConfig, ReconstructionNet, load_model
 
+# The auxiliary silhouette decoder is off: its cross-entropy (weight 200) amplifies the all-reduce's
+# float rounding over 3 Adam steps to a 4% relative difference of the updates (0.5% without it,
+# measured); the DDP mechanics tested here are the same for every head.
 CONFIG = """name: ddp
 data: {name: toy, options: {n: 4}}
-model: {img_size: 32, template_verts: 162, tex_size: 16, deform_hidden: 32, encoder: small, cam_hypotheses: 2}
+model: {img_size: 32, template_verts: 162, tex_size: 16, deform_hidden: 32, encoder: small, cam_hypotheses: 2,
+        silhouette_decoder: false}
+loss: {silhouette: 0}
 render: {faces_per_pixel: 4}
 train: {steps: STEPS, batch_size: 8, lr: 0.001, log_every: 1, ckpt_every: 2, progress: false, device: cpu,
         tensorboard: false}
@@ -58,7 +63,8 @@ def test_two_gloo_processes_match_one_process_with_the_doubled_batch(tmp_path):
     a, b = load_model(two / "model.pt"), load_model(one / "model.pt")
     set_seed(0)  # the initial weights, as train() builds them
     init = dict(ReconstructionNet(ModelConfig(img_size=32, template_verts=162, tex_size=16, deform_hidden=32,
-                                              encoder="small", cam_hypotheses=2)).named_parameters())
+                                              encoder="small", cam_hypotheses=2,
+                                              silhouette_decoder=False)).named_parameters())
     skip = _zero_gradient_biases(b)
     pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
     ua = torch.cat([(pa[k] - init[k]).flatten() for k in pb if k not in skip])

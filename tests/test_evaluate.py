@@ -7,10 +7,11 @@ import math
 import pandas as pd
 import pytest
 import torch
-from pytorch3d.transforms import euler_angles_to_matrix, matrix_to_quaternion
+from pytorch3d.transforms import euler_angles_to_matrix
 
+from symnb.camera import viewpoint_angles
 from symnb.data import ToyDataset
-from symnb.experiment.evaluate import EvalConfig, _icp_align, angle_diff, evaluate, per_class, viewpoint
+from symnb.experiment.evaluate import EvalConfig, _icp_align, angle_diff, evaluate, per_class
 from symnb.model import ModelConfig, ReconstructionNet
 
 
@@ -24,7 +25,7 @@ def _oracle(toy, i: int) -> ReconstructionNet:
     model = ReconstructionNet(ModelConfig(img_size=32, template_verts=162, tex_size=16, deform_hidden=32))
     cad_v, _ = toy.cad_mesh("toy", i + 1)
     with torch.no_grad():
-        model.mean_shape.copy_(cad_v[None])
+        model.set_mean_shapes(cad_v[None])
         model.deform.out.weight.zero_()
     return model.eval()
 
@@ -64,7 +65,7 @@ def test_viewpoint_angles_match_construction():
     az, el = torch.tensor([0.3, -2.0, 1.2]), torch.tensor([0.2, -0.1, 0.6])
     # OpenCV camera looking at the object: R = Rx(pi + el) Ry(az) (see symnb.data.ToyDataset)
     R = euler_angles_to_matrix(torch.stack([math.pi + el, az, torch.zeros(3)], -1), "XYZ")
-    vp = viewpoint(matrix_to_quaternion(R)).float()
+    vp = viewpoint_angles(R).float()
     assert torch.allclose(vp[:, 0], -az * 180 / math.pi, atol=1e-3) or torch.allclose(
         vp[:, 0], az * 180 / math.pi, atol=1e-3)
     assert torch.allclose(vp[:, 1].abs(), el.abs() * 180 / math.pi, atol=1e-3)

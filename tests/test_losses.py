@@ -131,6 +131,7 @@ def test_keypoint_loss_ignores_invisible_and_weighted_sum():
 
 
 def test_default_weights_are_mcmr_pascal3d():
+    """MCMR's README flags for the terms MCMR has (the silhouette decoder is ours)."""
     w = L.LossWeights()
     assert (w.mask, w.camera, w.quat, w.deformation, w.laplacian, w.laplacian_offsets, w.colour, w.pixel) == (
         100.0, 20.0, 0.1, 0.05, 6.0, 1.8, 0.03, 0.005)
@@ -139,3 +140,33 @@ def test_default_weights_are_mcmr_pascal3d():
 def test_perceptual_loss_needs_local_weights(tmp_path):
     with pytest.raises(FileNotFoundError, match="VGG-16 weights"):
         L.PerceptualLoss(str(tmp_path / "vgg16.pth"))
+
+
+def test_viewpoint_loss_is_small_only_for_the_annotated_bins():
+    from symnb.camera import view_bins, viewpoint_angles, viewpoint_rotation
+
+    az, el, roll = torch.tensor([100.0, -40.0]), torch.tensor([10.0, 30.0]), torch.tensor([2.0, -4.0])
+    R = viewpoint_rotation(az, el, roll)
+    bins = view_bins((24, 12, 24))
+    ang = viewpoint_angles(R)
+    logits, residuals = [], []
+    for i, b in enumerate(bins):
+        k, r = b.encode(ang[:, i])
+        logits.append(torch.nn.functional.one_hot(k, b.n).float() * 20)
+        residuals.append(torch.zeros(2, b.n).scatter(1, k[:, None], r[:, None].float()))
+    s, t = torch.ones(2), torch.zeros(2, 2)
+    assert L.viewpoint_loss(logits, residuals, s, t, R, s, t) < 1e-6
+    wrong = [lg.roll(1, dims=1) for lg in logits]
+    assert L.viewpoint_loss(wrong, residuals, s, t, R, s, t) > 10
+    assert L.viewpoint_loss(logits, residuals, s + 1, t, R, s, t) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="3 angles"):
+        L.viewpoint_loss(logits[:2], residuals, s, t, R, s, t)
+
+
+def test_silhouette_loss_area_averages_the_mask():
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :] = 1
+    logits = torch.full((1, 1, 2, 2), -30.0)
+    logits[..., 0, :] = 30.0
+    assert L.silhouette_loss(logits, mask) < 1e-6
+    assert L.silhouette_loss(-logits, mask) > 10

@@ -14,6 +14,7 @@ from symnb.metrics import (
     hausdorff,
     index_symmetry_error,
     iou_3d,
+    is_closed_oriented,
     mask_iou,
     minmax_distances,
     voxelize,
@@ -185,3 +186,24 @@ def test_voxel_volume_matches_vtk_volume_on_real_mesh(res, tol):
     step = float((v.amax(0) - v.amin(0)).max()) / res * 1.0001
     occ = voxelize(v, f, v.amin(0).numpy(), step, res)
     assert abs(occ.sum() * step**3 / poly.volume - 1) < tol
+
+
+def test_signed_voxelization_counts_overlapping_folds_inside():
+    """Two overlapping closed spheres as one self-intersecting mesh (what a folded prediction is): ray
+    parity calls the overlap outside, the winding number (signed crossings) inside, as the slow
+    generalized-winding reference does; an inside-out mesh has winding -1 everywhere: empty."""
+    v, f = sphere_template(642)
+    v = v.double() * 0.3
+    both = torch.cat([v + torch.tensor([0.1, 0, 0]), v - torch.tensor([0.1, 0, 0])])
+    faces = torch.cat([f, f + len(v)])
+    assert is_closed_oriented(faces) and not is_closed_oriented(f[:-3])
+    lo, step = np.full(3, -0.5), 1 / 24
+    ref = voxelize(both, faces, lo, step, 24, "winding")
+    signed = voxelize(both, faces, lo, step, 24, "signed")
+    parity = voxelize(both, faces, lo, step, 24, "parity")
+    assert (signed != ref).sum() <= 0.01 * ref.sum()
+    assert (parity != ref).sum() > 0.3 * ref.sum()  # the lens both spheres share
+    assert voxelize(both, faces, lo, step, 24).sum() == signed.sum()  # "auto" picks signed for closed meshes
+    assert voxelize(v, f[:, [0, 2, 1]], lo, step, 24, "signed").sum() == 0
+    single = voxelize(v, f, lo, step, 24, "signed")
+    assert (single == voxelize(v, f, lo, step, 24, "parity")).all()  # the same where parity is right

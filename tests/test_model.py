@@ -306,9 +306,8 @@ def test_fine_tuning_transfers_a_baseline_into_the_reflection_and_refinement_sch
     from symnb.symmetry import symmetrize
 
     base = _perturbed(ReconstructionNet(ModelConfig(symmetry="none", n_shapes=2, **SMALL)))
-    with torch.no_grad():  # an ellipsoid mean shape: linear in the position
-        base.mean_shape.copy_(base.template * torch.tensor([0.3, 0.2, 0.4]))
-        base.mean_shape[1] += 0.05 * torch.randn_like(base.mean_shape[1])
+    ellipsoid = base.template * torch.tensor([0.3, 0.2, 0.4])  # a mean shape linear in the position
+    base.set_mean_shapes(torch.stack([ellipsoid, ellipsoid + 0.05 * torch.randn_like(ellipsoid)]))
     imgs = torch.rand(2, 3, 32, 32)
     for cfg in (ModelConfig(symmetry="reflection", n_shapes=2, **SMALL),
                 ModelConfig(symmetry="reflection", refine=True, n_shapes=2, **SMALL)):
@@ -342,8 +341,9 @@ def test_keep_side_keeps_the_free_half_off_the_plane():
 
     torch.manual_seed(0)
     free = ReconstructionNet(ModelConfig(symmetry="reflection", **SMALL)).eval()
-    with torch.no_grad():
-        free.mean_shape[:, ::3, 0] *= -1  # every third free vertex on the wrong side of x = 0
+    full = free.full_mean_shapes().detach()
+    full[:, free.smap.independent[::3], 0] *= -1  # every third free vertex on the wrong side of x = 0
+    free.set_mean_shapes(full)
     kept = ReconstructionNet(ModelConfig(symmetry="reflection", keep_side=True, **SMALL)).eval()
     kept.load_state_dict(free.state_dict())
     img = torch.rand(2, 3, 32, 32)
@@ -355,3 +355,36 @@ def test_keep_side_keeps_the_free_half_off_the_plane():
     assert index_symmetry_error(b, free.smap)[0].max() <= 1e-6
     ok = a[:, side > 0, 0] >= SIDE_MARGIN  # vertices already on their side do not move
     assert torch.equal(a[:, side > 0][ok], b[:, side > 0][ok])
+
+
+def test_smooth_mean_shape_coordinates_round_trip_and_move_neighbourhoods():
+    from symnb.model.network import smoothing_operator
+
+    model = ReconstructionNet(ModelConfig(symmetry="reflection", n_shapes=2, **SMALL))
+    target = model.template * torch.tensor([0.3, 0.1, 0.4])
+    model.set_mean_shapes(torch.stack([target, target * 0.5]))
+    assert torch.allclose(model.full_mean_shapes()[0], target, atol=1e-5)
+    # one coordinate of u moves its vertex's whole neighbourhood (plain coordinates would move one vertex)
+    S = smoothing_operator(model.faces, model.n_verts, 10.0)
+    assert torch.allclose(S.sum(1), torch.ones(model.n_verts), atol=1e-4)  # rows average: constants pass
+    assert (S[0] > 1e-3).sum() > 10
+    plain = ReconstructionNet(ModelConfig(symmetry="reflection", mean_shape_smoothing=0.0, **SMALL))
+    assert plain.smoother.numel() == 0
+    plain.set_mean_shapes(target[None])
+    assert torch.allclose(plain.mean_shape[0], target[plain.smap.independent], atol=1e-6)
+
+
+def test_viewpoint_head_and_silhouette_decoder_outputs():
+    model = ReconstructionNet(ModelConfig(n_shapes=2, view_bins=(8, 6, 4), **SMALL))
+    out = model(torch.rand(3, 3, 32, 32))
+    assert out["az_logits"].shape == (3, 8) and out["el_residual"].shape == (3, 6)
+    assert out["roll_logits"].shape == (3, 4) and out["silhouette_logits"].shape == (3, 1, 32, 32)
+    assert torch.allclose(out["R"] @ out["R"].transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-5)
+    model.eval()
+    assert "silhouette_logits" not in model(torch.rand(1, 3, 32, 32))  # training only
+    hyp = ReconstructionNet(ModelConfig(camera_head="hypotheses", cam_hypotheses=4, **SMALL))
+    assert hyp(torch.rand(2, 3, 32, 32))["R_hyp"].shape == (2, 4, 3, 3)
+    mean_in = ReconstructionNet(ModelConfig(deform_input="mean_shape", offset_smoothing=5.0, **SMALL))
+    assert mean_in(torch.rand(2, 3, 32, 32))["offsets"].shape == (2, 162, 3)
+    with pytest.raises(ValueError, match="view_bins"):
+        ModelConfig(view_bins=(8, 6))

@@ -3,6 +3,7 @@
 Per sample (one row of :func:`evaluate`'s DataFrame):
 
 * ``mask_iou``: hard silhouette (predicted mesh and camera) vs the annotated mask;
+  ``mask_iou_gt_camera``: the same mesh through the annotated camera (the shape's own fit);
 * ``iou_3d`` / ``iou_3d_icp``: volumetric IoU vs the sample's CAD model in the canonical frame, as
   predicted and after ICP alignment (rigid + scale) of the prediction onto the CAD model;
 * ``chamfer``, ``hausdorff`` and the directed min-max distances (``a2b_mean`` ... ``rel_max``);
@@ -11,7 +12,8 @@ Per sample (one row of :func:`evaluate`'s DataFrame):
   diagonal), under the group ``EvalConfig.symmetry`` (the objects' reflection by default, so every
   variant is measured against the same symmetry; "model" uses each model's own group);
 * ``rot_err``: geodesic angle between the predicted and annotated camera rotations (degrees);
-  ``az_err``, ``el_err``, ``roll_err``: absolute viewpoint errors in degrees;
+  ``az_err``, ``el_err``, ``roll_err``: absolute viewpoint errors in degrees; ``az`` and ``az_gt``:
+  the predicted and annotated azimuths (:func:`view_confusion`);
 * ``iou_3d_drc``: 3-D IoU by the field's protocol (DRC / CMR / U-CMR), comparable with papers.
 
 :func:`protocol_table` summarises them per class as papers do (means, and for the camera the median,
@@ -20,7 +22,6 @@ mean and fraction under 30 degrees).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from ..align import icp
-from ..camera import rotation_angle
+from ..camera import rotation_angle, viewpoint_angles
 from ..config import Config
 from ..data import loader
 from ..model import ReconstructionNet, export_mesh
@@ -80,23 +81,6 @@ class EvalConfig(Config):
         self._range("fidelity_items", 0)
         self._range("batch_size", 1)
         self._choice("symmetry", (*GROUPS, "model"))
-
-
-def viewpoint(quat: torch.Tensor) -> torch.Tensor:
-    """Azimuth, elevation and in-plane roll (degrees) of world-to-camera quaternions (B, 4) -> (B, 3).
-
-    Object frame: y up; azimuth is measured about y from +z towards +x, elevation above the xz plane;
-    roll is the image-plane angle of the object's up axis from the image's up direction (-y).
-    """
-    from pytorch3d.transforms import quaternion_to_matrix
-
-    R = quaternion_to_matrix(quat.double())
-    d = -R[:, 2, :]  # direction from the object to the camera, object coordinates (= -R^T e_z)
-    az = torch.atan2(d[:, 0], d[:, 2])
-    el = torch.asin(d[:, 1].clamp(-1, 1))
-    up = R[:, :, 1]  # object y axis in camera coordinates
-    roll = torch.atan2(up[:, 0], -up[:, 1])
-    return torch.stack([az, el, roll], -1) * 180 / math.pi
 
 
 def angle_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -162,20 +146,25 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
             out["verts"] = model.posthoc_symmetrize(out["verts"], symmetrize)
         elif symmetrize == "best":
             cands = [model.posthoc_symmetrize(out["verts"], m) for m in ("l2r", "r2l", "cent")]
-            ious = torch.stack([_mask_iou(dict(out, verts=c), batch, rs) for c in cands])  # (3, B)
+            ious = torch.stack([silhouette_iou(dict(out, verts=c), batch, rs) for c in cands])  # (3, B)
             best = ious.argmax(0)
             out["verts"] = torch.stack(cands)[best, torch.arange(len(best))]
         elif symmetrize is not None:
             raise ValueError(f"symmetrize must be l2r, r2l, cent or best, got {symmetrize!r}")
-        miou = _mask_iou(out, batch, rs)
+        miou = silhouette_iou(out, batch, rs)
+        gt_cam = tuple(batch[k].to(device) for k in ("scale", "trans", "quat"))
+        miou_gt = silhouette_iou(out, batch, rs, camera=gt_cam)
         nan = torch.full((len(batch["id"]),), float("nan"))
         sym_max = index_symmetry_error(out["verts"].cpu(), smap.to("cpu"))[0] if smap is not None else nan
-        vp_err = angle_diff(viewpoint(out["quat"].cpu()), viewpoint(batch["quat"]))
-        rot_err = rotation_angle(quaternion_to_matrix(out["quat"].cpu()), quaternion_to_matrix(batch["quat"]))
+        R_pred, R_gt = quaternion_to_matrix(out["quat"].cpu()), quaternion_to_matrix(batch["quat"])
+        vp_pred, vp_gt = viewpoint_angles(R_pred), viewpoint_angles(R_gt)
+        vp_err = angle_diff(vp_pred, vp_gt)
+        rot_err = rotation_angle(R_pred, R_gt)
         for b in range(len(batch["id"])):
             v, f = out["verts"][b].cpu(), out["faces"].cpu()
             cv, cf = dataset.cad_mesh(batch["class_name"][b], int(batch["cad_idx"][b]))
             row = {"id": batch["id"][b], "class_name": batch["class_name"][b], "mask_iou": float(miou[b]),
+                   "mask_iou_gt_camera": float(miou_gt[b]),
                    "iou_3d": M.iou_3d(v, f, cv, cf, resolution=cfg.iou_resolution)}
             if cfg.icp:
                 row["iou_3d_icp"] = M.iou_3d(_icp_align(v, cv), f, cv, cf, resolution=cfg.iou_resolution)
@@ -189,7 +178,7 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
                 row["geom_symmetry_error"] = (geometric_symmetry_error(v, f, smap, n_samples=cfg.n_samples)
                                               if smap is not None else float("nan"))
             row.update(rot_err=float(rot_err[b]), az_err=float(vp_err[b, 0]), el_err=float(vp_err[b, 1]),
-                       roll_err=float(vp_err[b, 2]))
+                       roll_err=float(vp_err[b, 2]), az=float(vp_pred[b, 0]), az_gt=float(vp_gt[b, 0]))
             rows.append(row)
             preds.append(v)
             gts.append((cv, cf))
@@ -225,8 +214,11 @@ def protocol_table(df: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _mask_iou(out: dict, batch: dict, rs: RenderSettings) -> torch.Tensor:
-    r = render_prediction(dict(out, texture=None), rs, soft=False)
+def silhouette_iou(out: dict, batch: dict, render: RenderSettings,
+                   camera: tuple | None = None) -> torch.Tensor:
+    """Mask IoU (B,) of the hard silhouettes of predicted meshes (``out``: "verts", "faces" and the camera)
+    against ``batch["mask"]`` (B, 1, S, S), through ``camera`` (scale, trans, quat) when given."""
+    r = render_prediction(dict(out, texture=None), render, camera, soft=False)
     mask = batch["mask"][:, 0]
     sil = r["coverage"][:, 0].cpu()  # hard silhouette: pixels covered by a face
     if sil.shape[-1] != mask.shape[-1]:
@@ -238,6 +230,33 @@ def _mask_iou(out: dict, batch: dict, rs: RenderSettings) -> torch.Tensor:
 SUMMARY_METRICS = ("mask_iou", "iou_3d_drc", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mean",
                    "rel_max", "symmetry_error", "geom_symmetry_error", "rot_err", "az_err", "el_err",
                    "roll_err")
+
+
+#: the four azimuth sectors of :func:`view_confusion` (90 degrees each, centred on the object's front,
+#: left side, back and right side; azimuth 0 sees the front, 90 the left side)
+SECTORS = ("front", "left", "back", "right")
+
+
+def view_sector(azimuth) -> pd.Series:
+    """Azimuths (degrees) -> sector names of :data:`SECTORS`."""
+    k = ((pd.Series(azimuth, dtype=float) + 45) % 360 // 90).astype(int)
+    return k.map(dict(enumerate(SECTORS)))
+
+
+def view_confusion(df: pd.DataFrame) -> pd.DataFrame:
+    """Front / back confusion: counts of test images per (class, annotated sector) row and predicted
+    sector column (:data:`SECTORS`), plus per row the fraction predicted within 30 degrees of azimuth
+    (``az<30``) and the fractions of front/back flips (``flip_fb``: azimuth off by 180 +- 30) and of
+    left/right mirror errors (``flip_lr``: the predicted azimuth near the mirrored -azimuth and more
+    than 30 degrees from the truth)."""
+    gt, pred = view_sector(df["az_gt"]), view_sector(df["az"])
+    table = pd.crosstab([df["class_name"].values, gt.values], pred.values, rownames=["class", "annotated"],
+                        colnames=["predicted"]).reindex(columns=list(SECTORS), fill_value=0)
+    err = angle_diff(torch.tensor(df["az"].values), torch.tensor(df["az_gt"].values)).numpy()
+    mirror = angle_diff(torch.tensor(df["az"].values), -torch.tensor(df["az_gt"].values)).numpy()
+    stats = pd.DataFrame({"class": df["class_name"].values, "annotated": gt.values, "az<30": err < 30,
+                          "flip_fb": err > 150, "flip_lr": (mirror < 30) & (err >= 30)})
+    return table.join(stats.groupby(["class", "annotated"]).mean())
 
 
 def per_class(df: pd.DataFrame) -> pd.DataFrame:
@@ -258,4 +277,4 @@ def error_heatmap(verts: torch.Tensor, faces: torch.Tensor, cad_verts: torch.Ten
 
 
 __all__ = ["EvalConfig", "angle_diff", "error_heatmap", "evaluate", "per_class", "protocol_table",
-           "viewpoint"]
+           "silhouette_iou", "view_confusion", "view_sector"]

@@ -6,7 +6,7 @@ import torch
 from pytorch3d.transforms import quaternion_to_matrix
 
 from .. import losses as L
-from ..camera import project, rotation_angle
+from ..camera import VIEW_ANGLES, project, rotation_angle
 from ..render import RenderSettings, render_prediction
 
 
@@ -40,13 +40,21 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     mask = batch["mask"]
     R_gt = quaternion_to_matrix(batch["quat"])
     terms = {"mask": L.mask_loss(r["silhouette"], mask[:, 0])}
-    if weights.camera:
+    if weights.camera and "az_logits" in out:  # a viewpoint-bin head
+        terms["camera"] = L.viewpoint_loss([out[f"{a}_logits"] for a in VIEW_ANGLES],
+                                           [out[f"{a}_residual"] for a in VIEW_ANGLES], out["scale"],
+                                           out["trans"], R_gt, batch["scale"], batch["trans"])
+    elif weights.camera:
         terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["R_hyp"], batch["scale"],
                                         batch["trans"], R_gt)
-    if weights.camera_choice and out["R_hyp"].shape[1] > 1:
+    if weights.camera_choice and "R_hyp" in out and out["R_hyp"].shape[1] > 1:
         terms["camera_choice"] = L.hypothesis_loss(out["R_hyp"], out["cam_logits"], R_gt)
-    if weights.quat and out["quat_raw"].shape[-1] == 4:
+    if weights.quat and "quat_raw" in out and out["quat_raw"].shape[-1] == 4:
         terms["quat"] = L.quat_norm_loss(out["quat_raw"])
+    if weights.silhouette:
+        if "silhouette_logits" not in out:
+            raise ValueError("LossWeights.silhouette > 0 needs ModelConfig.silhouette_decoder")
+        terms["silhouette"] = L.silhouette_loss(out["silhouette_logits"], mask)
     if weights.deformation:
         terms["deformation"] = L.deformation_loss(out["offsets"])
     if weights.laplacian:

@@ -272,7 +272,7 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
         figs["Textures from the annotated camera's views (what texture fidelity scores)"] = save_figure(
             plot_texture_views(textured, test_dataset, idx, renders=result.renders),
             run_dir / "textures.png").name
-    from .evaluate import protocol_table
+    from .evaluate import protocol_table, view_confusion
 
     tables = {"Runs (test split)": result.runs, "Mean and std over seeds": result.summary.reset_index()}
     if len(result.paired):
@@ -293,4 +293,8 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
         if ":" not in name:
             tables[f"{name}: the field's protocol per class (test split, first seed)"] = (
                 protocol_table(dfs[0]).reset_index(names="class"))
+    for name, dfs in result.per_sample.items():
+        if name in trained and "az" in dfs[0]:
+            tables[f"{name}: front / back confusion of the predicted azimuth (test split, all seeds)"] = (
+                view_confusion(pd.concat(dfs)).reset_index())
     return write_report(run_dir, tables, result.per_class, figs, notes)

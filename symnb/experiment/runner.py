@@ -29,8 +29,8 @@ from .stats import paired_differences
 from .train import train
 
 #: test-split means kept per run (lower is better except the IoUs)
-RUN_METRICS = ("iou_3d_drc", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mask_iou", "symmetry_error",
-               "geom_symmetry_error", "rot_err", "az_err", "el_err")
+RUN_METRICS = ("iou_3d_drc", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mask_iou", "mask_iou_gt_camera",
+               "symmetry_error", "geom_symmetry_error", "rot_err", "az_err", "el_err")
 
 
 #: per-image metrics compared with the baseline, with confidence intervals
@@ -161,19 +161,23 @@ def _train_in_parallel(configs: list[ExperimentConfig], jobs: int, fresh: bool,
     """Train runs as ``jobs`` processes at a time (spawned, so CUDA and threads are safe).
 
     ``after[i] = j`` makes run i wait for run j (a fine-tune for its source); a run starts as soon as
-    a process is free and its source is trained, so fine-tunes overlap the remaining sources.
+    a process is free and its source is trained, so fine-tunes overlap the remaining sources. Each run
+    gets the cores divided by the runs that can go at the moment it starts (a baseline whose fine-tunes
+    wait for it trains on all of them).
     """
     import multiprocessing as mp
     import os
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     after = after or {}
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cores = os.cpu_count() or 1
     todo, done, running = list(range(len(configs))), set(), {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
         while todo or running:
             ready = [i for i in todo if after.get(i) is None or after[i] in done]
-            for i in ready[: jobs - len(running)]:
+            start = ready[: jobs - len(running)]
+            threads = max(1, cores // max(1, len(running) + len(start)))
+            for i in start:
                 todo.remove(i)
                 running[pool.submit(_train_job, configs[i].to_dict(), fresh, threads)] = i
             if not running:

@@ -73,6 +73,8 @@ class TrainConfig(Config):
             and seed (resolved by ``variant_config``). A checkpoint, if there is one, wins.
         tensorboard: write TensorBoard events to ``<out_dir>/tb`` (scalars; images at validations).
         bf16: run the encoder under bfloat16 autocast on CUDA (ignored on CPU).
+        mean_shape_lr_scale: the mean shapes' learning rate as a multiple of ``lr`` (their smooth
+            coordinates move whole neighbourhoods, so a larger step is stable).
     """
 
     steps: int = 600
@@ -93,6 +95,7 @@ class TrainConfig(Config):
     init_from: str | None = None
     tensorboard: bool = True
     bf16: bool = False
+    mean_shape_lr_scale: float = 30.0
 
     def validate(self) -> None:
         for name in ("batch_size", "log_every", "ckpt_every"):
@@ -102,6 +105,7 @@ class TrainConfig(Config):
                              "evaluated as is)")
         self._range("steps", 0)
         self._range("lr", 0, lo_open=True)
+        self._range("mean_shape_lr_scale", 0, lo_open=True)
         self._range("min_lr", 0, 1)
         self._range("warmup", 0)
         self._range("val_every", 0)
@@ -244,9 +248,13 @@ def _resume(ckpt: Path, cfg: ExperimentConfig, model, force: bool) -> dict:
     return st
 
 
-def _adam(model, lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel (one pass over all parameters; also on CPU)."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+def _adam(model, tc) -> torch.optim.Adam:
+    """Adam with the fused kernel (one pass over all parameters; also on CPU); the mean shapes learn
+    at ``tc.mean_shape_lr_scale`` times the network's rate (group key "lr_scale")."""
+    mean = [p for n, p in model.named_parameters() if n == "mean_shape"]
+    rest = [p for n, p in model.named_parameters() if n != "mean_shape"]
+    groups = [{"params": rest, "lr_scale": 1.0}, {"params": mean, "lr_scale": tc.mean_shape_lr_scale}]
+    return torch.optim.Adam(groups, lr=tc.lr, fused=True)
 
 
 def _validation_sets(cfg: ExperimentConfig, val_dataset, train_eval_dataset) -> dict:
@@ -303,7 +311,7 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
                              "variant_config (the runner) to resolve it to a model file")
         transfer(model, load_model(tc.init_from))
     model.to(device)
-    opt = _adam(model, tc.lr)
+    opt = _adam(model, tc)
     if st is not None:
         opt.load_state_dict(st["optimizer"])
         step, history, seconds = int(st["step"]), list(st["history"]), float(st["train_seconds"])
@@ -327,10 +335,10 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         if step in tc.subdivide_at and n_sub < sum(s <= step for s in tc.subdivide_at):
             model.subdivide()
             n_sub += 1
-            opt = _adam(model, tc.lr)  # mean shapes changed size
+            opt = _adam(model, tc)  # mean shapes changed size
         lr = learning_rate(tc, step)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         with autocast:
             out = net(batch["image"])

@@ -23,6 +23,14 @@ class ModelConfig(Config):
         n_shapes: number K of learnable mean shapes (blended by the class-probability head).
         template_verts: vertex count of the (baseline) sphere template.
         template_radius: radius of the initial mean shape (objects have unit bbox diagonal).
+        mean_shape_smoothing: lambda of the mean shapes' smooth coordinates: the parameters u give the
+            vertices ``sphere + (I - lambda L)^-1 u`` (L the template's uniform Laplacian; Nicolet et al.
+            2021), so that a gradient step moves a neighbourhood, not one vertex (0: the vertices
+            themselves). Without it Adam moves single vertices and the mean shapes barely leave the
+            sphere in a short run (the README's ceilings).
+        offset_smoothing: the same operator applied to the predicted offsets (0: off).
+        deform_input: the vertex positions the deformation MLP reads: "template" (the sphere) or
+            "mean_shape" (the blended mean shape, MCMR's DeepSDF-style decoder input).
         symmetry: a group of ``symnb.symmetry.GROUPS`` ("none", "reflection", "two_planes",
             "rotation") or "auto".
         sym_order: rotation order n >= 2 for symmetry "rotation" (about y).
@@ -48,10 +56,18 @@ class ModelConfig(Config):
             per mean shape (CMR), for the keypoint reprojection loss.
         pretrained_path: optional local file with the encoder's ImageNet weights (torchvision format).
         init_scale: initial predicted camera scale.
-        rotation: camera rotation parameterisation: "6d" (continuous 6-D, Zhou et al. 2019) or
-            "quat" (unit quaternion, MCMR).
+        camera_head: "hypotheses" (:class:`~symnb.model.heads.CameraHead`: ``cam_hypotheses`` rotations
+            in the ``rotation`` parameterisation, winner-take-all) or "bins"
+            (:class:`~symnb.model.heads.ViewpointHead`: azimuth, elevation and roll classified into
+            ``view_bins`` bins plus residuals).
+        rotation: camera rotation parameterisation of the "hypotheses" head: "6d" (continuous 6-D, Zhou
+            et al. 2019) or "quat" (unit quaternion, MCMR).
         cam_hypotheses: K rotation hypotheses with logits (K > 1: winner-take-all training, the most
             probable one is used; resolves the front / back ambiguity of silhouettes).
+        silhouette_decoder: decode the object's silhouette (32 x 32) from the image feature, an auxiliary
+            task (``LossWeights.silhouette``) that teaches the encoder the outline the camera is read from.
+        view_bins: bins of azimuth (over 360 degrees), elevation (over [-90, 90]) and roll (over 360) of
+            the "bins" head.
         auto_threshold: "auto": detection tolerance on the CAD models.
         auto_order: rotation order used by "auto" for a continuous rotation (order 0).
         auto_two_planes: "auto" maps two planes to "two_planes" (default False: "reflection").
@@ -63,6 +79,9 @@ class ModelConfig(Config):
     n_shapes: int = 1
     template_verts: int = 642
     template_radius: float = 0.3
+    mean_shape_smoothing: float = 10.0
+    offset_smoothing: float = 0.0
+    deform_input: str = "template"
     symmetry: str = "none"
     sym_order: int = 0
     sym_mode: str | list[str] = "l2r"
@@ -80,8 +99,11 @@ class ModelConfig(Config):
     n_keypoints: int = 0
     pretrained_path: str | None = None
     init_scale: float = 1.5
+    camera_head: str = "bins"
     rotation: str = "6d"
     cam_hypotheses: int = 8
+    view_bins: tuple[int, ...] = (24, 12, 24)
+    silhouette_decoder: bool = True
     auto_threshold: float = field(default=0.02, repr=False)
     auto_order: int = 8
     auto_two_planes: bool = False
@@ -95,6 +117,9 @@ class ModelConfig(Config):
             self._range(name, 1)
         self._range("template_verts", 12)
         self._range("template_radius", 0, lo_open=True)
+        self._range("mean_shape_smoothing", 0)
+        self._range("offset_smoothing", 0)
+        self._choice("deform_input", ("template", "mean_shape"))
         self._range("max_offset", 0, lo_open=True)
         self._range("init_scale", 0, lo_open=True)
         for name in ("deform_layers", "n_slices", "n_keypoints", "sym_order"):
@@ -102,6 +127,10 @@ class ModelConfig(Config):
         self._range("auto_order", 2)
         self._range("cam_hypotheses", 1)
         self._choice("rotation", ("6d", "quat"))
+        self._choice("camera_head", ("hypotheses", "bins"))
+        if len(self.view_bins) != 3 or min(self.view_bins) < 1:
+            raise ValueError("ModelConfig.view_bins must be 3 bin counts >= 1 (azimuth, elevation, roll), "
+                             f"got {self.view_bins}")
         self._range("auto_threshold", 0, lo_open=True)
         self._choice("symmetry", SYMMETRIES)
         self._choice("uv_map", ("spherical", "symmetric"))

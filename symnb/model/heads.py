@@ -9,14 +9,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
 
-from ..camera import rot6d_to_matrix, viewpoint_rotation
+from ..camera import VIEW_ANGLES, rot6d_to_matrix, view_bins, viewpoint_rotation
 
 #: Camera rotation parameterisations and their raw sizes.
 ROTATIONS = {"6d": 6, "quat": 4}
 
 
 class DeformMLP(nn.Module):
-    """Per-vertex offsets from (feature (B, C), class probs (B, K), template positions (V, 3)) -> (B, V, 3).
+    """Per-vertex offsets from (feature (B, C), class probs (B, K), vertex positions) -> (B, V, 3).
 
     The first layer is split into a per-image and a per-vertex part that are added (same maths as
     concatenating the inputs, without materialising (B, V, C + K + 3)), so the template can be
@@ -37,13 +37,16 @@ class DeformMLP(nn.Module):
         self.max_offset = max_offset
 
     def forward(self, latent: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        h = self.img(latent)[:, None, :] + self.pos(pos)[None]  # (B, V, hidden)
+        """latent (B, C + K), pos (V, 3) shared or (B, V, 3) per image -> offsets (B, V, 3)."""
+        p = self.pos(pos)
+        h = self.img(latent)[:, None, :] + (p[None] if pos.dim() == 2 else p)  # (B, V, hidden)
         return self.max_offset * torch.tanh(self.out(self.body(h)))
 
 
 class CameraHead(nn.Module):
     """MCMR's weak-perspective camera (:mod:`symnb.camera`) from the image feature, with K rotation
-    hypotheses (a multiplex camera, as CMR / MCMR) and a learnable rotation parameterisation.
+    hypotheses (a camera multiplex, as U-CMR's; MCMR and CMR predict one camera) and a learnable
+    rotation parameterisation.
 
     Args:
         n_feat: feature size; init_scale: the scale at initialisation (exp of 0 times it).
@@ -89,6 +92,78 @@ class CameraHead(nn.Module):
         return {"scale": self.init_scale * torch.exp(out[:, K * n].clamp(-3, 3)),
                 "trans": out[:, K * n + 1:K * n + 3], "R": R, "quat": quat, "R_hyp": R_hyp,
                 "cam_logits": logits, "quat_raw": raw[ar, best]}
+
+
+class ViewpointHead(nn.Module):
+    """Camera from the image feature as viewpoint estimation does it (Su et al. 2015; Mahendran et al.
+    2018): azimuth, elevation and in-plane roll each classified into bins, plus a residual inside each
+    bin; weak-perspective scale and translation regressed. The rotation is
+    ``viewpoint_rotation(az, el, roll)`` of the most probable bins (their residuals added).
+
+    Trained by :func:`symnb.losses.viewpoint_loss` against the annotation alone: cross-entropy of the
+    bins (a full distribution, so a front / back ambiguity is two modes, not an average) and the
+    residual of the annotated bin.
+
+    Args:
+        n_feat: feature size; init_scale: the scale at initialisation (exp of 0 times it);
+        bins: bin counts (azimuth, elevation, roll), :func:`view_bins`; hidden: hidden units.
+
+    Returns (forward) a dict: "scale" (B,), "trans" (B, 2), "R" (B, 3, 3), "quat" (B, 4), "angles"
+    (B, 3) degrees, and per angle a of :data:`VIEW_ANGLES` "<a>_logits" (B, n_a) and "<a>_residual"
+    (B, n_a) (bin widths).
+    """
+
+    def __init__(self, n_feat: int, init_scale: float = 1.5, bins: tuple[int, int, int] = (24, 12, 24),
+                 hidden: int = 128):
+        super().__init__()
+        self.bins = view_bins(bins)
+        self.sizes = [b.n for b in self.bins]
+        n_out = 2 * sum(self.sizes) + 3
+        self.net = nn.Sequential(nn.Linear(n_feat, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, n_out))
+        with torch.no_grad():
+            self.net[-1].weight.mul_(0.1)
+            self.net[-1].bias.zero_()
+        self.init_scale = init_scale
+
+    def forward(self, feat: torch.Tensor) -> dict:
+        out = self.net(feat)  # (B, 2 (n_az + n_el + n_roll) + 3): logits, residuals, log scale, translation
+        n = sum(self.sizes)
+        logits = out[:, :n].split(self.sizes, dim=1)
+        residuals = out[:, n:2 * n].split(self.sizes, dim=1)
+        res, angles = {}, []
+        for name, b, lg, rs in zip(VIEW_ANGLES, self.bins, logits, residuals, strict=True):
+            k = lg.argmax(1)
+            angles.append(b.decode(k, rs.gather(1, k[:, None])[:, 0]))
+            res[f"{name}_logits"], res[f"{name}_residual"] = lg, rs
+        angles = torch.stack(angles, -1)
+        R = viewpoint_rotation(angles[:, 0], angles[:, 1], angles[:, 2])
+        return {"scale": self.init_scale * torch.exp(out[:, 2 * n].clamp(-3, 3)), "trans": out[:, 2 * n + 1:],
+                "R": R, "quat": matrix_to_quaternion(R), "angles": angles, **res}
+
+
+class SilhouetteDecoder(nn.Module):
+    """Image feature (B, n_feat) -> silhouette logits (B, 1, size, size): an auxiliary task that makes the
+    global feature encode the object's outline, from which the viewpoint head reads the pose (trained
+    with :func:`symnb.losses.silhouette_loss`; not used at inference)."""
+
+    def __init__(self, n_feat: int, size: int = 32, channels: int = 64):
+        super().__init__()
+        n_up = int(math.log2(size // 4))
+        if 4 * 2**n_up != size:
+            raise ValueError(f"silhouette size must be 4 * 2^n, got {size}")
+        blocks, c = [], channels
+        for _ in range(n_up):
+            out = max(c // 2, 8)
+            blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, out, 3, padding=1),
+                       nn.BatchNorm2d(out), nn.LeakyReLU(0.2)]
+            c = out
+        self.fc = nn.Linear(n_feat, channels * 16)
+        self.up = nn.Sequential(*blocks, nn.Conv2d(c, 1, 3, padding=1))
+        self.channels = channels
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.fc(feat), 0.2).view(-1, self.channels, 4, 4)
+        return self.up(x)
 
 
 class TextureDecoder(nn.Module):

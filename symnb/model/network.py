@@ -1,6 +1,7 @@
 """MCMR-style single-view mesh reconstruction network with learnable symmetries.
 
-Architecture (MCMR, Fini et al. 2021, on our templates and renderer)::
+Architecture (MCMR, Simoni et al. 2021, ``aimagelab/mcmr`` ``models/mcmr.py``, on our templates and
+renderer)::
 
     images (B, 3, S, S) -> encoder -> feature map (B, C, s, s), feature (B, n_feat)
     feature -> class probabilities (B, K) -> blend of K learned mean shapes (B, V, 3)
@@ -33,9 +34,22 @@ from ..symmetry.maps import expand, posthoc_map, symmetrize, symmetry_map
 from ..symmetry.templates import template_for, uv_sphere
 from .config import ModelConfig
 from .encoders import build_encoder
-from .heads import CameraHead, DeformMLP, TextureDecoder
+from .heads import CameraHead, DeformMLP, SilhouetteDecoder, TextureDecoder, ViewpointHead
 from .texture import ProjectedTexture
 from .uv import UV_MAPS
+
+
+def smoothing_operator(faces: torch.Tensor, n_verts: int, strength: float) -> torch.Tensor:
+    """(V, V) ``(I - lambda L)^-1`` with L the uniform Laplacian (``D^-1 A - I``) and lambda = ``strength``
+    x V / 642 (the same spatial smoothing on finer templates); an empty tensor for strength 0."""
+    if strength <= 0:
+        return torch.empty(0)
+    from ..losses import uniform_laplacian
+
+    lap = uniform_laplacian(faces.cpu(), n_verts).to_dense().double()
+    lam = strength * n_verts / 642
+    return torch.linalg.inv(torch.eye(n_verts, dtype=torch.float64) - lam * lap).float()
+
 
 #: ``ModelConfig.keep_side``: the least distance of a free-half vertex from the symmetry plane (objects
 #: have a unit bounding-box diagonal), so that mirrored faces never coincide.
@@ -130,7 +144,11 @@ class ReconstructionNet(nn.Module):
                                         nn.Linear(64, cfg.n_shapes))
         self.deform = DeformMLP(cfg.n_feat + cfg.n_shapes, cfg.deform_hidden, cfg.deform_layers,
                                 cfg.max_offset)
-        self.camera = CameraHead(cfg.n_feat, cfg.init_scale, cfg.rotation, cfg.cam_hypotheses)
+        if cfg.camera_head == "bins":
+            self.camera = ViewpointHead(cfg.n_feat, cfg.init_scale, tuple(cfg.view_bins))
+        else:
+            self.camera = CameraHead(cfg.n_feat, cfg.init_scale, cfg.rotation, cfg.cam_hypotheses)
+        self.silhouette = SilhouetteDecoder(cfg.n_feat) if cfg.silhouette_decoder else None
         self.texture = (TextureDecoder(cfg.tex_size, half=cfg.symmetric_texture,
                                        in_channels=self.encoder.out_channels)
                         if cfg.texture and cfg.texture_source == "decoder" else None)
@@ -151,10 +169,14 @@ class ReconstructionNet(nn.Module):
         order = cfg.sym_order if self.symmetry == "rotation" else None
         self.smap = symmetry_map(self.template.cpu(), self.symmetry, order, n_slices=n_slices).to(dev)
         self._posthoc = None
+        smoothing = {"smoother": cfg.mean_shape_smoothing, "offset_smoother": cfg.offset_smoothing}
+        for name, strength in smoothing.items():
+            op = smoothing_operator(self.faces, len(verts), strength)
+            self.register_buffer(name, op.to(dev), persistent=False)
         if mean_full is None:
             mean_full = (self.template * cfg.template_radius)[None].repeat(cfg.n_shapes, 1, 1)
-        held = mean_full.to(dev).float()[:, self.smap.independent]  # (K, n_independent, 3)
-        self.mean_shape = nn.Parameter(held.detach().clone())
+        self.mean_shape = nn.Parameter(torch.empty(0, device=dev))
+        self.set_mean_shapes(mean_full.to(dev).float())
         if self.kp_logits is not None:
             V = len(self.template)
             kp = torch.zeros(cfg.n_shapes, cfg.n_keypoints, V, device=dev) if kp_logits is None else kp_logits
@@ -173,9 +195,31 @@ class ReconstructionNet(nn.Module):
         self._posthoc = None
         return out
 
+    def _base(self) -> torch.Tensor:
+        return self.template * self.config.template_radius
+
     def full_mean_shapes(self) -> torch.Tensor:
-        """(K, V, 3): the mean shapes on the whole template (expanded from the representatives)."""
-        return expand(self.mean_shape, self.smap)
+        """(K, V, 3): the mean shapes on the whole template (expanded from the representatives).
+
+        ``mean_shape`` holds smooth coordinates u of the representatives: the mean shape is the initial
+        sphere plus ``smoother @ expand(u)`` (Nicolet et al. 2021), so that a gradient step moves
+        neighbourhoods, not single vertices."""
+        if self.smoother is None or not self.smoother.numel():
+            return expand(self.mean_shape, self.smap)
+        full = self._base() + self.smoother @ expand(self.mean_shape, self.smap)
+        return expand(full[:, self.smap.independent], self.smap)
+
+    @torch.no_grad()
+    def set_mean_shapes(self, full: torch.Tensor) -> None:
+        """Set the mean shapes from (K, V, 3) positions on the whole template (inverting the smooth
+        coordinates)."""
+        if self.smoother is not None and self.smoother.numel():
+            full = torch.linalg.solve(self.smoother.double(), (full - self._base()).double()).to(full)
+        held = full[:, self.smap.independent]
+        if self.mean_shape.shape == held.shape:
+            self.mean_shape.copy_(held)
+        else:
+            self.mean_shape = nn.Parameter(held.detach().clone())
 
     @property
     def n_verts(self) -> int:
@@ -231,8 +275,11 @@ class ReconstructionNet(nn.Module):
         fmap, feat = self.encoder(images)
         probs = torch.softmax(self.classifier(feat), dim=-1)
         mean = torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
-        offsets = symmetrize(self.deform(torch.cat([feat, probs], dim=1), self.template), self.smap,
-                             self.config.sym_mode)
+        pos = mean if self.config.deform_input == "mean_shape" else self.template
+        raw = self.deform(torch.cat([feat, probs], dim=1), pos)  # (B, V, 3)
+        if self.offset_smoother.numel():
+            raw = self.offset_smoother @ raw
+        offsets = symmetrize(raw, self.smap, self.config.sym_mode)
         held = (mean + offsets)[:, self.smap.independent]  # (B, n_independent, 3)
         if self.config.keep_side and self.symmetry == "reflection":
             held = self._keep_side(held)
@@ -244,6 +291,8 @@ class ReconstructionNet(nn.Module):
         out = {"verts": verts, "faces": self.faces, "mean_shape": mean, "offsets": offsets,
                "class_probs": probs, **cam, "texture": texture,
                "verts_uvs": self.verts_uvs, "faces_uvs": self.faces_uvs}
+        if self.silhouette is not None and self.training:
+            out["silhouette_logits"] = self.silhouette(feat)
         if self.kp_logits is not None:  # soft keypoint assignment, blended like the mean shapes
             assign = torch.einsum("bk,knv->bnv", probs, torch.softmax(self.kp_logits, dim=-1))
             out["kp3d"] = assign @ verts

@@ -5,6 +5,8 @@ only the loss's representation changes: every weight of the same name and shape 
 class, deformation, camera and texture heads: the same architecture), and the mean shapes are moved
 onto the new network's template and group:
 
+* the same group, template and smooth coordinates (a texture or output-constraint variant of a trained
+  network): the mean-shape parameters are copied bit for bit;
 * reflection scheme: same template; the mean shapes are symmetrized (group average) and only their
   independent half is kept;
 * refinement scheme: the ~2x template; the mean shapes are interpolated at the new template's
@@ -62,8 +64,14 @@ def transfer(model: ReconstructionNet, source: ReconstructionNet) -> list[str]:
     template_keys = {"mean_shape", "template", "faces", "verts_uvs", "faces_uvs", "kp_logits"}
     copied = {k: v for k, v in src.items() if k in own and k not in template_keys and v.shape == own[k].shape}
     model.load_state_dict(copied, strict=False)
+    same = (source.symmetry == model.symmetry and torch.equal(source.template.cpu(), model.template.cpu())
+            and torch.equal(source.faces.cpu(), model.faces.cpu())
+            and source.config.mean_shape_smoothing == model.config.mean_shape_smoothing)
+    if same:  # the same representation (e.g. a texture variant): the parameters themselves, bit for bit
+        model.mean_shape.copy_(source.mean_shape)
+        return sorted(k for k in own if k not in copied and k != "mean_shape")
     full = source.full_mean_shapes().detach().cpu()
     mean = resample_on_template(full, source.template.cpu(), source.faces.cpu(), model.template.cpu())
     mean = symmetrize(mean, model.smap.to("cpu"), "cent")  # onto the new group (identity: unchanged)
-    model.mean_shape.copy_(mean[:, model.smap.independent.cpu()].to(model.mean_shape))
+    model.set_mean_shapes(mean.to(model.template))
     return sorted(k for k in own if k not in copied and k != "mean_shape")

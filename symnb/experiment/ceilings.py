@@ -1,0 +1,221 @@
+"""Quality ceilings: what the reconstruction could reach if the parts before a stage were perfect.
+
+Rows of :func:`ceiling_table`, each scored per class with the field's 3-D IoU protocol (DRC) and the
+mask IoU of the test images:
+
+* ``cad``: the CAD model itself through the annotated camera: 3-D IoU 1 by definition; its mask IoU
+  is the data's own limit (the loader's resized masks against the model's projection).
+* ``fit <S> px``: ceiling (a), a free template mesh fitted directly, with no network, to all
+  training views of each CAD instance through the annotated cameras, at crop size S, with the
+  training objective's silhouette loss and regularisers (:class:`~symnb.losses.LossWeights`: mask,
+  Laplacian of the vertices and of the offsets, offset L2): the ceiling of the template, the loss
+  and the resolution. Evaluated on the test images of the same instances.
+* ``network, annotated camera`` / ``network, predicted camera``: ceilings (b) and (c), a trained
+  network's shapes (the same 3-D IoU) rendered through the annotation or its own camera
+  (:func:`network_rows`).
+
+The fit optimises Adam in smooth coordinates (Nicolet et al. 2021, "Large steps in inverse
+rendering"): vertices = template + ``(I - lambda L)^-1 u``, so that a step moves neighbourhoods. Plain
+Adam on the vertices crumples the surface into folds that fit the silhouettes but not the volume
+(``FitConfig.smoothing = 0`` shows it); the loss is the same either way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .. import losses as L
+from ..config import Config
+from ..metrics import iou_3d_protocol
+from ..model.network import smoothing_operator
+from ..render import RenderSettings, render_prediction
+from ..symmetry.templates import template_for
+from .evaluate import silhouette_iou
+
+if TYPE_CHECKING:
+    from .config import ExperimentConfig
+
+
+@dataclass
+class FitConfig(Config):
+    """Settings of the per-instance template fit (ceiling (a)).
+
+    Attributes:
+        steps: Adam steps per instance.
+        views_per_step: training views of the instance rendered per step (drawn at random).
+        lr: Adam learning rate of the smooth coordinates.
+        smoothing: lambda of the optimiser's smooth coordinates (0: plain Adam on the vertices).
+        template_verts: vertices of the sphere template (the network's template).
+        template_radius: radius of the initial sphere.
+        seed: seeds the choice of views.
+    """
+
+    steps: int = 300
+    views_per_step: int = 12
+    lr: float = 0.01
+    smoothing: float = 10.0
+    template_verts: int = 642
+    template_radius: float = 0.3
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("steps", "views_per_step", "template_verts"):
+            self._range(name, 1)
+        self._range("lr", 0, lo_open=True)
+        self._range("smoothing", 0)
+        self._range("template_radius", 0, lo_open=True)
+
+
+def instance_views(dataset) -> dict[tuple[str, int], dict]:
+    """The items of a dataset grouped by CAD instance: {(class, cad_idx): {"mask" (N, S, S), "scale"
+    (N,), "trans" (N, 2), "quat" (N, 4), "index" [dataset indices]}}."""
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for i in range(len(dataset)):
+        item = dataset[i]
+        g = groups[item["class_name"], int(item["cad_idx"])]
+        for k in ("scale", "trans", "quat"):
+            g[k].append(item[k])
+        g["mask"].append(item["mask"][0])
+        g["index"].append(i)
+    return {key: {k: (v if k == "index" else torch.stack(v)) for k, v in g.items()}
+            for key, g in sorted(groups.items())}
+
+
+def fit_template(views: dict, weights: L.LossWeights, render: RenderSettings,
+                 cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A free template mesh fitted to one instance's views through their annotated cameras.
+
+    Args:
+        views: one entry of :func:`instance_views` (masks (N, S, S) and cameras).
+        weights: the objective's weights of the terms used: mask, laplacian, laplacian_offsets,
+            deformation (the offsets are the vertices' displacements from the sphere).
+        render: soft-silhouette settings (``image_size`` must be the masks' size).
+        cfg: :class:`FitConfig`.
+
+    Returns:
+        verts (V, 3), faces (F, 3) of the fitted mesh.
+    """
+    S = views["mask"].shape[-1]
+    if render.image_size != S:
+        raise ValueError(f"fit_template: RenderSettings.image_size {render.image_size} differs from the "
+                         f"masks' size {S}")
+    sphere, faces = template_for("none", cfg.template_verts)
+    sphere = torch.nn.functional.normalize(sphere.float(), dim=-1) * cfg.template_radius
+    smooth = smoothing_operator(faces, len(sphere), cfg.smoothing)
+    u = torch.zeros_like(sphere, requires_grad=True)
+    opt = torch.optim.Adam([u], lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = len(views["mask"])
+    for _ in range(cfg.steps):
+        offsets = smooth @ u if smooth.numel() else u
+        verts = (sphere + offsets)[None]
+        pick = torch.randperm(n, generator=gen)[: cfg.views_per_step]
+        out = {"verts": verts.expand(len(pick), -1, -1), "faces": faces}
+        cams = (views["scale"][pick], views["trans"][pick], views["quat"][pick])
+        sil = render_prediction(out, render, cams)["silhouette"]
+        terms = {"mask": L.mask_loss(sil, views["mask"][pick]), "laplacian": L.laplacian_loss(verts, faces),
+                 "laplacian_offsets": L.laplacian_loss(offsets[None], faces),
+                 "deformation": L.deformation_loss(offsets[None])}
+        loss = L.weighted_sum(terms, weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return sphere + (smooth @ u if smooth.numel() else u), faces
+
+
+def fit_instances(train_views: dict, weights: L.LossWeights, render: RenderSettings, cfg: FitConfig,
+                  progress: bool = True) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`fit_template` for each instance of :func:`instance_views` -> {key: (verts, faces)}."""
+    return {key: fit_template(v, weights, render, cfg)
+            for key, v in tqdm(train_views.items(), desc="fit", disable=not progress)}
+
+
+def score_meshes(meshes: dict, test_views: dict, dataset, render: RenderSettings, label: str) -> pd.DataFrame:
+    """Per test image: the 3-D IoU (DRC protocol, one global alignment for the set) and the mask IoU
+    (annotated camera) of its instance's mesh in ``meshes`` ({(class, cad_idx): (verts, faces)}); test
+    instances without a mesh are skipped."""
+    rows, preds, faces, gts = [], [], [], []
+    for key, v in test_views.items():
+        if key not in meshes:
+            continue
+        verts, f = meshes[key]
+        out = {"verts": verts[None].expand(len(v["mask"]), -1, -1), "faces": f}
+        batch = {"mask": v["mask"][:, None]}
+        miou = silhouette_iou(out, batch, render, camera=(v["scale"], v["trans"], v["quat"]))
+        gt = dataset.cad_mesh(*key)
+        for m in miou.tolist():
+            rows.append({"row": label, "class_name": key[0], "cad_idx": key[1], "mask_iou": m})
+            preds.append(verts)
+            faces.append(f)
+            gts.append(gt)
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["iou_3d_drc"] = iou_3d_protocol(preds, faces, gts)[0]
+    return df
+
+
+def network_rows(per_sample: pd.DataFrame) -> pd.DataFrame:
+    """Ceilings (b) and (c) from a trained network's per-sample evaluation (``mask_iou`` with its own
+    camera, ``mask_iou_gt_camera`` with the annotated one; the 3-D IoU does not depend on the camera)."""
+    base = per_sample[["class_name", "iou_3d_drc"]]
+    return pd.concat([base.assign(row="network, annotated camera", mask_iou=per_sample["mask_iou_gt_camera"]),
+                      base.assign(row="network, predicted camera", mask_iou=per_sample["mask_iou"])])
+
+
+def ceiling_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean 3-D IoU (DRC) and mask IoU per row and class (columns ``<class> 3-D IoU``, ``<class> mask
+    IoU``), rows in the order they first appear."""
+    order = list(dict.fromkeys(scores["row"]))
+    table = scores.groupby(["row", "class_name"])[["iou_3d_drc", "mask_iou"]].mean().unstack("class_name")
+    table.columns = [f"{c} {'3-D IoU' if m == 'iou_3d_drc' else 'mask IoU'}" for m, c in table.columns]
+    cols = sorted(table.columns, key=lambda c: (c.split()[0], "mask" in c))
+    return table.loc[order, cols]
+
+
+def cad_rows(test_views: dict, dataset, render: RenderSettings) -> pd.DataFrame:
+    """The ``cad`` row: every test image's own CAD model through its annotated camera."""
+    meshes = {key: dataset.cad_mesh(*key) for key in test_views}
+    return score_meshes(meshes, test_views, dataset, render, "cad")
+
+
+def run_ceilings(cfg: ExperimentConfig, sizes=(64, 128), fit: FitConfig | None = None,
+                 model_path: str | None = None, max_items: int | None = None,
+                 progress: bool = True) -> pd.DataFrame:
+    """Every row of the ceiling table on an experiment's data: ``cad`` and ``fit <S> px`` for each crop
+    size S in ``sizes`` (instances of the training split, scored on the test split), and with
+    ``model_path`` the rows (b) and (c) of that trained network. Returns the per-image scores
+    (:func:`ceiling_table` summarises them)."""
+    from dataclasses import replace
+
+    from ..data import build_dataset
+    from ..model import load_model
+    from .evaluate import EvalConfig, evaluate
+
+    fit = fit or FitConfig(template_verts=cfg.model.template_verts, template_radius=cfg.model.template_radius)
+    plain = replace(cfg.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
+    parts = []
+    for size in sizes:
+        render = replace(cfg.render, image_size=size)
+        test = build_dataset(plain, "test", size)
+        test_views = instance_views(test)
+        if max_items is not None:  # the first images of each instance
+            test_views = {k: {n: v[:max_items] for n, v in g.items()} for k, g in test_views.items()}
+        if size == sizes[0]:
+            parts.append(cad_rows(test_views, test, render))
+        meshes = fit_instances(instance_views(build_dataset(plain, "train", size)), cfg.loss, render, fit,
+                               progress)
+        parts.append(score_meshes(meshes, test_views, test, render, f"fit {size} px"))
+    if model_path is not None:
+        model = load_model(model_path)
+        test = build_dataset(plain, "test", model.config.img_size)
+        light = EvalConfig(icp=False, geom_symmetry=False, save_meshes=0, distances=False)
+        per_sample = evaluate(model, test, light, progress=progress, render=cfg.render)
+        parts.append(network_rows(per_sample))
+    return pd.concat(parts, ignore_index=True)

@@ -1,0 +1,123 @@
+"""Quality ceilings: the per-instance template fit recovers a known shape from its silhouettes, the table
+has one row per stage, and rows (b) / (c) come from a network's evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from pytorch3d.transforms import euler_angles_to_matrix, matrix_to_quaternion
+
+from symnb.experiment.ceilings import (
+    FitConfig,
+    ceiling_table,
+    fit_template,
+    instance_views,
+    network_rows,
+    score_meshes,
+)
+from symnb.losses import LossWeights
+from symnb.metrics import iou_3d
+from symnb.render import RenderSettings, render_prediction
+from symnb.symmetry.templates import sphere_template
+
+
+def _box_with_fin(n=162):
+    """A closed, non-convex target: a flat box (0.5 x 0.12 x 0.3) with a thin fin on top."""
+    v, f = sphere_template(n)
+    d = v / v.abs().amax(1, keepdim=True)  # the sphere pushed onto a cube
+    body = d * torch.tensor([0.25, 0.06, 0.15])
+    fin = (d[:, 1] > 0.9) & (d[:, 0].abs() < 0.3)
+    body[fin, 1] += 0.15
+    return body, f
+
+
+def _views(verts, faces, n=10, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    az = torch.rand(n, generator=g) * 2 * math.pi
+    el = (torch.rand(n, generator=g) * 50 - 10) * math.pi / 180
+    R = euler_angles_to_matrix(torch.stack([math.pi + el, az, torch.zeros(n)], -1), "XYZ")
+    cams = (torch.full((n,), 1.5), torch.zeros(n, 2), matrix_to_quaternion(R))
+    out = {"verts": verts[None].expand(n, -1, -1), "faces": faces}
+    mask = render_prediction(out, RenderSettings(image_size=size), cams, soft=False)["coverage"][:, 0]
+    return {"mask": mask, "scale": cams[0], "trans": cams[1], "quat": cams[2], "index": list(range(n))}
+
+
+@pytest.fixture(scope="module")
+def target():
+    v, f = _box_with_fin()
+    return v, f, _views(v, f)
+
+
+def test_fit_recovers_a_shape_from_its_silhouettes(target):
+    v, f, views = target
+    cfg = FitConfig(steps=300, views_per_step=6, template_verts=162)
+    fit_v, fit_f = fit_template(views, LossWeights(), RenderSettings(image_size=32), cfg)
+    sphere = sphere_template(162)[0] * cfg.template_radius
+    fitted, start = iou_3d(fit_v, fit_f, v, f, 32), iou_3d(sphere, fit_f, v, f, 32)
+    assert fitted > 0.7 and fitted > start + 0.4
+    out = {"verts": fit_v[None].expand(10, -1, -1), "faces": fit_f}
+    cams = (views["scale"], views["trans"], views["quat"])
+    sil = render_prediction(out, RenderSettings(image_size=32), cams, soft=False)["coverage"][:, 0]
+    inter, union = (sil * views["mask"]).sum(), ((sil + views["mask"]) > 0).sum()
+    assert inter / union > 0.8
+
+
+def test_fit_checks_the_render_size(target):
+    _, _, views = target
+    with pytest.raises(ValueError, match="image_size"):
+        fit_template(views, LossWeights(), RenderSettings(image_size=64),
+                     FitConfig(steps=1, template_verts=162))
+    with pytest.raises(ValueError, match="FitConfig.views_per_step"):
+        FitConfig(views_per_step=0)
+
+
+class _Instances(torch.utils.data.Dataset):
+    """Two instances (the target and a sphere), each seen in 3 views, with ``cad_mesh``."""
+
+    def __init__(self, target):
+        v, f, views = target
+        self.meshes = {("toy", 1): (v, f), ("toy", 2): (sphere_template(162)[0] * 0.3, f)}
+        other = _views(*self.meshes["toy", 2], n=3)
+        self.items = [self._item(views, i, 1) for i in range(3)] + [self._item(other, i, 2) for i in range(3)]
+
+    @staticmethod
+    def _item(views, i, cad):
+        return {"mask": views["mask"][i][None], "scale": views["scale"][i], "trans": views["trans"][i],
+                "quat": views["quat"][i], "class_name": "toy", "cad_idx": torch.tensor(cad)}
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def cad_mesh(self, c, k):
+        return self.meshes[c, int(k)]
+
+
+def test_cad_row_scores_one_and_the_table_keeps_row_order(target):
+    ds = _Instances(target)
+    views = instance_views(ds)
+    assert sorted(views) == [("toy", 1), ("toy", 2)] and views["toy", 1]["index"] == [0, 1, 2]
+    rs = RenderSettings(image_size=32)
+    cad = score_meshes(ds.meshes, views, ds, rs, "cad")
+    assert len(cad) == 6 and (cad.iou_3d_drc > 0.999).all() and (cad.mask_iou > 0.999).all()
+    sphere = {k: ds.meshes["toy", 2] for k in views}
+    worse = score_meshes(sphere, views, ds, rs, "sphere")
+    assert worse[worse.cad_idx == 1].iou_3d_drc.mean() < 0.7
+    table = ceiling_table(pd.concat([cad, worse]))
+    assert list(table.index) == ["cad", "sphere"]
+    assert list(table.columns) == ["toy 3-D IoU", "toy mask IoU"]
+    assert table.loc["cad", "toy 3-D IoU"] == pytest.approx(1.0)
+
+
+def test_network_rows_take_the_two_cameras():
+    per_sample = pd.DataFrame({"class_name": ["car", "car"], "iou_3d_drc": [0.5, 0.7], "mask_iou": [0.4, 0.6],
+                               "mask_iou_gt_camera": [0.8, 0.9]})
+    table = ceiling_table(network_rows(per_sample))
+    assert table.loc["network, annotated camera", "car mask IoU"] == pytest.approx(0.85)
+    assert table.loc["network, predicted camera", "car mask IoU"] == pytest.approx(0.5)
+    assert table.loc["network, predicted camera", "car 3-D IoU"] == pytest.approx(0.6)
