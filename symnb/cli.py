@@ -44,7 +44,6 @@ def _evaluate(args) -> int:
     from .data import DataConfig, build_dataset
     from .experiment.evaluate import EvalConfig, evaluate, protocol_table
     from .model import load_model
-    from .utils import atomic_write
 
     model = load_model(args.model)
     root = Path(args.data)
@@ -58,14 +57,20 @@ def _evaluate(args) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.round(4).to_string())
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / "per_sample.csv") as f:
-            df.to_csv(f, index=False)
-        with atomic_write(out / "protocol.csv") as f:
-            table.to_csv(f)
-        print(f"wrote {out}/per_sample.csv and {out}/protocol.csv")
+        _write_tables(Path(args.out), "per_sample.csv", df, "protocol.csv", table)
     return 0
+
+
+def _write_tables(out: Path, rows_name: str, rows, table_name: str, table) -> None:
+    """Write a per-item table (no index) and a summary table (with its index) atomically."""
+    from .utils import atomic_write
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / rows_name) as f:
+        rows.to_csv(f, index=False)
+    with atomic_write(out / table_name) as f:
+        table.to_csv(f)
+    print(f"wrote {out}/{table_name} and {out}/{rows_name}")
 
 
 def _ceilings(args) -> int:
@@ -74,7 +79,6 @@ def _ceilings(args) -> int:
     from .config import parse_overrides
     from .experiment import ensure_dataset, load_experiment
     from .experiment.ceilings import FitConfig, ceiling_table, run_ceilings
-    from .utils import atomic_write
 
     cfg = load_experiment(args.config, smoke=args.smoke, overrides=parse_overrides(args.overrides))
     ensure_dataset(cfg)
@@ -86,12 +90,7 @@ def _ceilings(args) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.round(3).to_string())
     out = Path(args.out) if args.out else Path("results") / "ceilings"
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "ceilings_per_image.csv") as f:
-        scores.to_csv(f, index=False)
-    with atomic_write(out / "ceilings.csv") as f:
-        table.to_csv(f)
-    print(f"wrote {out}/ceilings.csv and {out}/ceilings_per_image.csv")
+    _write_tables(out, "ceilings_per_image.csv", scores, "ceilings.csv", table)
     return 0
 
 
