@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import kornia
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch3d.structures import Meshes
@@ -32,10 +34,19 @@ class LossWeights(Config):
         deformation: mean squared per-vertex offset.
         laplacian: uniform Laplacian of the output vertices.
         laplacian_offsets: uniform Laplacian of the offsets.
-        colour: L1 in CIE Lab between the rendered texture and the image, inside the mask.
-        pixel: L1 in RGB inside the mask.
+        colour: squared error of the CIE Lab a, b channels between the rendered texture and the image,
+            inside the mask (MCMR's ``tex_color_loss``: MSE on raw Lab, weight 0.03).
+        pixel: squared error of the Lab lightness L inside the mask (MCMR's ``tex_pixel_loss``, 0.005).
         ssim: 1 - SSIM of the masked images.
-        perceptual: VGG-16 feature distance inside the mask; needs ``perceptual_weights``.
+        perceptual: VGG-16 feature distance inside the mask (MCMR: 0.8); applied only when
+            ``perceptual_weights`` names a local file (nothing can be downloaded).
+        texture_dt: texture flow only (``ModelConfig.texture_source="flow"``): the mask's barrier
+            distance transform at the flow's sampling positions (CMR's ``tex_dt_loss``; CMR weighs it
+            a quarter of its mask term, 0.5 against 2).
+        texture_cycle: texture flow only: squared distance between the flow of each texel the annotated
+            camera sees and where that texel projects on the (detached) predicted mesh (UMR's
+            ``tex_cycle_loss``, Li et al. 2020: the flow agrees with the geometry; UMR weighs it a third
+            of its mask term).
         silhouette: binary cross-entropy of the silhouette decoded from the image feature
             (``ModelConfig.silhouette_decoder``) against the mask: an auxiliary task for the encoder.
         keypoint: squared reprojection error of the model's 3-D keypoints (``ModelConfig.n_keypoints``)
@@ -53,7 +64,9 @@ class LossWeights(Config):
     colour: float = 0.03
     pixel: float = 0.005
     ssim: float = 0.0
-    perceptual: float = 0.0
+    perceptual: float = 0.8
+    texture_dt: float = 25.0
+    texture_cycle: float = 30.0
     keypoint: float = 0.0
     silhouette: float = 200.0
     perceptual_weights: str | None = None
@@ -61,8 +74,6 @@ class LossWeights(Config):
     def validate(self) -> None:
         for name in self.term_names():
             self._range(name, 0)
-        if self.perceptual and not self.perceptual_weights:
-            raise ValueError("LossWeights.perceptual > 0 needs perceptual_weights (a local VGG-16 file)")
         if self.perceptual_weights and not Path(self.perceptual_weights).is_file():
             raise ValueError(f"LossWeights.perceptual_weights: no such file {self.perceptual_weights}")
 
@@ -225,67 +236,104 @@ def _masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (err * mask).sum() / denom.clamp(min=1.0)
 
 
+def texture_cycle_loss(flow: torch.Tensor, target: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Squared distance between a texture flow and the texels' projections, over visible texels.
+
+    Args:
+        flow: (B, 2, H, W) sampling positions (x, y); target: (B, H, W, 2) the texels' projected
+            positions, same coordinates; visible: (B, 1, H, W) bool.
+    Returns:
+        mean over visible texels of |flow - target|^2 (0 when none is visible).
+    """
+    if flow.dim() != 4 or flow.shape[1] != 2 or target.shape != (flow.shape[0], *flow.shape[2:], 2):
+        raise ValueError(f"texture_cycle_loss: flow must be (B, 2, H, W) and target (B, H, W, 2), got "
+                         f"{tuple(flow.shape)} and {tuple(target.shape)}")
+    err = ((flow - target.detach().permute(0, 3, 1, 2)) ** 2).sum(1, keepdim=True)  # (B, 1, H, W)
+    w = visible.float()
+    return (err * w).sum() / w.sum().clamp(min=1.0)
+
+
+def _validate_images(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> None:
+    if render.shape != image.shape or render.dim() != 4 or render.shape[1] != 3:
+        raise ValueError(f"render and image must both be (B, 3, H, W), got {tuple(render.shape)} and "
+                         f"{tuple(image.shape)}")
+    if mask.shape != (render.shape[0], 1, *render.shape[2:]):
+        raise ValueError(f"mask must be (B, 1, H, W) = {(render.shape[0], 1, *render.shape[2:])}, got "
+                         f"{tuple(mask.shape)}")
+
+
 def pixel_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 RGB error inside the mask.  render, image: (B, 3, H, W); mask: (B, 1, H, W)."""
+    """Squared error of the CIE Lab lightness L (0-100) inside the mask (MCMR's ``tex_pixel_loss``).
+
+    Args:
+        render, image: (B, 3, H, W) sRGB in [0, 1]; mask: (B, 1, H, W) in [0, 1].
+    """
+    _validate_images(render, image, mask)
     e = _empty(render)
-    return e if e is not None else _masked_mean((render - image).abs(), mask)
-
-
-def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    """sRGB (B, 3, H, W) in [0, 1] -> CIE Lab (D65) (B, 3, H, W): L in [0, 100], a and b roughly +-100."""
-    rgb = rgb.clamp(0, 1)
-    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).clamp(min=1e-8) ** 2.4, rgb / 12.92)
-    m = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
-                      [0.019334, 0.119193, 0.950227]], dtype=rgb.dtype, device=rgb.device)
-    xyz = torch.einsum("ij,bjhw->bihw", m, lin)
-    white = torch.tensor([0.950456, 1.0, 1.088754], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-    t = xyz / white
-    delta = 6 / 29
-    f = torch.where(t > delta**3, t.clamp(min=1e-8) ** (1 / 3), t / (3 * delta**2) + 4 / 29)
-    L = 116 * f[:, 1] - 16
-    a = 500 * (f[:, 0] - f[:, 1])
-    b = 200 * (f[:, 1] - f[:, 2])
-    return torch.stack([L, a, b], dim=1)
+    if e is not None:
+        return e
+    lab_r, lab_i = kornia.color.rgb_to_lab(render.clamp(0, 1)), kornia.color.rgb_to_lab(image.clamp(0, 1))
+    return _masked_mean((lab_r[:, :1] - lab_i[:, :1]) ** 2, mask)
 
 
 def colour_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 error in CIE Lab (divided by 100) inside the mask.  Shapes as :func:`pixel_loss`."""
+    """Squared error of the CIE Lab chromaticities a and b inside the mask (MCMR's ``tex_color_loss``).
+    Shapes as :func:`pixel_loss`."""
+    _validate_images(render, image, mask)
     e = _empty(render)
-    return e if e is not None else _masked_mean((rgb_to_lab(render) - rgb_to_lab(image)).abs() / 100, mask)
-
-
-def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
-    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Structural similarity (Wang et al. 2004, Gaussian window, valid region), per image.
-
-    Args:
-        a, b: (B, C, H, W) in [0, 1].
-
-    Returns:
-        (B,) mean SSIM.
-    """
-    C = a.shape[1]
-    w = _gaussian_window(window, sigma, C, a)
-    conv = lambda x: F.conv2d(x, w, groups=C)
-    mu_a, mu_b = conv(a), conv(b)
-    var_a = conv(a * a) - mu_a**2
-    var_b = conv(b * b) - mu_b**2
-    cov = conv(a * b) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.flatten(1).mean(1)
+    if e is not None:
+        return e
+    lab_r, lab_i = kornia.color.rgb_to_lab(render.clamp(0, 1)), kornia.color.rgb_to_lab(image.clamp(0, 1))
+    return _masked_mean((lab_r[:, 1:] - lab_i[:, 1:]) ** 2, mask)
 
 
 def ssim_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """1 - SSIM between the masked render and the masked image (batch mean)."""
+    """1 - SSIM (``kornia.metrics.ssim``, 11 x 11 Gaussian window, valid region) between the masked
+    render and the masked image (batch mean).  Shapes as :func:`pixel_loss`."""
+    _validate_images(render, image, mask)
     e = _empty(render)
-    return e if e is not None else (1 - ssim(render * mask, image * mask)).mean()
+    return e if e is not None else 1 - kornia.metrics.ssim(render * mask, image * mask, 11,
+                                                           padding="valid").mean()
+
+
+def mask_barrier_distance(mask: torch.Tensor, k: float = 50.0) -> torch.Tensor:
+    """CMR's barrier distance transform of masks: ``sigmoid(k (d_out - d_in) / S)`` with d_out (d_in) the
+    Euclidean distance to the mask (to its outside) in pixels and S the image size: about 0 well inside
+    the object, 0.5 on its outline, about 1 outside (CMR ``utils/image.py`` ``compute_dt_barrier``).
+
+    Args:
+        mask: (B, 1, H, W) in [0, 1] (thresholded at 0.5).
+    Returns:
+        (B, 1, H, W) float, no gradient.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    m = (mask.detach() > 0.5).cpu().numpy()
+    d = [distance_transform_edt(~x) - distance_transform_edt(x) for x in m[:, 0]]
+    d = torch.as_tensor(np.stack(d) if d else np.zeros((0, *m.shape[2:])), dtype=mask.dtype)
+    return torch.sigmoid(k * d / max(m.shape[2:]))[:, None].to(mask.device)
+
+
+def texture_dt_loss(flow: torch.Tensor, barrier: torch.Tensor) -> torch.Tensor:
+    """CMR's texture-flow loss: the barrier distance (:func:`mask_barrier_distance`) read at every
+    texel's sampling position, so that the flow samples the object, not the background (CMR
+    ``nnutils/loss_utils.py`` ``texture_dt_loss``).
+
+    Args:
+        flow: (B, 2, H, W) sampling positions (x, y) in normalised image coordinates ([-1, 1], the
+            ``grid_sample`` convention with ``align_corners=False``).
+        barrier: (B, 1, S, S) from :func:`mask_barrier_distance`.
+    Returns:
+        mean over texels (scalar).
+    """
+    if flow.dim() != 4 or flow.shape[1] != 2 or barrier.shape[:2] != (flow.shape[0], 1):
+        raise ValueError(f"texture_dt_loss: flow must be (B, 2, H, W) and barrier (B, 1, S, S), got "
+                         f"{tuple(flow.shape)} and {tuple(barrier.shape)}")
+    e = _empty(flow)
+    if e is not None:
+        return e
+    return F.grid_sample(barrier, flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+                         align_corners=False).mean()
 
 
 class PerceptualLoss(torch.nn.Module):
@@ -354,7 +402,7 @@ def weighted_sum(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.
 
 __all__ = [
     "LossWeights", "PerceptualLoss", "camera_loss", "colour_loss", "deformation_loss", "hypothesis_loss",
-    "keypoint_loss", "laplacian_loss", "mask_loss", "pixel_loss", "quat_geodesic", "quat_norm_loss",
-    "rgb_to_lab", "rotation_frobenius", "silhouette_loss", "ssim", "ssim_loss", "viewpoint_loss",
-    "weighted_sum",
+    "keypoint_loss", "laplacian_loss", "mask_barrier_distance", "mask_loss", "pixel_loss", "quat_geodesic",
+    "quat_norm_loss", "rotation_frobenius", "silhouette_loss", "ssim_loss", "texture_cycle_loss",
+    "texture_dt_loss", "viewpoint_loss", "weighted_sum",
 ]

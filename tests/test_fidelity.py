@@ -13,13 +13,14 @@ from PIL import Image
 from pytorch3d.transforms import quaternion_to_matrix
 
 from data_prep import make_dataset as md
-from symnb.camera import viewpoint_angles
+from symnb.camera import project, viewpoint_angles
 from symnb.data import Pascal3DDataset, ToyDataset, collate
 from symnb.experiment.fidelity import (
     PSNR_MAX,
     artefact_metrics,
     artefact_table,
     image_metrics,
+    input_view_gain,
     render_vertex_colours,
     texture_fidelity,
     view_camera,
@@ -228,3 +229,26 @@ def test_texture_fidelity_oracle_and_wrong_texture(data, toy):
     assert len(df) == 6 and df[["psnr", "ssim", "l1", "mask_iou"]].notna().all().all()
     with pytest.raises(ValueError, match="ToyDataset"):
         texture_fidelity(model, toy)
+
+
+def test_input_view_gain_oracle_constant_and_errors(data, toy):
+    """The CAD model coloured by the image at its vertices' projections carries the image (a gain over
+    the best single colour); a constant texture cannot beat the best single colour (gain <= 0: the mean
+    is optimal); the bare albedo loses to it too, as the images are shaded."""
+    ds = Pascal3DDataset(data[0], "car", "train", img_size=64)
+    item = ds[0]
+    v, f = ds.cad_mesh("car", int(item["cad_idx"]))
+    xy = project(v[None].float(), *_camera(item))  # (1, V, 2) normalised image coordinates
+    tex = F.grid_sample(item["image"][None], xy[:, :, None], align_corners=False)[0, :, :, 0].T  # (V, 3)
+    sub = torch.utils.data.Subset(ds, [0])
+    good = input_view_gain(_Oracle(v, f, tex), sub)
+    flat = input_view_gain(_Oracle(v, f, torch.full_like(tex, 0.3)), sub)
+    assert list(good.id) == [item["id"]] and good.pixels.iloc[0] > 0.9 * float(item["mask"].sum())
+    assert good.gain.iloc[0] > 3 and flat.gain.iloc[0] < 0, (good, flat)
+    assert good.psnr_mean_colour.iloc[0] == pytest.approx(flat.psnr_mean_colour.iloc[0])
+    albedo = input_view_gain(_Oracle(v, f, ds.cad_texture("car", item["id"])), sub)
+    assert albedo.gain.iloc[0] < good.gain.iloc[0] - 3
+    model = ReconstructionNet(ModelConfig(img_size=64, template_verts=162, tex_size=16, texture=False,
+                                          deform_hidden=32, n_feat=32))
+    with pytest.raises(ValueError, match="no texture"):
+        input_view_gain(model, ds, max_items=1)

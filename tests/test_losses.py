@@ -92,31 +92,44 @@ def test_uniform_laplacian_matches_naive_neighbour_average():
     assert torch.allclose(ours, ref, atol=1e-6) and torch.allclose(x.grad, y.grad, atol=1e-6)
 
 
-def test_lab_known_values():
-    rgb = torch.tensor([[1.0, 1, 1], [0, 0, 0], [1, 0, 0], [0, 1, 0]]).T.reshape(1, 3, 4, 1)
-    lab = L.rgb_to_lab(rgb)[0, :, :, 0].T
-    expected = torch.tensor([[100.0, 0, 0], [0, 0, 0], [53.24, 80.09, 67.20], [87.73, -86.18, 83.18]])
-    assert torch.allclose(lab, expected, atol=0.1)
-
-
-def test_ssim_closed_form_for_constant_images_and_identity():
-    a, b = torch.full((1, 3, 16, 16), 0.3).double(), torch.full((1, 3, 16, 16), 0.7).double()
-    c1 = 0.01**2
-    expected = (2 * 0.3 * 0.7 + c1) / (0.3**2 + 0.7**2 + c1)  # variances 0: structure term is 1
-    assert torch.allclose(L.ssim(a, b), torch.tensor([expected], dtype=torch.float64), atol=1e-8)
-    x = torch.rand(2, 3, 20, 20)
-    assert torch.allclose(L.ssim(x, x), torch.ones(2), atol=1e-5)
-    assert (L.ssim(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1)) < 0.9).all()
-
-
-def test_masked_texture_terms_by_hand():
+def test_texture_terms_by_hand_in_lab():
+    """MCMR's terms: squared Lab lightness (pixel) and a, b (colour) errors, masked means."""
     img, ren = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
-    ren[0, :, 0, 0] = 0.5
+    ren[0, :, 0, 0] = 1.0  # white (L 100, a = b = 0) against black (L 0)
+    ren[0, 0, 0, 1] = 1.0  # red: L 53.24, a 80.09, b 67.20 (known sRGB D65 values)
     ren[0, :, 1, 1] = 1.0  # outside the mask: ignored
     mask = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])
-    assert torch.allclose(L.pixel_loss(ren, img, mask), torch.tensor(0.25))
-    assert L.colour_loss(img, img, mask) == 0
-    assert L.colour_loss(ren, img, mask) > 0
+    assert torch.allclose(L.pixel_loss(ren, img, mask), torch.tensor((100.0**2 + 53.24**2) / 2), rtol=2e-3)
+    assert torch.allclose(L.colour_loss(ren, img, mask), torch.tensor((80.09**2 + 67.20**2) / 4), rtol=2e-3)
+    assert L.colour_loss(img, img, mask) == 0 and L.pixel_loss(img, img, mask) == 0
+    with pytest.raises(ValueError, match="mask must be"):
+        L.colour_loss(ren, img, mask[0])
+
+
+def test_ssim_loss_identity_and_noise():
+    x = torch.rand(2, 3, 20, 20)
+    ones = torch.ones(2, 1, 20, 20)
+    assert L.ssim_loss(x, x, ones).abs() < 1e-5
+    assert L.ssim_loss(x, (x + 0.3 * torch.randn_like(x)).clamp(0, 1), ones) > 0.1
+
+
+def test_barrier_distance_and_texture_dt_loss():
+    """CMR's barrier: ~0 well inside the mask, 0.5 on its outline, ~1 outside; the texture-flow loss
+    reads it at the sampling positions (and its gradient pushes them inside)."""
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    bar = L.mask_barrier_distance(mask)
+    assert bar.shape == mask.shape and bar[0, 0, 16, 16] < 0.01 and bar[0, 0, 0, 0] > 0.99
+    step = torch.sigmoid(torch.tensor(50 / 32))  # one pixel from the outline, k = 50, S = 32
+    assert torch.allclose(bar[0, 0, 7, 16], step) and torch.allclose(bar[0, 0, 8, 16], 1 - step)
+    inside = torch.zeros(1, 2, 4, 8)  # every texel samples the image centre
+    outside = torch.full((1, 2, 4, 8), -0.95, requires_grad=True)  # the top-left corner
+    assert L.texture_dt_loss(inside, bar) < 0.01 and L.texture_dt_loss(outside, bar) > 0.99
+    edge = torch.full((1, 2, 4, 8), -0.45, requires_grad=True)  # near the mask's top-left corner
+    L.texture_dt_loss(edge, bar).backward()
+    assert (edge.grad < 0).all()  # descending moves the positions towards the centre
+    with pytest.raises(ValueError, match="flow must be"):
+        L.texture_dt_loss(inside[:, :1], bar)
 
 
 def test_keypoint_loss_ignores_invisible_and_weighted_sum():
@@ -170,3 +183,20 @@ def test_silhouette_loss_area_averages_the_mask():
     logits[..., 0, :] = 30.0
     assert L.silhouette_loss(logits, mask) < 1e-6
     assert L.silhouette_loss(-logits, mask) > 10
+
+
+def test_texture_cycle_loss_over_visible_texels():
+    target = torch.rand(2, 4, 8, 2) * 2 - 1
+    visible = torch.zeros(2, 1, 4, 8, dtype=torch.bool)
+    visible[:, :, :2] = True
+    flow = target.permute(0, 3, 1, 2).clone()
+    assert L.texture_cycle_loss(flow, target, visible) == 0
+    flow[:, :, 2:] += 5.0  # hidden texels: ignored
+    assert L.texture_cycle_loss(flow, target, visible) == 0
+    flow = flow.clone().requires_grad_()
+    shifted = flow + torch.tensor([0.1, -0.2]).view(1, 2, 1, 1)
+    loss = L.texture_cycle_loss(shifted, target, visible)
+    assert torch.allclose(loss, torch.tensor(0.05))  # 0.1^2 + 0.2^2 per visible texel
+    assert L.texture_cycle_loss(flow, target, torch.zeros_like(visible)) == 0
+    with pytest.raises(ValueError, match=r"target \(B, H, W, 2\)"):
+        L.texture_cycle_loss(flow, target[:, :2], visible)

@@ -30,4 +30,8 @@ def test_ablations_notebook(run_notebook):
     assert d["ci_low"] <= d["mean_diff"] <= d["ci_high"]
     assert {"baseline|input", "refinement_ft|az+90", "baseline:posthoc_l2r|mirror"} <= set(r["fidelity"])
     assert all(0 <= f["ssim"] <= 1 and f["psnr"] > 0 for f in r["fidelity"].values())
+    for name in ("baseline", "refinement_ft"):  # the input view against the image and its mean colour
+        g = r["gains"][name]
+        assert math.isclose(g["gain"], g["psnr"] - g["psnr_mean_colour"], abs_tol=1e-9)
+        assert not math.isnan(g["gain_pred_camera"])
     assert r["artefacts"]["refinement_ft"]["self_intersections"] >= 0

@@ -243,6 +243,56 @@ def texture_fidelity(model, dataset, max_items: int | None = None, views=VIEWS, 
     return pd.DataFrame(rows)
 
 
+def _psnr(err2: torch.Tensor) -> float:
+    return min(PSNR_MAX, 10 * math.log10(1.0 / max(float(err2), 1e-10)))
+
+
+@torch.no_grad()
+def input_view_gain(model, dataset, max_items: int | None = None, batch_size: int = 16,
+                    render: RenderSettings | None = None, camera: str = "gt") -> pd.DataFrame:
+    """How much of the image the predicted texture carries, from the input view.
+
+    The predicted textured mesh is rendered with the item's annotated camera (hard, nearest face; or
+    ``camera="pred"``, the network's own) and compared with the image itself on the pixels that both
+    the stored mask and the prediction cover.
+    The reference is each image's own mean colour over those pixels (the best single colour): a
+    texture that carries nothing but one colour per object scores at most 0 dB of gain.
+
+    Args:
+        model: predicts a texture (``reconstruct``); dataset: items with image, mask and camera.
+        max_items: at most this many items, evenly spaced; render: the texture's sampling.
+    Returns:
+        DataFrame, one row per item: id, class_name, pixels, psnr (prediction vs image, dB),
+        psnr_mean_colour (the image's mean colour on those pixels vs image) and gain (the difference).
+    """
+    if camera not in ("gt", "pred"):
+        raise ValueError(f"camera must be 'gt' or 'pred', got {camera!r}")
+    picked = _picked(dataset, max_items)
+    subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
+    rows, dev = [], _device(model)
+    for b in loader(subset, batch_size):
+        out = model.reconstruct(b["image"].to(dev))
+        if out.get("texture") is None:
+            raise ValueError("the model predicts no texture (ModelConfig.texture is False)")
+        rs = replace(render or RenderSettings(), image_size=b["image"].shape[-1])
+        cam = tuple(b[k].to(dev) for k in ("scale", "trans", "quat")) if camera == "gt" else None
+        pr = render_prediction(out, rs, camera=cam, soft=False)
+        image, rgb = b["image"], pr["rgb"].cpu()
+        both = (b["mask"][:, 0] > 0.5) & (pr["coverage"][:, 0].cpu() > 0)  # (B, S, S)
+        for j in range(len(image)):
+            m = both[j]
+            n = int(m.sum())
+            row = {"id": b["id"][j], "class_name": b["class_name"][j], "pixels": n,
+                   "psnr": float("nan"), "psnr_mean_colour": float("nan"), "gain": float("nan")}
+            if n:
+                px = image[j][:, m]  # (3, n)
+                row["psnr"] = _psnr(((rgb[j][:, m] - px) ** 2).mean())
+                row["psnr_mean_colour"] = _psnr(((px.mean(1, keepdim=True) - px) ** 2).mean())
+                row["gain"] = row["psnr"] - row["psnr_mean_colour"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def self_intersections(verts: torch.Tensor, faces: torch.Tensor) -> float:
     """Fraction of faces that intersect another face of the mesh (MeshLab's
     ``compute_selection_by_self_intersections_per_face`` through pymeshlab)."""
@@ -311,4 +361,5 @@ def artefact_table(model, dataset, max_items: int | None = None, symmetrize: str
 
 
 __all__ = ["GENERATOR_AMBIENT", "GENERATOR_LIGHT", "PSNR_MAX", "VIEWS", "artefact_metrics", "artefact_table",
-           "image_metrics", "render_vertex_colours", "self_intersections", "texture_fidelity", "view_camera"]
+           "image_metrics", "input_view_gain", "render_vertex_colours", "self_intersections",
+           "texture_fidelity", "view_camera"]

@@ -7,6 +7,7 @@ from pytorch3d.transforms import quaternion_to_matrix
 
 from .. import losses as L
 from ..camera import VIEW_ANGLES, project, rotation_angle
+from ..model.texture import texel_visibility
 from ..render import RenderSettings, render_prediction
 
 
@@ -26,7 +27,7 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
         weights: loss weights (0 disables a term); render: the mask loss's renderer settings
             (``render.camera`` "pred", "pred_detached" or "gt" picks the camera the masks are rendered
             with, and whether their gradients reach the camera head).
-        perceptual: the VGG-16 term's module (needed when ``weights.perceptual`` > 0).
+        perceptual: the VGG-16 term's module; without it the perceptual term is left out.
 
     Returns:
         total loss (scalar), dict of float terms plus the "mask_iou" and "cam_deg" diagnostics.
@@ -80,10 +81,13 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
             terms["colour"] = L.colour_loss(r["rgb"], batch["image"], fg)
         if weights.ssim:
             terms["ssim"] = L.ssim_loss(r["rgb"], batch["image"], fg)
-        if weights.perceptual:
-            if perceptual is None:
-                raise ValueError("LossWeights.perceptual > 0 needs the PerceptualLoss module")
+        if weights.perceptual and perceptual is not None:
             terms["perceptual"] = perceptual(r["rgb"], batch["image"], fg)
+    if weights.texture_dt and out.get("texture_flow") is not None:
+        terms["texture_dt"] = L.texture_dt_loss(out["texture_flow"], L.mask_barrier_distance(mask))
+    if weights.texture_cycle and out.get("texels") is not None:
+        xy, visible = texel_visibility(*out["texels"], R_gt, batch["scale"], batch["trans"])
+        terms["texture_cycle"] = L.texture_cycle_loss(out["texture_flow"], xy, visible)
     total = L.weighted_sum(terms, weights)
     logs = {k: float(v.detach()) for k, v in terms.items()}
     with torch.no_grad():

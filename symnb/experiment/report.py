@@ -287,6 +287,12 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
         paired = result.fidelity_paired()
         if len(paired):
             tables["Texture fidelity: paired difference from reflection_ft (95% bootstrap CI)"] = paired
+    if len(result.gains):
+        tables["Input view: PSNR against the image and gain over its mean colour (dB; annotated camera)"] = (
+            result.gain_table().reset_index())
+        paired = result.gain_paired()
+        if len(paired):
+            tables["Input-view gain: paired difference from reflection_ft (95% bootstrap CI)"] = paired
     if len(result.artefacts):
         tables["Mesh artefacts (means over test images)"] = result.artefact_summary().reset_index()
     for name, dfs in result.per_sample.items():

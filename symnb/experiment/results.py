@@ -24,6 +24,9 @@ class RunResult:
         per_sample: variant -> per-sample DataFrames, one per seed.
         paired: per (variant, metric) the mean paired difference from "baseline" over test images
             and seeds with its 95% bootstrap interval (:func:`symnb.experiment.stats.paired_differences`).
+        fidelity: per-(image, view) texture fidelity tables (``fidelity.texture_fidelity``);
+        gains: per-image input-view gains (:func:`~symnb.experiment.fidelity.input_view_gain`);
+        artefacts: per-image mesh artefact tables; each with variant and seed columns.
     """
 
     runs: pd.DataFrame
@@ -35,6 +38,7 @@ class RunResult:
     per_sample: dict = field(default_factory=dict)
     paired: pd.DataFrame = field(default_factory=pd.DataFrame)
     fidelity: list = field(default_factory=list)
+    gains: list = field(default_factory=list)
     artefacts: list = field(default_factory=list)
     start_steps: dict = field(default_factory=dict)
     renders: dict = field(default_factory=dict)
@@ -59,6 +63,26 @@ class RunResult:
             per = {v: [d for _, d in g.groupby("seed")] for v, g in rows.groupby("variant", sort=False)}
             tables.append(paired_differences(per, reference, ("psnr", "ssim", "l1")).assign(view=view))
         return pd.concat(tables, ignore_index=True)
+
+    def gain_table(self) -> pd.DataFrame:
+        """Input-view PSNR of the predicted texture, of each image's mean colour, and the gain (dB),
+        rendered with the annotated camera (and the gain with the predicted camera), means per variant
+        over images and seeds."""
+        if not self.gains:
+            return pd.DataFrame()
+        df = pd.concat(self.gains)
+        cols = [c for c in ("psnr", "psnr_mean_colour", "gain", "gain_pred_camera") if c in df]
+        return df.groupby("variant", sort=False)[cols].mean()
+
+    def gain_paired(self, reference: str = "reflection_ft") -> pd.DataFrame:
+        """Each variant's paired input-view gain difference from ``reference`` (95% bootstrap CI)."""
+        if not self.gains:
+            return pd.DataFrame()
+        df = pd.concat(self.gains)
+        if reference not in set(df.variant):
+            return pd.DataFrame()
+        per = {v: [d for _, d in g.groupby("seed")] for v, g in df.groupby("variant", sort=False)}
+        return paired_differences(per, reference, ("gain",))
 
     def artefact_summary(self) -> pd.DataFrame:
         """Symmetry error, roughness, normal consistency, self-intersections per variant (means)."""

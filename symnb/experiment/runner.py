@@ -22,7 +22,7 @@ from ..model import ReconstructionNet, load_model
 from ..utils import atomic_write, set_seed
 from .config import ExperimentConfig, variant_config
 from .evaluate import evaluate, per_class
-from .fidelity import artefact_table, texture_fidelity
+from .fidelity import artefact_table, input_view_gain, texture_fidelity
 from .report import aggregate, steps_to_reach
 from .results import RunResult
 from .stats import paired_differences
@@ -90,6 +90,39 @@ def _evaluate_splits(model, vc: ExperimentConfig, data: dict, light, out_dir) ->
     return tables
 
 
+def _splits(c: ExperimentConfig) -> dict:
+    """The datasets a run trains and is evaluated on: train, test, and where the benchmark has them the
+    held-out CAD instances (novel), the occluded test images and their clean originals, and with
+    validation the validation split and the unaugmented training images (train_eval)."""
+    ensure_dataset(c)
+    size, plain = c.model.img_size, replace(c.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
+    data = {"train": build_dataset(c.data, "train", size), "test": build_dataset(c.data, "test", size)}
+    try:  # the held-out CAD instances (generated benchmark: <class>_novelcad_test.txt)
+        data["novel"] = build_dataset(replace(c.data, index_name="novelcad"), "test", size)
+    except FileNotFoundError:
+        pass
+    try:  # occluded copies of test images (<class>_occluded_test.txt) and their clean originals
+        data["occluded"] = build_dataset(replace(c.data, index_name="occluded"), "test", size)
+        data["clean"] = _originals(data["test"], data["occluded"])
+    except FileNotFoundError:
+        pass
+    if c.train.val_every:
+        data["val"] = build_dataset(c.data, "eval", size)
+        data["train_eval"] = build_dataset(plain, "train", size)
+    return data
+
+
+def _evaluate_job(cfg_dict: dict, model_path: str, threads: int) -> tuple[dict, float]:
+    """:func:`_evaluate_splits` of one trained run in a worker process (``run(..., jobs=N)``), and the
+    seconds it took."""
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    vc = ExperimentConfig.from_dict(cfg_dict)
+    light = replace(vc.eval, save_meshes=0, icp=False, geom_symmetry=False, distances=False)
+    tables = _evaluate_splits(load_model(model_path), vc, _splits(vc), light, vc.out_dir)
+    return tables, time.perf_counter() - t0
+
+
 def _geometry_source(cfg: ExperimentConfig, name: str, seed: int, run_dir) -> str | None:
     """The variant whose shapes and cameras ``name`` has: its fine-tuning source, when ``name`` trains
     no step and its settings differ from the source's in texture settings alone (``TEXTURE_FIELDS``)."""
@@ -118,12 +151,18 @@ def _same_outputs(a: ReconstructionNet, b: ReconstructionNet, dataset, n: int = 
 
 def _claims(out: RunResult, name: str, seed: int, model, test_ds, vc: ExperimentConfig, posthoc: bool,
             geometry_of: str | None = None):
-    """Texture fidelity per view and mesh artefacts of one run (and of its post-hoc l2r output); a
-    texture-only variant takes the artefacts of the variant ``geometry_of`` (the same meshes)."""
+    """Texture fidelity per view, the input view's gain over the mean colour, and mesh artefacts of one
+    run (and fidelity and artefacts of its post-hoc l2r output); a texture-only variant takes the
+    artefacts of the variant ``geometry_of`` (the same meshes)."""
     n = vc.eval.fidelity_items
     for sym in (None, "l2r") if posthoc else (None,):
         label = name if sym is None else f"{name}:posthoc_{sym}"
         fid = texture_fidelity(model, test_ds, max_items=n, render=vc.render, symmetrize=sym)
+        if sym is None:  # rendered with the annotated camera (the protocol) and with the predicted one
+            gains = [input_view_gain(model, test_ds, max_items=n, render=vc.render, camera=c)
+                     for c in ("gt", "pred")]
+            gain = gains[0].join(gains[1][["psnr", "gain"]].add_suffix("_pred_camera"))
+            out.gains.append(gain.assign(variant=label, seed=seed))
         same = [a for a in out.artefacts if geometry_of and sym is None
                 and a.variant.iloc[0] == geometry_of and a.seed.iloc[0] == seed]
         art = same[0].drop(columns=["variant", "seed"]) if same else artefact_table(
@@ -201,8 +240,10 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
         fresh: retrain from scratch instead of resuming existing checkpoints.
         extras: also evaluate the untrained network and the baselines' mean shape / post-hoc rows.
         log: a print-like function for one line per run.
-        jobs: train this many (variant, seed) runs at a time as separate processes first; the
-            evaluation then runs in this process (the trained runs resume at their last step).
+        jobs: train this many (variant, seed) runs at a time as separate processes first; then as many
+            processes evaluate the test splits of the runs with shapes and cameras of their own, while
+            this process collects them (the trained runs resume at their last step) and computes the
+            claims.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -221,25 +262,10 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
     def splits(c: ExperimentConfig) -> dict:
         key = (repr(c.data), c.model.img_size)
         if key not in data_cache:
-            ensure_dataset(c)
-            size, plain = c.model.img_size, replace(c.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
-            data_cache[key] = {"train": build_dataset(c.data, "train", size),
-                               "test": build_dataset(c.data, "test", size)}
-            try:  # the held-out CAD instances (generated benchmark: <class>_novelcad_test.txt)
-                data_cache[key]["novel"] = build_dataset(replace(c.data, index_name="novelcad"), "test", size)
-            except FileNotFoundError:
-                pass
-            try:  # occluded copies of test images (<class>_occluded_test.txt) and their clean originals
-                occ = build_dataset(replace(c.data, index_name="occluded"), "test", size)
-                data_cache[key]["occluded"] = occ
-                data_cache[key]["clean"] = _originals(data_cache[key]["test"], occ)
-            except FileNotFoundError:
-                pass
-            if c.train.val_every:
-                data_cache[key]["val"] = build_dataset(c.data, "eval", size)
-                data_cache[key]["train_eval"] = build_dataset(plain, "train", size)
+            data_cache[key] = _splits(c)
         return data_cache[key]
 
+    pending, pool = {}, None  # (variant, seed) -> its evaluation in a worker process (jobs > 1)
     if jobs > 1:  # a fine-tune starts once its source (same seed) is trained
         configs, index = [], {}
         for name in names:
@@ -251,6 +277,17 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             ensure_dataset(c)
         _train_in_parallel(configs, jobs, fresh, after)
         fresh = False  # the runs just trained are the ones to evaluate
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # the runs with shapes and cameras of their own are evaluated by `jobs` processes meanwhile
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+        for name in names:
+            for seed in seeds:
+                vc = variant_config(cfg, name, seed, run_dir)
+                if _geometry_source(cfg, name, seed, run_dir) is None:
+                    model_file = str(Path(vc.out_dir) / "model.pt")
+                    pending[name, seed] = pool.submit(_evaluate_job, vc.to_dict(), model_file, 1)
     rows, out, trained = [], RunResult(pd.DataFrame(), pd.DataFrame()), {}
     evaluated: dict = {}  # (variant, seed) -> (per-split tables, model) of the networks evaluated here
     # extra evaluations (untrained, mean shape, post hoc, held-out CADs) skip the slow surface distances
@@ -274,9 +311,13 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
                 log(f"{name} seed {seed}: shapes or cameras differ from its source's; evaluated anew")
                 shared = None
             if shared is None:  # a network of its own shapes and cameras
-                t0 = time.perf_counter()
-                tables = _evaluate_splits(model, vc, data, light, res.out_dir)
-                ev_s = time.perf_counter() - t0
+                job = pending.pop((name, seed), None)
+                if job is not None:
+                    tables, ev_s = job.result()
+                else:
+                    t0 = time.perf_counter()
+                    tables = _evaluate_splits(model, vc, data, light, res.out_dir)
+                    ev_s = time.perf_counter() - t0
                 evaluated[name, seed] = (tables, model)
             else:  # only its texture differs from its source's: the geometric evaluation is the same
                 tables, ev_s = shared[0], 0.0
@@ -317,6 +358,8 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             mine = rows[-1 if model.symmetry != "none" or not extras else -3]
             shown = [f"{k}={mine[k]:.4g}" for k in ("iou_3d", "mask_iou", "chamfer") if k in mine]
             log(f"{name} seed {seed}: " + ", ".join(shown))
+    if pool is not None:
+        pool.shutdown()
     out.runs = pd.DataFrame(rows)
     novel = ("novel_iou_3d_drc", "novel_mask_iou", "novel_rot_err_median", "novel_rot_acc30",
              *(f"{p}{k}" for p in ("occ_", "clean_") for k in ("iou_3d_drc", "mask_iou", "rot_err_median")))
@@ -334,6 +377,7 @@ def run(cfg: ExperimentConfig, run_dir: str | Path, variants: list[str] | None =
             reach = steps_to_reach(out.val_histories, "val_iou_3d_drc", target, window=1)
             out.summary["steps_to_baseline"] = pd.Series(reach)
     tables = ((out.fidelity_table(), "fidelity.csv"), (out.fidelity_paired(), "fidelity_paired.csv"),
+              (out.gain_table(), "input_gain.csv"), (out.gain_paired(), "input_gain_paired.csv"),
               (out.artefact_summary(), "artefacts.csv"))
     for table, fname in tables:
         if len(table):

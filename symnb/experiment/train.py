@@ -319,7 +319,8 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         n_sub = int(st.get("n_subdivisions", 0))
         _set_rng_state(st["rng"])
     net = distributed.wrap(model, ctx, device)
-    perceptual = L.PerceptualLoss(cfg.loss.perceptual_weights).to(device) if cfg.loss.perceptual else None
+    perceptual = (L.PerceptualLoss(cfg.loss.perceptual_weights).to(device)
+                  if cfg.loss.perceptual and cfg.loss.perceptual_weights else None)
     val_sets = _validation_sets(cfg, val_dataset, train_eval_dataset) if ctx.main else {}
     board = tracking.Board(out_dir / "tb" if tc.tensorboard and ctx.main else None)
     higher = SELECT[tc.select]

@@ -47,11 +47,18 @@ class ModelConfig(Config):
         texture: predict a texture (UV image).
         tex_size: UV image height (4 * 2^n); width is 2 * tex_size.
         uv_map: "spherical" | "symmetric" (seam on the symmetry plane, mirrored halves).
-        symmetric_texture: predict one half of the UV image and mirror it (needs uv_map "symmetric");
-            with texture_source "projection": hidden texels take their visible mirror texel's colour.
-        texture_source: "decoder" (a UV image decoded from the image feature, learned) or
+        symmetric_texture: decode one half of the UV image and mirror it (needs uv_map "symmetric");
+            with texture_source "flow" a texel the predicted camera cannot see samples where its mirror
+            texel samples, when that one is visible (the hidden side takes the visible side's colours);
+            with "projection": hidden texels take their visible mirror texel's colour.
+        texture_source: "flow" (CMR's texture flow: for each texel, a learned position in the input
+            image whose colour it copies), "decoder" (colours decoded from the feature map, MCMR) or
             "projection" (the input image sampled at each texel's projection through the predicted
             camera, :mod:`symnb.model.texture`; nothing learned, hidden texels filled).
+        flow_base: texture_source "flow": "projection" (the flow is where each texel projects through
+            the predicted shape and camera, plus a learned correction of at most ``flow_residual``) or
+            "none" (CMR: the decoder's flow alone, in [-1, 1]).
+        flow_residual: the largest correction of a "projection"-based flow (normalised image units).
         n_keypoints: > 0: learn a soft assignment of this many 3-D keypoints to template vertices
             per mean shape (CMR), for the keypoint reprojection loss.
         pretrained_path: optional local file with the encoder's ImageNet weights (torchvision format).
@@ -96,6 +103,8 @@ class ModelConfig(Config):
     uv_map: str = "symmetric"
     symmetric_texture: bool = False
     texture_source: str = "decoder"
+    flow_base: str = "projection"
+    flow_residual: float = 0.5
     n_keypoints: int = 0
     pretrained_path: str | None = None
     init_scale: float = 1.5
@@ -134,7 +143,9 @@ class ModelConfig(Config):
         self._range("auto_threshold", 0, lo_open=True)
         self._choice("symmetry", SYMMETRIES)
         self._choice("uv_map", ("spherical", "symmetric"))
-        self._choice("texture_source", ("decoder", "projection"))
+        self._choice("texture_source", ("flow", "decoder", "projection"))
+        self._choice("flow_base", ("projection", "none"))
+        self._range("flow_residual", 0, lo_open=True)
         if self.tex_size < 4 or self.tex_size & (self.tex_size - 1):
             raise ValueError(f"ModelConfig.tex_size must be 4 * 2^n (4, 8, 16, 32, ...), got {self.tex_size}")
         if self.symmetry == "rotation" and self.sym_order < 2:

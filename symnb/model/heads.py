@@ -167,15 +167,33 @@ class SilhouetteDecoder(nn.Module):
 
 
 class TextureDecoder(nn.Module):
-    """Feature map (B, C, s, s) -> UV image (B, 3, T, W) in [0, 1] (W = 2T, or T when half=True)."""
+    """Feature map (B, C, s, s) -> UV image (B, n, T, W): colours in [0, 1] (n = 3) or a texture flow in
+    [-1, 1] (n = 2); W = 2T, or T when ``half`` (the other half is the mirror image, below).
 
-    def __init__(self, tex_size: int = 32, half: bool = False, channels: int = 64, in_channels: int = 256):
+    Decoded from the unpooled feature map, as MCMR's SPADE decoder is (every cell of the map is read,
+    through a 1 x 1 convolution to ``squeeze`` channels and a linear layer), then upsampled by
+    bilinear 2x + 3 x 3 convolution blocks as CMR's ``TexturePredictorUV`` does.
+
+    Args:
+        tex_size: T (4 * 2^n); half: decode one half of the UV image and append its left-right mirror
+            image (the symmetry-aligned UV map, where texel (i, j) and (i, W - 1 - j) are mirror points).
+        out: "rgb" (sigmoid colours) or "flow" (tanh sampling positions (x, y) in the input image,
+            normalised image coordinates: CMR's texture flow, :func:`sample_flow`).
+        channels: width of the first upsampling block; in_channels: C; map_size: s.
+        zero_init: the last layer starts at 0 (the output at sigmoid(0) or tanh(0)).
+    """
+
+    def __init__(self, tex_size: int = 32, half: bool = False, out: str = "rgb", channels: int = 64,
+                 in_channels: int = 256, map_size: int = 2, squeeze: int = 64, zero_init: bool = False):
         super().__init__()
         n_up = int(math.log2(tex_size // 4))
         if 4 * 2**n_up != tex_size:
             raise ValueError(f"tex_size must be 4 * 2^n, got {tex_size}")
+        if out not in ("rgb", "flow"):
+            raise ValueError(f"TextureDecoder out must be 'rgb' or 'flow', got {out!r}")
         self.start = (4, 4 if half else 8)
-        self.fc = nn.Linear(in_channels, channels * self.start[0] * self.start[1])
+        self.squeeze = nn.Sequential(nn.Conv2d(in_channels, squeeze, 1), nn.LeakyReLU(0.2))
+        self.fc = nn.Linear(squeeze * map_size * map_size, channels * self.start[0] * self.start[1])
         blocks = []
         c = channels
         for _ in range(n_up):
@@ -183,12 +201,31 @@ class TextureDecoder(nn.Module):
                        nn.Conv2d(c, max(c // 2, 16), 3, padding=1), nn.BatchNorm2d(max(c // 2, 16)),
                        nn.LeakyReLU(0.2)]
             c = max(c // 2, 16)
-        self.up = nn.Sequential(*blocks, nn.Conv2d(c, 3, 3, padding=1))
-        self.channels = channels
-        self.half = half
+        self.up = nn.Sequential(*blocks, nn.Conv2d(c, 2 if out == "flow" else 3, 3, padding=1))
+        if zero_init:  # e.g. a correction of a projected flow that starts at none
+            nn.init.zeros_(self.up[-1].weight)
+            nn.init.zeros_(self.up[-1].bias)
+        self.channels, self.half, self.out, self.map_size = channels, half, out, map_size
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        x = self.fc(fmap.mean((2, 3))).view(-1, self.channels, *self.start)
+        if fmap.shape[-1] != self.map_size:
+            fmap = F.adaptive_avg_pool2d(fmap, self.map_size)
+        x = self.fc(self.squeeze(fmap).flatten(1)).view(-1, self.channels, *self.start)
         x = x.contiguous(memory_format=torch.channels_last)  # CPU convolutions of few channels: ~1.5x faster
-        tex = torch.sigmoid(self.up(x))
-        return torch.cat([tex, tex.flip(-1)], dim=-1) if self.half else tex
+        x = self.up(x)
+        uv = torch.tanh(x) if self.out == "flow" else torch.sigmoid(x)
+        return torch.cat([uv, uv.flip(-1)], dim=-1) if self.half else uv
+
+
+def sample_flow(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The UV image a texture flow copies from the images: each texel takes the image's colour at its
+    sampling position (bilinear; CMR ``geom_utils.sample_textures``).
+
+    Args:
+        images: (B, 3, S, S) in [0, 1]; flow: (B, 2, H, W) positions (x, y) in [-1, 1]
+            (``grid_sample``, ``align_corners=False``).
+    Returns:
+        (B, 3, H, W) in [0, 1].
+    """
+    return F.grid_sample(images, flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+                         align_corners=False)

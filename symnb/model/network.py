@@ -7,8 +7,10 @@ renderer)::
     feature -> class probabilities (B, K) -> blend of K learned mean shapes (B, V, 3)
     (feature, probabilities, template positions) -> per-vertex offsets (B, V, 3)
     feature -> camera: scale (B,), translation (B, 2), unit quaternion (B, 4)
-    feature map -> UV image (B, 3, T, 2T), sampled through a spherical or symmetry-aligned UV map
-    (or, texture_source="projection", the image sampled at each texel's projection: .texture)
+    feature map -> UV image (B, 3, T, 2T), sampled through a spherical or symmetry-aligned UV map:
+    decoded colours, or (texture_source="flow", CMR) a texture flow (B, 2, T, 2T) saying where in the
+    image each texel copies its colour from, or (texture_source="projection") the image sampled at each
+    texel's projection through the predicted camera (:mod:`symnb.model.texture`)
 
 Symmetry: every representation is a group of ``symnb.symmetry.GROUPS`` with a
 :class:`~symnb.symmetry.SymmetryMap` on its template, the trivial group for the baseline. The mean
@@ -34,8 +36,8 @@ from ..symmetry.maps import expand, posthoc_map, symmetrize, symmetry_map
 from ..symmetry.templates import template_for, uv_sphere
 from .config import ModelConfig
 from .encoders import build_encoder
-from .heads import CameraHead, DeformMLP, SilhouetteDecoder, TextureDecoder, ViewpointHead
-from .texture import ProjectedTexture
+from .heads import CameraHead, DeformMLP, SilhouetteDecoder, TextureDecoder, ViewpointHead, sample_flow
+from .texture import ProjectedTexture, mirror_fill, texel_visibility
 from .uv import UV_MAPS
 
 
@@ -149,10 +151,14 @@ class ReconstructionNet(nn.Module):
         else:
             self.camera = CameraHead(cfg.n_feat, cfg.init_scale, cfg.rotation, cfg.cam_hypotheses)
         self.silhouette = SilhouetteDecoder(cfg.n_feat) if cfg.silhouette_decoder else None
-        self.texture = (TextureDecoder(cfg.tex_size, half=cfg.symmetric_texture,
-                                       in_channels=self.encoder.out_channels)
-                        if cfg.texture and cfg.texture_source == "decoder" else None)
-        self.projector = None  # texture_source "projection": built with the template (_set_template)
+        learned = cfg.texture and cfg.texture_source in ("decoder", "flow")
+        flow = cfg.texture_source == "flow"
+        self.texture = (TextureDecoder(cfg.tex_size, half=cfg.symmetric_texture and not flow,
+                                       out="flow" if flow else "rgb", in_channels=self.encoder.out_channels,
+                                       map_size=max(1, cfg.img_size // 32),
+                                       zero_init=flow and cfg.flow_base == "projection")  # no correction
+                        if learned else None)
+        self.projector = None  # "projection" and "flow": built with the template (_set_template)
         self.mean_shape = nn.Parameter(torch.empty(0))
         self.kp_logits = nn.Parameter(torch.empty(0)) if cfg.n_keypoints else None
         self._set_template(verts, faces)
@@ -184,7 +190,7 @@ class ReconstructionNet(nn.Module):
         verts_uvs, faces_uvs = UV_MAPS[cfg.uv_map](self.template.cpu(), self.faces.cpu())
         self.register_buffer("verts_uvs", verts_uvs.to(dev))
         self.register_buffer("faces_uvs", faces_uvs.to(dev))
-        if cfg.texture and cfg.texture_source == "projection":
+        if cfg.texture and cfg.texture_source in ("projection", "flow"):  # (a flow: where its texels are)
             self.projector = ProjectedTexture(verts_uvs, faces_uvs, self.faces.cpu(), self.template.cpu(),
                                               cfg.tex_size, 2 * cfg.tex_size, mirror=cfg.symmetric_texture)
             self.projector.to(dev)
@@ -269,7 +275,10 @@ class ReconstructionNet(nn.Module):
         Returns:
             dict with "verts" (B, V, 3), "faces" (F, 3), "mean_shape" (B, V, 3), "offsets" (B, V, 3),
             "class_probs" (B, K), "scale" (B,), "trans" (B, 2), "quat" (B, 4) unit, "quat_raw" (B, 4),
-            "texture" (B, 3, T, 2T) or None, "verts_uvs" (2V, 2), "faces_uvs" (F, 3), and with
+            "texture" (B, 3, T, 2T) or None, "texture_flow" (B, 2, T, 2T) (texture_source "flow": where
+            each texel samples the image) and "texels" (the points (B, T, 2T, 3) the texels show on
+            the detached predicted meshes, and their normals) or None, "verts_uvs" (2V, 2),
+            "faces_uvs" (F, 3), and with
             keypoints "kp3d" (B, N, 3).
         """
         fmap, feat = self.encoder(images)
@@ -285,11 +294,24 @@ class ReconstructionNet(nn.Module):
             held = self._keep_side(held)
         verts = expand(held, self.smap)  # exactly invariant
         cam = self.camera(feat)
-        texture = self.texture(fmap) if self.texture is not None else None
-        if self.projector is not None:  # the image itself, sampled through the predicted camera
+        texture = flow = texels = None
+        if self.texture is not None and self.texture.out == "flow":  # CMR: colours copied from the image
+            flow = self.texture(fmap)
+            texels = self.projector.surface(verts.detach())  # for the cycle loss; no gradient to the shape
+            xy, visible = texel_visibility(*texels, cam["R"].detach(), cam["scale"].detach(),
+                                           cam["trans"].detach())
+            if self.config.flow_base == "projection":  # a learned correction of the geometry's flow
+                flow = xy.permute(0, 3, 1, 2) + self.config.flow_residual * flow
+            if self.config.symmetric_texture:  # hidden texels sample where their visible mirror texel does
+                flow = mirror_fill(flow, visible)
+            texture = sample_flow(images, flow)
+        elif self.texture is not None:
+            texture = self.texture(fmap)
+        if self.config.texture and self.config.texture_source == "projection":  # the image via the camera
             texture = self.projector(images, verts, cam["R"], cam["scale"], cam["trans"])["texture"]
         out = {"verts": verts, "faces": self.faces, "mean_shape": mean, "offsets": offsets,
-               "class_probs": probs, **cam, "texture": texture,
+               "class_probs": probs, **cam, "texture": texture, "texture_flow": flow,
+               "texels": texels,
                "verts_uvs": self.verts_uvs, "faces_uvs": self.faces_uvs}
         if self.silhouette is not None and self.training:
             out["silhouette_logits"] = self.silhouette(feat)

@@ -92,32 +92,84 @@ class ProjectedTexture(nn.Module):
         self.sign = 1.0 if float(outward) >= 0 else -1.0  # the faces' winding: outward normals
         self.size, self.mirror, self.min_facing = (height, width), mirror, min_facing
 
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor, verts: torch.Tensor, R: torch.Tensor, scale: torch.Tensor,
-                trans: torch.Tensor) -> dict:
-        """Args:
-            images: (B, 3, S, S) in [0, 1]; verts: (B, V, 3) predicted meshes; R: (B, 3, 3) world to
-            camera; scale: (B,); trans: (B, 2) (the camera of :func:`symnb.camera.project`).
+    def surface(self, verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The point of each predicted mesh that each texel shows, and its face's outward unit normal.
 
+        Args:
+            verts: (B, V, 3).
         Returns:
-            "texture" (B, 3, H, W) in [0, 1] and "visible" (B, 1, H, W) bool (sampled from the image).
+            points (B, H, W, 3) and normals (B, H, W, 3) in world coordinates.
         """
-        B, (H, W) = len(images), self.size
+        B, (H, W) = len(verts), self.size
         tri = verts[:, self.faces]  # (B, F, 3, 3)
         normals = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
         normals = self.sign * torch.nn.functional.normalize(normals, dim=-1)[:, self.texel_face]  # (B, N, 3)
         points = (self.texel_bary[None, :, :, None] * tri[:, self.texel_face]).sum(2)  # (B, N, 3)
-        cam = points @ R.transpose(1, 2)
-        xy = scale.reshape(-1, 1, 1) * cam[..., :2] + trans[:, None, :]  # normalised image coordinates
-        colour = torch.nn.functional.grid_sample(images, xy[:, :, None, :], mode="bilinear",
-                                                 padding_mode="border", align_corners=False)[..., 0]
-        facing = -(normals @ R.transpose(1, 2))[..., 2]  # camera looks along +z: towards it is -z
-        vis = (facing >= self.min_facing) & (xy.abs() <= 1).all(-1)  # (B, N)
-        colour, vis = colour.reshape(B, 3, H, W), vis.reshape(B, 1, H, W)
+        return points.reshape(B, H, W, 3), normals.reshape(B, H, W, 3)
+
+    @torch.no_grad()
+    def project(self, verts: torch.Tensor, R: torch.Tensor, scale: torch.Tensor,
+                trans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where each texel lands in the image and whether the camera sees it.
+
+        Args:
+            verts: (B, V, 3) predicted meshes; R: (B, 3, 3) world to camera; scale: (B,); trans: (B, 2)
+            (the camera of :func:`symnb.camera.project`).
+
+        Returns:
+            xy (B, H, W, 2) normalised image coordinates and visible (B, 1, H, W) bool
+            (:func:`texel_visibility`).
+        """
+        return texel_visibility(*self.surface(verts), R, scale, trans, self.min_facing)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, verts: torch.Tensor, R: torch.Tensor, scale: torch.Tensor,
+                trans: torch.Tensor) -> dict:
+        """Args:
+            images: (B, 3, S, S) in [0, 1]; verts, R, scale, trans: as :meth:`project`.
+
+        Returns:
+            "texture" (B, 3, H, W) in [0, 1] and "visible" (B, 1, H, W) bool (sampled from the image).
+        """
+        xy, vis = self.project(verts, R, scale, trans)
+        colour = torch.nn.functional.grid_sample(images, xy, mode="bilinear", padding_mode="border",
+                                                 align_corners=False)  # (B, 3, H, W)
         weight = vis.float()
         fill = (colour * weight).sum((2, 3)) / weight.sum((2, 3)).clamp(min=1)  # mean visible colour
         fill = torch.where(weight.sum((2, 3)) > 0, fill, images.mean((2, 3)))[..., None, None]
         texture = torch.where(vis, colour, fill.expand_as(colour))
         if self.mirror:
-            texture = torch.where(vis | ~vis.flip(-1), texture, colour.flip(-1))
+            texture = mirror_fill(texture, vis, colour)
         return {"texture": texture, "visible": vis}
+
+
+def texel_visibility(points: torch.Tensor, normals: torch.Tensor, R: torch.Tensor, scale: torch.Tensor,
+                     trans: torch.Tensor, min_facing: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texels' image positions under weak-perspective cameras and whether the camera sees them.
+
+    Args:
+        points, normals: (B, H, W, 3) (:meth:`ProjectedTexture.surface`); R (B, 3, 3) world to camera,
+        scale (B,), trans (B, 2); min_facing: the least cosine between a visible texel's normal and the
+        direction to the camera.
+    Returns:
+        xy (B, H, W, 2) normalised image coordinates (``grid_sample``'s) and visible (B, 1, H, W) bool:
+        the texel's face points towards the camera and it projects inside the image. Visibility is by
+        orientation only (a front-facing texel behind another part of the mesh counts as visible).
+    """
+    Rt = R.transpose(1, 2)[:, None]  # (B, 1, 3, 3)
+    xy = scale.reshape(-1, 1, 1, 1) * (points @ Rt)[..., :2] + trans[:, None, None, :]
+    facing = -(normals @ Rt)[..., 2]  # the camera looks along +z: towards it is -z
+    visible = (facing >= min_facing) & (xy.abs() <= 1).all(-1)
+    return xy, visible[:, None]
+
+
+def mirror_fill(uv: torch.Tensor, visible: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+    """Hidden texels whose mirror texel is visible take the mirror texel's value (symmetry-aligned UV
+    map: the mirror of texel (i, j) is (i, W - 1 - j)).
+
+    Args:
+        uv: (B, C, H, W) a UV image (colours, or a texture flow); visible: (B, 1, H, W) bool;
+        source: the values the mirror texels give (default ``uv``).
+    """
+    source = uv if source is None else source
+    return torch.where(visible | ~visible.flip(-1), uv, source.flip(-1))
