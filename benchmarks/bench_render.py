@@ -21,7 +21,8 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import ico_sphere
 
 from symnb import set_seed
-from symnb.render import RenderSettings, make_cameras, silhouette_renderer, textured_renderer, time_render
+from symnb.render import RenderSettings, make_cameras, silhouette_renderer, textured_renderer
+from symnb.utils import time_render
 
 LEVELS = {320: 2, 1280: 3}
 

@@ -114,7 +114,7 @@ def symmetry_candidates(verts: np.ndarray, faces: np.ndarray, seed: int = 0) -> 
     reports no axes.
     """
     try:
-        from symnb.symmetry import detect_symmetries  # issue 3
+        from symnb.symmetry import detect_symmetries
     except ImportError:
         detect_symmetries = None
     if detect_symmetries is not None:
@@ -353,17 +353,6 @@ def main(argv: list[str] | None = None) -> CleanupReport:
         save_json(rep.as_dict(), a.report)
     print(json.dumps({k: val for k, val in rep.as_dict().items() if k != "transform"}, indent=1))
     return rep
-
-
-def __getattr__(name: str):
-    """``mirror_symmetrize`` was renamed :func:`mirror_weld` (alias kept for one release)."""
-    if name == "mirror_symmetrize":
-        import warnings
-
-        warnings.warn("data_prep.cad.mirror_symmetrize was renamed data_prep.cad.mirror_weld",
-                      DeprecationWarning, stacklevel=2)
-        return mirror_weld
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def symmetry_error(verts: np.ndarray, faces: np.ndarray, normal=(1.0, 0.0, 0.0),
     0 (up to rounding) for a mesh symmetric about the plane (normal, point). Samples from
     :func:`symnb.geometry.sample_surface`; exact closest surface points from VTK's cell locator
     (float64, as :func:`symnb.geometry.point_mesh_closest` gives them, but ~20x faster: this runs
-    twice per cleaned model). ``symnb.metrics.geometric_symmetry_error`` is the *largest* such
+    twice per cleaned model). ``symnb.symmetry.geometric_symmetry_error`` is the *largest* such
     distance (a Hausdorff distance), on a raw CAD model 10-20x this mean, so it is not used for the
     report's before/after numbers.
     """

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.path import Path as MplPath
 from PIL import Image
 
 from symnb.io import load_mesh
+from symnb.metrics import mask_iou
 from symnb.utils import parse_yaml
 
 
@@ -46,10 +48,10 @@ def reproject_mask(verts, faces, K, R, t, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 1.0
+def _iou(a, b) -> float:
+    """IoU of two binary masks (H, W) (``symnb.metrics.mask_iou``)."""
+    a, b = (torch.as_tensor(np.asarray(x, bool))[None].float() for x in (a, b))
+    return float(mask_iou(a, b)[0])
 
 
 def dataset_table(root: str | os.PathLike, classes=None, reproject: bool = True) -> pd.DataFrame:
@@ -83,7 +85,7 @@ def dataset_table(root: str | os.PathLike, classes=None, reproject: bool = True)
                     cads[key] = (v.double().numpy(), f.numpy())
                 E = np.asarray(ann["extrinsic"])
                 rm = reproject_mask(*cads[key], ann["intrinsic"], E[:3, :3], E[:3, 3], (H, W))
-                row["reproj_iou"] = mask_iou(rm, mask)
+                row["reproj_iou"] = _iou(rm, mask)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -208,6 +210,6 @@ def weak_perspective_iou(root: str | os.PathLike, classes=None, splits=("train",
                     hit = r.rasterizer(Meshes([v], [f])).pix_to_face[0, ..., 0] >= 0
                 rows.append(dict(split=split if index_name is None else f"{index_name}_{split}", id=iid,
                                  class_name=c, crop_px=ds.img_size,
-                                 iou_weak=mask_iou(hit.numpy(), it["mask"][0].numpy() > 0.5)))
+                                 iou_weak=_iou(hit.numpy(), it["mask"][0].numpy() > 0.5)))
     return pd.DataFrame(rows)
 

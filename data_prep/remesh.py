@@ -74,7 +74,7 @@ def mirror_weld(verts: np.ndarray, faces: np.ndarray) -> Mesh:
     """Exactly mirror-symmetric closed mesh: clip at x = 0, keep x >= 0, mirror, weld plane vertices.
 
     The mirror image of every vertex is a vertex (bit-exact: x -> -x). A geometric operation on a
-    cleaned CAD mesh (formerly ``mirror_symmetrize``), not the network's differentiable
+    cleaned CAD mesh, not the network's differentiable
     symmetrization of predicted vertices (``symnb.symmetry.symmetrize``).
     """
     half = _poly(verts, faces).clip(normal=(-1.0, 0.0, 0.0), origin=(0.0, 0.0, 0.0))

@@ -24,6 +24,7 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import cameras_from_opencv_projection
 
 from symnb.camera import viewpoint_rotation
+from symnb.render import generator_shading
 
 # ----------------------------------------------------------------------------- keypoints
 
@@ -231,14 +232,8 @@ def render_views(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray, K: np
     p2f = frag.pix_to_face  # (B, S, S, 1)
     col = torch.as_tensor(colors, dtype=torch.float32).reshape(-1, 3)
     albedo = interpolate_face_attributes(p2f, frag.bary_coords, col[meshes.faces_packed()])[..., 0, :]
-    fn = meshes.faces_normals_packed()  # (B F, 3) world
-    Rt = torch.as_tensor(R, dtype=torch.float32)
-    light_cam = torch.nn.functional.normalize(torch.tensor([0.4, -0.6, -1.0]), dim=0)
-    light = light_cam @ Rt  # (B, 3) in world coordinates: R^T l
-    idx = p2f[..., 0].clamp(min=0)
-    n = fn[idx]  # (B, S, S, 3)
-    lam = (n * light[:, None, None, :]).sum(-1).abs()
-    rgb = albedo * (0.35 + 0.65 * lam)[..., None]
+    normals = meshes.faces_normals_packed()[p2f[..., 0].clamp(min=0)]  # (B, S, S, 3) world
+    rgb = albedo * generator_shading(normals, torch.as_tensor(R, dtype=torch.float32))[..., None]
     mask = p2f[..., 0] >= 0
     return {"rgb": rgb.clamp(0, 1) * mask[..., None], "mask": mask, "zbuf": frag.zbuf[..., 0]}
 

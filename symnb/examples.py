@@ -3,8 +3,7 @@
 :func:`example_mesh` builds them (PyVista's CAD aeroplane and octagonal nut, an unevenly tessellated
 box, a vase and an open tube of revolution, a random asymmetric blob), :data:`EXAMPLE_TRUTH` lists
 the symmetries detection must find in their own frame, and :func:`random_pose` moves a mesh into an
-arbitrary similarity pose. (Moved from :mod:`symnb.geometry`, which re-exports the names with a
-DeprecationWarning for one release.)
+arbitrary similarity pose.
 
 Shapes: verts (V, 3) float32, faces (F, 3) long.
 """

@@ -343,22 +343,3 @@ def subdivide_loop(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tens
         ]
     )
     return torch.cat([even, odd]), new_faces
-
-
-# ------------------------------------------------------------------ moved names (deprecated aliases)
-
-_MOVED_TO_EXAMPLES = ("EXAMPLES", "EXAMPLE_TRUTH", "example_mesh", "random_pose")
-
-
-def __getattr__(name: str):
-    """``symnb.geometry.example_mesh`` etc. moved to :mod:`symnb.examples` (aliases kept for one
-    release; imported lazily because symnb.examples imports this module and the templates)."""
-    if name in _MOVED_TO_EXAMPLES:
-        import warnings
-
-        from . import examples
-
-        warnings.warn(f"symnb.geometry.{name} moved to symnb.examples; import it from there",
-                      DeprecationWarning, stacklevel=2)
-        return getattr(examples, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

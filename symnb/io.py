@@ -339,3 +339,36 @@ def save_mesh(path: str | os.PathLike, verts, faces, precision: int = 6, overwri
     with atomic_write(path) as fh:
         fh.write(text)
     return path
+
+
+def pyvista_textured_mesh(polydata, image, device="cpu"):
+    """A PyVista surface with texture coordinates and its image as a Meshes with TexturesUV.
+
+    The mesh is triangulated, centred at its bounding-box centre and scaled to unit
+    bounding-box diagonal (the canonical frame's size convention).
+
+    Args:
+        polydata: pyvista.PolyData with active texture coordinates (one UV per point).
+        image: (Ht, Wt, 3) texture, uint8 or float in [0, 1], row 0 at the top (v = 1).
+
+    Returns:
+        Meshes with one mesh and TexturesUV (maps (1, Ht, Wt, 3) float).
+    """
+    from pytorch3d.renderer import TexturesUV
+    from pytorch3d.structures import Meshes
+
+    pd = polydata.triangulate()
+    tcoords = pd.active_texture_coordinates
+    if tcoords is None:
+        raise ValueError("polydata has no texture coordinates (active_texture_coordinates is None)")
+    verts = torch.tensor(np.asarray(pd.points), dtype=torch.float32)
+    faces = torch.tensor(np.asarray(pd.faces).reshape(-1, 4)[:, 1:], dtype=torch.int64)
+    lo, hi = verts.min(0).values, verts.max(0).values
+    verts = (verts - (lo + hi) / 2) / (hi - lo).norm()
+    img = torch.as_tensor(np.array(image))
+    if img.ndim != 3 or img.shape[-1] < 3:
+        raise ValueError(f"texture image must be (H, W, 3), got shape {tuple(img.shape)}")
+    img = img[..., :3].float() / (255.0 if img.dtype == torch.uint8 else 1.0)
+    uv = torch.tensor(np.asarray(tcoords), dtype=torch.float32)
+    tex = TexturesUV(maps=img[None], faces_uvs=faces[None], verts_uvs=uv[None])
+    return Meshes([verts], [faces], textures=tex).to(device)

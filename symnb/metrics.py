@@ -141,19 +141,6 @@ def chamfer(verts_a, faces_a, verts_b, faces_b, n_samples: int = 10000, seed: in
     return float(d)
 
 
-# -------------------------------------------------------------------------------------- symmetry errors
-
-
-def __getattr__(name):
-    # the symmetry errors live in symnb.symmetry.errors (one function per kind); these names stay
-    # importable from symnb.metrics, where the README documented them
-    if name in ("index_symmetry_error", "geometric_symmetry_error"):
-        from .symmetry import errors
-
-        return getattr(errors, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # ------------------------------------------------------------------------------------------ voxel IoU
 
 

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from pytorch3d.io.mtl_io import make_material_atlas
 from pytorch3d.renderer import (
     AmbientLights,
@@ -247,64 +248,29 @@ def textured_renderer(
     return TexturedRenderer(rasterizer, shader, mode=mode or s.texture_mode, atlas_size=s.atlas_size)
 
 
-def pyvista_textured_mesh(polydata, image, device="cpu") -> Meshes:
-    """A PyVista surface with texture coordinates and its image as a Meshes with TexturesUV.
-
-    The mesh is triangulated, centred at its bounding-box centre and scaled to unit
-    bounding-box diagonal (the canonical frame's size convention).
-
-    Args:
-        polydata: pyvista.PolyData with active texture coordinates (one UV per point).
-        image: (Ht, Wt, 3) texture, uint8 or float in [0, 1], row 0 at the top (v = 1).
-
-    Returns:
-        Meshes with one mesh and TexturesUV (maps (1, Ht, Wt, 3) float).
-    """
-    import numpy as np
-
-    pd = polydata.triangulate()
-    tcoords = pd.active_texture_coordinates
-    if tcoords is None:
-        raise ValueError("polydata has no texture coordinates (active_texture_coordinates is None)")
-    verts = torch.tensor(np.asarray(pd.points), dtype=torch.float32)
-    faces = torch.tensor(np.asarray(pd.faces).reshape(-1, 4)[:, 1:], dtype=torch.int64)
-    lo, hi = verts.min(0).values, verts.max(0).values
-    verts = (verts - (lo + hi) / 2) / (hi - lo).norm()
-    img = torch.as_tensor(np.array(image))
-    if img.ndim != 3 or img.shape[-1] < 3:
-        raise ValueError(f"texture image must be (H, W, 3), got shape {tuple(img.shape)}")
-    img = img[..., :3].float() / (255.0 if img.dtype == torch.uint8 else 1.0)
-    uv = torch.tensor(np.asarray(tcoords), dtype=torch.float32)
-    tex = TexturesUV(maps=img[None], faces_uvs=faces[None], verts_uvs=uv[None])
-    return Meshes([verts], [faces], textures=tex).to(device)
-
-
-def time_render(
-    renderer, meshes: Meshes, channel: str = "rgb", reps: int = 3, warmup: int = 1
-) -> tuple[float, float]:
-    """Median forward and backward seconds of rendering ``meshes`` (vertex gradients).
-
-    The loss is the mean square of the alpha channel (``channel="alpha"``) or of the RGB
-    channels; textures keep their own ``requires_grad``.
-    """
-    import time
-
-    fwd, bwd = [], []
-    for _ in range(warmup + reps):
-        verts = meshes.verts_padded().detach().clone().requires_grad_(True)
-        m = meshes.update_padded(verts)
-        t0 = time.perf_counter()
-        img = renderer(m)
-        loss = (img[..., 3] if channel == "alpha" else img[..., :3]).square().mean()
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        fwd.append(t1 - t0)
-        bwd.append(t2 - t1)
-    return float(torch.tensor(fwd[warmup:]).median()), float(torch.tensor(bwd[warmup:]).median())
-
-
 # ---------------------------------------------------------------------------- predicted meshes
+
+
+def nearest_face(frags: Fragments) -> Fragments:
+    """The nearest face of each pixel only (K = 1), barycentrics clamped to the triangle: what a hard
+    textured render samples."""
+    return Fragments(pix_to_face=frags.pix_to_face[..., :1], zbuf=frags.zbuf[..., :1],
+                     bary_coords=frags.bary_coords[..., :1, :].clamp(0, 1), dists=frags.dists[..., :1])
+
+
+#: the embedded benchmark's shading (``data_prep.views``): albedo * (AMBIENT + (1 - AMBIENT) |n . l|),
+#: flat face normals n, light direction l fixed in OpenCV camera coordinates
+GENERATOR_LIGHT = (0.4, -0.6, -1.0)
+GENERATOR_AMBIENT = 0.35
+
+
+def generator_shading(normals: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """The generator's Lambert factor of world-space normals (B, ..., 3) seen by world-to-camera
+    rotations R (B, 3, 3): ``AMBIENT + (1 - AMBIENT) |n . R^T l|``, shape (B, ...)."""
+    light = F.normalize(torch.tensor(GENERATOR_LIGHT, dtype=normals.dtype, device=normals.device), dim=0)
+    light = light @ R.to(normals)  # (B, 3) in world coordinates: R^T l
+    lam = (normals * light.view(len(light), *([1] * (normals.dim() - 2)), 3)).sum(-1).abs()
+    return GENERATOR_AMBIENT + (1 - GENERATOR_AMBIENT) * lam
 
 
 def make_textures(texture: torch.Tensor, verts_uvs: torch.Tensor, faces_uvs: torch.Tensor, mode: str = "uv",
@@ -350,8 +316,7 @@ def render_prediction(out: dict, settings: RenderSettings | None = None, camera:
               "coverage": (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)}
     tex = out.get("texture")
     if tex is not None:
-        near = Fragments(pix_to_face=frags.pix_to_face[..., :1], zbuf=frags.zbuf[..., :1],
-                         bary_coords=frags.bary_coords[..., :1, :].clamp(0, 1), dists=frags.dists[..., :1])
+        near = nearest_face(frags)
         meshes.textures = make_textures(tex, out["verts_uvs"], out["faces_uvs"], s.texture_mode, s.atlas_size)
         result["rgb"] = meshes.sample_textures(near)[..., 0, :].permute(0, 3, 1, 2)  # (B, 3, H, W)
     return result

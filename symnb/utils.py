@@ -215,3 +215,26 @@ def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def time_render(
+    renderer, meshes, channel: str = "rgb", reps: int = 3, warmup: int = 1
+) -> tuple[float, float]:
+    """Median forward and backward seconds of rendering ``meshes`` (PyTorch3D ``Meshes``; vertex gradients).
+
+    The loss is the mean square of the alpha channel (``channel="alpha"``) or of the RGB
+    channels; textures keep their own ``requires_grad``.
+    """
+    fwd, bwd = [], []
+    for _ in range(warmup + reps):
+        verts = meshes.verts_padded().detach().clone().requires_grad_(True)
+        m = meshes.update_padded(verts)
+        t0 = time.perf_counter()
+        img = renderer(m)
+        loss = (img[..., 3] if channel == "alpha" else img[..., :3]).square().mean()
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        fwd.append(t1 - t0)
+        bwd.append(t2 - t1)
+    return float(torch.tensor(fwd[warmup:]).median()), float(torch.tensor(bwd[warmup:]).median())

@@ -111,14 +111,10 @@ def test_mirror_weld_is_exact_on_an_asymmetric_mesh():
     assert cad.symmetry_error(sv, sf) < 1e-9 < cad.symmetry_error(v, f, point=(0.1, 0, 0))
 
 
-def test_mirror_symmetrize_is_a_deprecated_alias_of_mirror_weld():
+def test_cad_uses_the_remesh_mirror_weld():
     from data_prep import remesh
 
     assert cad.mirror_weld is remesh.mirror_weld
-    with pytest.warns(DeprecationWarning, match="renamed data_prep.cad.mirror_weld"):
-        assert cad.mirror_symmetrize is remesh.mirror_weld
-    with pytest.raises(AttributeError):
-        cad.no_such_step  # noqa: B018
 
 
 def test_library_areas_samples_and_symmetry_error_match_the_former_numpy_code():
@@ -141,12 +137,12 @@ def test_library_areas_samples_and_symmetry_error_match_the_former_numpy_code():
     assert abs((q[:, 0] < 2).mean() - 0.25) < 0.02
 
     # symmetry_error: the mean of exact distances (symnb.geometry.point_mesh_closest gives the same
-    # numbers), at most the Hausdorff distance symnb.metrics.geometric_symmetry_error reports
+    # numbers), at most the Hausdorff distance symnb.symmetry.geometric_symmetry_error reports
     import torch
 
     from symnb.geometry import bbox_diagonal, point_mesh_closest
     from symnb.geometry import sample_surface as torch_samples
-    from symnb.metrics import geometric_symmetry_error
+    from symnb.symmetry import geometric_symmetry_error
 
     w, g = v, f  # the car, symmetric about x = 0: mirror about two other planes
     wt, gt = torch.as_tensor(w), torch.as_tensor(g)

@@ -54,7 +54,7 @@ def pascal(tmp_path_factory):
     (EvalConfig, {"symmetry": "helix"}, "EvalConfig.symmetry"),
     (DataConfig, {"name": "imagenet"}, "DataConfig.name"),
     (L.LossWeights, {"mask": -1.0}, "LossWeights.mask"),
-    (L.LossWeights, {"perceptual": 1.0}, "perceptual_weights"),
+    (L.LossWeights, {"perceptual_weights": "/no/such/vgg16.pth"}, "perceptual_weights"),
 ])
 def test_every_config_validates_and_names_the_field(cls, kw, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
@@ -283,8 +283,8 @@ def test_incomplete_checkpoint_is_refused_with_a_hint(tmp_path):
 
 
 def test_fine_tune_variants_smoke_and_seed_folders(tmp_path):
+    from symnb.experiment.jobs import _source
     from symnb.experiment.report import steps_to_reach
-    from symnb.experiment.runner import _source
 
     p = tmp_path / "exp.yaml"
     p.write_text("train: {steps: 7}\nvariants:\n  - base: {}\n"

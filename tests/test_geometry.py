@@ -246,17 +246,3 @@ def test_face_areas_normals_against_pytorch3d_and_the_cross_product(dtype):
     assert mesh.faces_areas_packed().dtype == torch.float32  # PyTorch3D's kernel: float32 only
     torch.testing.assert_close(mesh.faces_areas_packed().double(), areas.double(), rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(mesh.faces_normals_packed().double(), normals.double(), rtol=0, atol=1e-5)
-
-
-def test_example_names_moved_to_symnb_examples():
-    import symnb.examples as ex
-    import symnb.geometry as geometry
-
-    for name in ("EXAMPLES", "EXAMPLE_TRUTH", "example_mesh", "random_pose"):
-        with pytest.warns(DeprecationWarning, match=f"symnb.geometry.{name} moved to symnb.examples"):
-            assert getattr(geometry, name) is getattr(ex, name)
-    with pytest.raises(AttributeError):
-        geometry.no_such_name  # noqa: B018
-    with pytest.warns(DeprecationWarning):
-        from symnb.geometry import example_mesh
-    assert example_mesh is ex.example_mesh

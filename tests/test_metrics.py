@@ -10,16 +10,14 @@ from symnb.geometry import sample_surface
 from symnb.metrics import (
     chamfer,
     directed_distances,
-    geometric_symmetry_error,
     hausdorff,
-    index_symmetry_error,
     iou_3d,
     is_closed_oriented,
     mask_iou,
     minmax_distances,
     voxelize,
 )
-from symnb.symmetry import symmetry_map
+from symnb.symmetry import geometric_symmetry_error, index_symmetry_error, symmetry_map
 from symnb.symmetry.templates import sphere_template
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from symnb.metrics import index_symmetry_error
 from symnb.model import (
     ModelConfig,
     ReconstructionNet,
@@ -18,15 +17,15 @@ from symnb.model import (
     symmetric_uv,
 )
 from symnb.symmetry import (
-    GroupMap,
+    SymmetryMap,
     expand,
-    group_map,
-    group_symmetry_error,
+    index_symmetry_error,
     invariant_dimension,
     n_free_params,
     symmetry_map,
+    template_for,
 )
-from symnb.symmetry.templates import sphere_template, template_for, uv_sphere
+from symnb.symmetry.templates import sphere_template, uv_sphere
 
 SMALL = dict(img_size=32, template_verts=162, tex_size=16, deform_hidden=64)
 
@@ -200,16 +199,16 @@ def test_group_output_is_exactly_invariant_with_free_mean_shape_parameters(sym, 
     out = model(torch.rand(3, 3, 32, 32))
     assert out["verts"].shape == (3, model.n_verts, 3)
     # exact invariance under every group element (a map rebuilt from the template, not the model's)
-    gmap = group_map(model.template, sym, order or None)
+    gmap = symmetry_map(model.template, sym, order or None)
     for g in range(len(gmap.matrices)):
-        one = GroupMap(**{**vars(gmap), "matrices": gmap.matrices[g:g + 1], "perms": gmap.perms[g:g + 1]})
-        assert group_symmetry_error(out["verts"], one)[0].max() <= 1e-6
-    assert group_symmetry_error(out["verts"], gmap)[0].max() <= 1e-6
+        one = SymmetryMap(**{**vars(gmap), "matrices": gmap.matrices[g:g + 1], "perms": gmap.perms[g:g + 1]})
+        assert index_symmetry_error(out["verts"], one)[0].max() <= 1e-6
+    assert index_symmetry_error(out["verts"], gmap)[0].max() <= 1e-6
     # without the group maps the same network is not invariant, so the check has teeth
     _, feat = model.encoder(torch.rand(3, 3, 32, 32))
     probs = torch.softmax(model.classifier(feat), dim=-1)
     raw = model.template + model.deform(torch.cat([feat, probs], 1), model.template)
-    assert group_symmetry_error(raw, gmap)[0].min() > 1e-3
+    assert index_symmetry_error(raw, gmap)[0].min() > 1e-3
     # the mean shapes hold the orbit representatives (3 coordinates each, as the reflection scheme);
     # their free coordinates, counted independently by the character formula, are exactly the rank
     # of the map from stored to expanded mean shapes: the other stored coordinates are inert
@@ -223,7 +222,7 @@ def test_group_output_is_exactly_invariant_with_free_mean_shape_parameters(sym, 
     assert model.n_params() == net + cfg.n_shapes * 3 * K
     base = ReconstructionNet(ModelConfig(symmetry="none", n_shapes=2, **SMALL))
     assert base.n_params() - model.n_params() == cfg.n_shapes * 3 * (base.n_verts - K)
-    # the mean shapes get gradients through group_expand
+    # the mean shapes get gradients through expand
     out["verts"].sum().backward()
     assert model.mean_shape.grad is not None and model.mean_shape.grad.abs().sum() > 0
 
@@ -241,11 +240,11 @@ def test_group_save_load_round_trip_and_device_move(tmp_path):
     model.subdivide()
     after = model.reconstruct(imgs)
     assert torch.allclose(model(imgs[..., :32, :32])["mean_shape"][:, : before.shape[1]], before, atol=1e-6)
-    assert group_symmetry_error(after["verts"], model.smap)[0].max() <= 1e-6
+    assert index_symmetry_error(after["verts"], model.smap)[0].max() <= 1e-6
     loaded = load_model(save_model(model, tmp_path / "s.pt"))
     assert torch.allclose(loaded.reconstruct(imgs)["verts"], after["verts"], atol=1e-6)
     moved = model.smap.to("meta")
-    assert isinstance(moved, GroupMap) and moved.perms.device.type == "meta"
+    assert isinstance(moved, SymmetryMap) and moved.perms.device.type == "meta"
     assert model.smap.to("cpu") is model.smap
 
 
@@ -269,7 +268,7 @@ def test_group_training_steps_decrease_the_loss(tmp_path):
         model = load_model(res.model_path)
         assert model.symmetry == sym
         verts = model.reconstruct(toy[0]["image"])["verts"]
-        assert group_symmetry_error(verts, model.smap)[0].max() <= 1e-6
+        assert index_symmetry_error(verts, model.smap)[0].max() <= 1e-6
 
 
 def test_auto_symmetry_picks_rotation_or_two_planes():
@@ -287,7 +286,7 @@ def test_auto_symmetry_picks_rotation_or_two_planes():
     model = ReconstructionNet(ModelConfig(symmetry="auto", sym_mode=["l2r", "r2l"], **SMALL), [(cylinder, f)])
     assert model.symmetry == "rotation" and model.config.sym_order == 8 and model.config.sym_mode == "cent"
     verts = _perturbed(model)(torch.rand(1, 3, 32, 32))["verts"]
-    assert group_symmetry_error(verts, model.smap)[0].max() <= 1e-6
+    assert index_symmetry_error(verts, model.smap)[0].max() <= 1e-6
 
 
 def test_group_config_errors():

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from symnb.symmetry.templates import sphere_template, template_for
+from symnb.symmetry import template_for
+from symnb.symmetry.templates import sphere_template
 
 SMOKE = dict(meshes="airplane,nut,box,vase,blob", n_poses=1, template_verts=642)
 

@@ -4,18 +4,20 @@ import pytest
 import torch
 
 from symnb.examples import example_mesh, random_pose
-from symnb.metrics import geometric_symmetry_error, index_symmetry_error
 from symnb.symmetry import (
     Symmetry,
     choose_representation,
     detect_symmetries,
     expand,
+    geometric_symmetry_error,
+    index_symmetry_error,
     n_free_params,
     reflect,
     symmetrize,
     symmetry_map,
+    template_for,
 )
-from symnb.symmetry.templates import sphere_template, template_for
+from symnb.symmetry.templates import sphere_template
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +179,8 @@ def test_detect_box_planes_in_random_pose(seed):
     assert rep.name == "two_planes"
     canon = rep.apply(vv)
     assert abs(float((canon.amax(0) - canon.amin(0)).norm()) - 1) < 1e-6
-    assert geometric_symmetry_error(canon, f, (1, 0, 0), n_samples=5000) < 0.02
-    assert geometric_symmetry_error(canon, f, (0, 0, 1), n_samples=5000) < 0.02
+    assert geometric_symmetry_error(canon, f, normal=(1, 0, 0), n_samples=5000) < 0.02
+    assert geometric_symmetry_error(canon, f, normal=(0, 0, 1), n_samples=5000) < 0.02
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -237,7 +239,7 @@ def test_detect_errors_are_surface_hausdorff():
     v, f = example_mesh("box")
     syms = detect_symmetries(v, f)
     x = [s for s in syms if s.kind == "reflection"][0]
-    ref = geometric_symmetry_error(v, f, x.normal, x.point, n_samples=8000)
+    ref = geometric_symmetry_error(v, f, normal=x.normal, point=x.point, n_samples=8000)
     assert abs(x.error - ref) < 0.003
     T = x.matrix()
     assert torch.allclose(T[:3, :3] @ T[:3, :3], torch.eye(3, dtype=torch.float64), atol=1e-9)

@@ -9,7 +9,7 @@ from symnb.model import ModelConfig, ReconstructionNet
 from symnb.model.texture import ProjectedTexture, texel_surface_map, texel_uvs
 from symnb.model.uv import UV_MAPS
 from symnb.render import RenderSettings, render_prediction
-from symnb.symmetry.templates import template_for
+from symnb.symmetry import template_for
 
 SMALL = dict(img_size=32, encoder="small", template_verts=162, tex_size=16, n_shapes=1, cam_hypotheses=1)
 SIDE = torch.tensor([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])  # world -> camera, looking at the +x side

@@ -9,7 +9,7 @@ import torch
 
 from symnb.data import ToyDataset, batch_indices, collate
 from symnb.experiment import ExperimentConfig, TrainConfig, train
-from symnb.experiment.config import config_from_dict, load_config
+from symnb.experiment.config import load_experiment
 from symnb.model import ModelConfig, load_model
 from symnb.render import RenderSettings, make_textures, render_prediction
 
@@ -135,14 +135,14 @@ def test_fast_and_stock_rasterizer_give_the_same_silhouette(toy):
 def test_configs_from_yaml_and_unknown_keys(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("model: {symmetry: reflection, sym_mode: cent}\ntrain: {steps: 7, subdivide_at: [3]}\n")
-    cfg = load_config(p)
+    cfg = load_experiment(p)
     assert cfg.model.symmetry == "reflection" and cfg.model.sym_mode == "cent"
     assert cfg.train.steps == 7 and cfg.train.subdivide_at == (3,)
     assert cfg.loss.mask == 100.0  # untouched sections keep their defaults
     with pytest.raises(ValueError, match="bogus"):
-        config_from_dict({"train": {"bogus": 1}})
+        ExperimentConfig.from_dict({"train": {"bogus": 1}})
     with pytest.raises(FileNotFoundError):
-        load_config(tmp_path / "missing.yaml")
+        load_experiment(tmp_path / "missing.yaml")
 
 
 def test_empty_dataset_raises(tmp_path):

@@ -16,6 +16,7 @@ from typing import TypedDict
 import torch
 
 from ..config import Config
+from .registry import DATASETS
 
 
 class Item(TypedDict, total=False):
@@ -80,8 +81,6 @@ class DataConfig(Config):
     options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        from . import DATASETS  # the registry is filled by the package
-
         self._choice("name", DATASETS)
         self._range("flip_prob", 0.0, 1.0)
         self._range("padding", 0.0)

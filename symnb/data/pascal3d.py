@@ -43,6 +43,7 @@ from .annotation import (  # noqa: F401 - re-exported: the annotation contract o
     load_annotation,
 )
 from .base import DataConfig, ReconstructionDataset, split_key
+from .registry import register_dataset
 
 SPLITS = ("train", "eval", "test")
 
@@ -97,6 +98,7 @@ def _crop_resize(img: torch.Tensor, x0: int, y0: int, side: int, size: int) -> t
                          antialias=side > size)[0]
 
 
+@register_dataset("pascal3d")
 class Pascal3DDataset(ReconstructionDataset):
     """Pascal3D+-layout dataset of square object crops with cameras, masks and keypoints.
 

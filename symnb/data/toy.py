@@ -13,10 +13,12 @@ from ..camera import to_pytorch3d
 from ..render import RenderSettings, silhouette_renderer
 from ..symmetry.templates import sphere_template
 from .base import DataConfig, Item, ReconstructionDataset, split_key
+from .registry import register_dataset
 
 _SPLIT_SEEDS = {"train": 0, "eval": 1000, "test": 2000}
 
 
+@register_dataset("toy")
 class ToyDataset(ReconstructionDataset):
     """Random ellipsoids (symmetric about x = 0, bbox diagonal 1) with a two-colour texture, each seen
     by a random weak-perspective camera (azimuth 0-360, elevation -10..40 degrees; OpenCV camera

@@ -2,12 +2,14 @@
 variants x seeds runner and reporting. Evaluation and reporting never import the training module.
 """
 
-from .config import ExperimentConfig, load_experiment, resolve_variants, variant_config
+from .config import ExperimentConfig, TrainConfig, load_experiment, resolve_variants, variant_config
 from .evaluate import EvalConfig, evaluate, per_class
-from .runner import RunResult, ensure_dataset, run
-from .train import TrainConfig, TrainResult, train
+from .jobs import Job, ensure_dataset, plan
+from .results import RunResult
+from .runner import run
+from .train import TrainResult, train
 
 __all__ = [
-    "EvalConfig", "ExperimentConfig", "RunResult", "TrainConfig", "TrainResult", "ensure_dataset", "evaluate",
-    "load_experiment", "per_class", "resolve_variants", "run", "train", "variant_config",
+    "EvalConfig", "ExperimentConfig", "Job", "RunResult", "TrainConfig", "TrainResult", "ensure_dataset",
+    "evaluate", "load_experiment", "per_class", "plan", "resolve_variants", "run", "train", "variant_config",
 ]

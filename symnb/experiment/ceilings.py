@@ -35,7 +35,7 @@ from ..config import Config
 from ..metrics import iou_3d_protocol
 from ..model.network import smoothing_operator
 from ..render import RenderSettings, render_prediction
-from ..symmetry.templates import template_for
+from ..symmetry.groups import template_for
 from .evaluate import silhouette_iou
 
 if TYPE_CHECKING:

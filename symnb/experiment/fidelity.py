@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pytorch3d.renderer import TexturesVertex
-from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
 from tqdm.auto import tqdm
@@ -38,14 +37,10 @@ from tqdm.auto import tqdm
 from ..camera import flip_horizontal, to_pytorch3d
 from ..data import collate, loader
 from ..geometry import check_mesh
-from ..render import RenderSettings, make_rasterizer, render_prediction
+from ..render import RenderSettings, generator_shading, make_rasterizer, nearest_face, render_prediction
 from ..symmetry import geometric_symmetry_error
 
 VIEWS = ("input", "mirror", "az+90", "az-90")  #: the default views of :func:`texture_fidelity`
-#: shading of ``data_prep.views.render_views``: albedo * (AMBIENT + (1 - AMBIENT) |n . l|), flat face
-#: normals, light direction l fixed in OpenCV camera coordinates
-GENERATOR_LIGHT = (0.4, -0.6, -1.0)
-GENERATOR_AMBIENT = 0.35
 PSNR_MAX = 100.0  #: PSNR of identical images (the squared error is floored at 1e-10)
 SYMMETRIZE = (None, "l2r", "r2l", "cent")
 
@@ -79,7 +74,7 @@ def render_vertex_colours(meshes: list, colours: list, camera: tuple, image_size
         meshes: B (verts (V_b, 3), faces (F_b, 3)); colours: B (V_b, 3) float in [0, 1].
         camera: (scale (B,), trans (B, 2), quat (B, 4)) weak-perspective cameras.
         image_size: S.
-        shading: "generator" (the dataset generator's flat Lambert shading, :data:`GENERATOR_LIGHT`: what
+        shading: "generator" (the dataset generator's flat Lambert shading, ``render.generator_shading``: what
             the images show and a texture trained on them reproduces) or "albedo" (unlit colours).
         rasterizer: ``RenderSettings.rasterizer``.
     Returns:
@@ -92,17 +87,12 @@ def render_vertex_colours(meshes: list, colours: list, camera: tuple, image_size
                textures=TexturesVertex([c.float() for c in colours]))
     rs = RenderSettings(image_size=image_size, sigma=0.0, faces_per_pixel=1, rasterizer=rasterizer)
     frags = make_rasterizer(to_pytorch3d(scale, trans, quat), rs, soft=False)(m)
-    near = Fragments(pix_to_face=frags.pix_to_face[..., :1], zbuf=frags.zbuf[..., :1],
-                     bary_coords=frags.bary_coords[..., :1, :].clamp(0, 1), dists=frags.dists[..., :1])
-    rgb = m.sample_textures(near)[..., 0, :]  # (B, S, S, 3)
+    rgb = m.sample_textures(nearest_face(frags))[..., 0, :]  # (B, S, S, 3)
     p2f = frags.pix_to_face[..., 0]
     hit = p2f >= 0
     if shading == "generator":
-        light = torch.nn.functional.normalize(torch.tensor(GENERATOR_LIGHT), dim=0)
-        light = light @ quaternion_to_matrix(quat)  # (B, 3) in world coordinates: R^T l
         normals = m.faces_normals_packed()[p2f.clamp(min=0)]  # (B, S, S, 3) world
-        lam = (normals * light[:, None, None, :]).sum(-1).abs()
-        rgb = rgb * (GENERATOR_AMBIENT + (1 - GENERATOR_AMBIENT) * lam)[..., None]
+        rgb = rgb * generator_shading(normals, quaternion_to_matrix(quat))[..., None]
     rgb = (rgb * hit[..., None]).clamp(0, 1)
     return rgb.permute(0, 3, 1, 2), hit
 
@@ -360,6 +350,6 @@ def artefact_table(model, dataset, max_items: int | None = None, symmetrize: str
     return pd.DataFrame(rows)
 
 
-__all__ = ["GENERATOR_AMBIENT", "GENERATOR_LIGHT", "PSNR_MAX", "VIEWS", "artefact_metrics", "artefact_table",
+__all__ = ["PSNR_MAX", "VIEWS", "artefact_metrics", "artefact_table",
            "image_metrics", "input_view_gain", "render_vertex_colours", "self_intersections",
            "texture_fidelity", "view_camera"]

@@ -7,6 +7,7 @@ from pytorch3d.transforms import quaternion_to_matrix
 
 from .. import losses as L
 from ..camera import VIEW_ANGLES, project, rotation_angle
+from ..metrics import mask_iou
 from ..model.texture import texel_visibility
 from ..render import RenderSettings, render_prediction
 
@@ -91,10 +92,7 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     total = L.weighted_sum(terms, weights)
     logs = {k: float(v.detach()) for k, v in terms.items()}
     with torch.no_grad():
-        hard = (r["silhouette"] > 0.5).float()
-        inter = (hard * mask[:, 0]).flatten(1).sum(1)
-        union = ((hard + mask[:, 0]) > 0).float().flatten(1).sum(1)
-        logs["mask_iou"] = float((inter / union.clamp(min=1)).mean())
+        logs["mask_iou"] = float(mask_iou(r["silhouette"], mask[:, 0]).mean())
         logs["cam_deg"] = float(rotation_angle(out["R"], R_gt).median())
     logs["loss"] = float(total.detach())
     return total, logs

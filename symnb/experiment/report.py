@@ -1,5 +1,5 @@
 """Figures and the markdown report of a run: results table, metric-vs-step curves, sample
-reconstructions and per-vertex error heat maps (headless matplotlib, PyTorch3D renders)."""
+reconstructions and per-vertex error heat maps (matplotlib figures saved to files, PyTorch3D renders)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from pytorch3d.renderer import TexturesVertex
+from pytorch3d.structures import Meshes
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from pytorch3d.renderer import TexturesVertex  # noqa: E402
-from pytorch3d.structures import Meshes  # noqa: E402
-
-from ..data import collate  # noqa: E402
-from ..render import RenderSettings, make_cameras, render_prediction, shaded_renderer  # noqa: E402
-from ..utils import atomic_write  # noqa: E402
-from .evaluate import error_heatmap  # noqa: E402
+from ..data import collate
+from ..render import RenderSettings, make_cameras, render_prediction, shaded_renderer
+from ..utils import atomic_write
+from .evaluate import error_heatmap
 
 
 def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
@@ -281,18 +279,16 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
     occ = [c for c in result.summary.columns if c.startswith(("occ_", "clean_")) and not c.endswith("_std")]
     if occ:
         tables["Occluded vs the same images clean (test split)"] = result.summary[occ].reset_index()
-    if len(result.fidelity):
-        tables["Texture fidelity per view (masked PSNR dB, SSIM, L1; annotated camera)"] = (
-            result.fidelity_table().reset_index())
-        paired = result.fidelity_paired()
+    texture_tables = (
+        ("Texture fidelity per view (masked PSNR dB, SSIM, L1; annotated camera)", result.fidelity_table(),
+         "Texture fidelity", result.fidelity_paired()),
+        ("Input view: PSNR against the image and gain over its mean colour (dB; annotated camera)",
+         result.gain_table(), "Input-view gain", result.gain_paired()))
+    for title, table, what, paired in texture_tables:
+        if len(table):
+            tables[title] = table.reset_index()
         if len(paired):
-            tables["Texture fidelity: paired difference from reflection_ft (95% bootstrap CI)"] = paired
-    if len(result.gains):
-        tables["Input view: PSNR against the image and gain over its mean colour (dB; annotated camera)"] = (
-            result.gain_table().reset_index())
-        paired = result.gain_paired()
-        if len(paired):
-            tables["Input-view gain: paired difference from reflection_ft (95% bootstrap CI)"] = paired
+            tables[f"{what}: paired difference from reflection_ft (95% bootstrap CI)"] = paired
     if len(result.artefacts):
         tables["Mesh artefacts (means over test images)"] = result.artefact_summary().reset_index()
     for name, dfs in result.per_sample.items():

@@ -17,26 +17,18 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .. import losses as L
-from ..config import Config
 from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
 from ..model import ReconstructionNet, load_model, read_checkpoint, save_model, transfer
 from ..utils import atomic_write, get_device, set_seed
 from . import distributed, tracking
+from .config import SELECT, ExperimentConfig
 from .objective import compute_losses
-
-if TYPE_CHECKING:
-    from .config import ExperimentConfig
-
-
-#: model selection: metric -> True if higher is better
-SELECT = {"last": True, "val_iou_3d_drc": True, "val_mask_iou": True, "val_rot_err": False}
 
 
 def learning_rate(tc, step: int) -> float:
@@ -47,78 +39,6 @@ def learning_rate(tc, step: int) -> float:
         return tc.lr
     t = min(1.0, (step - tc.warmup) / max(1, tc.steps - tc.warmup))
     return tc.lr * (tc.min_lr + (1 - tc.min_lr) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-@dataclass
-class TrainConfig(Config):
-    """Optimisation settings.
-
-    Attributes:
-        steps: total optimisation steps (>= 1; 0 with ``init_from``: the transferred network as is, e.g.
-            a texture or symmetrization applied to a trained network); batch_size: images per step;
-            lr: Adam learning rate.
-        lr_schedule: "constant" or "cosine" (from ``lr`` down to ``lr * min_lr``, after ``warmup``
-            linear warm-up steps); min_lr: the cosine's final fraction of ``lr``.
-        seed: seeds weights, batch order and augmentation; device: "auto" | "cpu" | "cuda[:i]".
-        log_every: steps between metric rows; ckpt_every: steps between checkpoints.
-        val_every: steps between validations (0: none): the model is evaluated on ``val_items``
-            images of the eval split and of the (unaugmented) training split -> ``val_metrics.csv``.
-        val_items: images of each split used per validation.
-        select: which weights ``model.pt`` holds: "last", or the validation step with the best
-            "val_iou_3d_drc" / "val_mask_iou" (highest) or "val_rot_err" (lowest median).
-        subdivide_at: steps at which the template is midpoint-subdivided (network unchanged).
-        progress: show a tqdm bar.
-        init_from: start from a trained model file (fine-tuning into this config's representation,
-            :func:`symnb.model.transfer`); "@variant" names another variant's model of the same run
-            and seed (resolved by ``variant_config``). A checkpoint, if there is one, wins.
-        tensorboard: write TensorBoard events to ``<out_dir>/tb`` (scalars; images at validations).
-        bf16: run the encoder under bfloat16 autocast on CUDA (ignored on CPU).
-        mean_shape_lr_scale: the mean shapes' learning rate as a multiple of ``lr`` (their smooth
-            coordinates move whole neighbourhoods, so a larger step is stable).
-    """
-
-    steps: int = 600
-    batch_size: int = 8
-    lr: float = 1e-4
-    lr_schedule: str = "constant"
-    min_lr: float = 0.05
-    warmup: int = 0
-    seed: int = 0
-    device: str = "auto"
-    log_every: int = 10
-    ckpt_every: int = 100
-    val_every: int = 0
-    val_items: int = 48
-    select: str = "last"
-    subdivide_at: tuple[int, ...] = ()
-    progress: bool = True
-    init_from: str | None = None
-    tensorboard: bool = True
-    bf16: bool = False
-    mean_shape_lr_scale: float = 30.0
-
-    def validate(self) -> None:
-        for name in ("batch_size", "log_every", "ckpt_every"):
-            self._range(name, 1)
-        if self.steps == 0 and not self.init_from:
-            raise ValueError("TrainConfig.steps must be >= 1 (0 only with init_from: the transferred network "
-                             "evaluated as is)")
-        self._range("steps", 0)
-        self._range("lr", 0, lo_open=True)
-        self._range("mean_shape_lr_scale", 0, lo_open=True)
-        self._range("min_lr", 0, 1)
-        self._range("warmup", 0)
-        self._range("val_every", 0)
-        self._range("val_items", 1)
-        self._choice("lr_schedule", ("constant", "cosine"))
-        self._choice("select", SELECT)
-        if self.select != "last" and not self.val_every:
-            raise ValueError(f"TrainConfig.select={self.select!r} needs val_every > 0")
-        self._range("seed", 0)
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
-        if any(s < 1 for s in self.subdivide_at):
-            raise ValueError(f"TrainConfig.subdivide_at must hold steps >= 1, got {self.subdivide_at}")
 
 
 @dataclass
@@ -176,8 +96,6 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     A field the saved dict lacks (added to the configs after it was written) is no difference while the
     current value is that field's default: the old run behaved as the default does.
     """
-    from .config import ExperimentConfig  # (config imports this module)
-
     a, b = _flatten(saved), _flatten(current)
     default = _flatten(ExperimentConfig().to_dict())
     free = lambda k: any(k == f or k.startswith(f + ".") for f in RESUME_FREE)

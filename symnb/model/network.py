@@ -32,8 +32,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..symmetry.groups import template_for
 from ..symmetry.maps import expand, posthoc_map, symmetrize, symmetry_map
-from ..symmetry.templates import template_for, uv_sphere
+from ..symmetry.templates import uv_sphere
 from .config import ModelConfig
 from .encoders import build_encoder
 from .heads import CameraHead, DeformMLP, SilhouetteDecoder, TextureDecoder, ViewpointHead, sample_flow

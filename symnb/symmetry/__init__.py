@@ -25,7 +25,6 @@ from .maps import (
     SymmetryMap,
     expand,
     free_basis,
-    group_map,
     invariant_dimension,
     n_free_params,
     posthoc_map,
@@ -40,22 +39,10 @@ from .tables import parameter_table, plot_symmetries, symmetry_table
 #: Names of the representations ``choose_representation`` picks from (the registered groups).
 REPRESENTATIONS = GROUP_NAMES
 
-# Names of the former ``symnb.symgroup`` API, kept for one release: one map type serves every group.
-GroupMap = SymmetryMap
-group_expand = expand
-group_symmetrize = symmetrize
-
-
-def group_symmetry_error(verts, gmap):
-    """The former name of :func:`index_symmetry_error` (every group)."""
-    return index_symmetry_error(verts, gmap)
-
-
 __all__ = [
-    "GROUPS", "GROUP_NAMES", "MODES", "REPRESENTATIONS", "DetectSettings", "Group", "GroupMap",
+    "GROUPS", "GROUP_NAMES", "MODES", "REPRESENTATIONS", "DetectSettings", "Group",
     "Representation", "Symmetry", "SymmetryMap", "choose_representation", "detect_symmetries", "expand",
-    "free_basis", "geometric_symmetry_error", "group_expand", "group_map", "group_symmetrize",
-    "group_symmetry_error", "index_symmetry_error", "invariant_dimension", "n_free_params",
+    "free_basis", "geometric_symmetry_error", "index_symmetry_error", "invariant_dimension", "n_free_params",
     "parameter_table", "plot_symmetries", "posthoc_map", "reflect", "register_group", "rotation_y",
     "symmetrize", "symmetrize_nearest", "symmetry_group", "symmetry_map", "symmetry_table", "template_for",
 ]

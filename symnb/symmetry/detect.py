@@ -28,6 +28,7 @@ import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from ..config import Config
 from ..geometry import check_mesh
 from .scoring import Scorer as _Scorer
 from .scoring import refl_matrix as _refl_matrix
@@ -69,7 +70,7 @@ class Symmetry:
 
 
 @dataclass
-class DetectSettings:
+class DetectSettings(Config):
     """Detection knobs (defaults: ~1 s for a 10k-face mesh on 2 CPU cores).
 
     Attributes:
@@ -91,6 +92,13 @@ class DetectSettings:
     n_verify: int = 8000
     max_order: int = 12
     seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("n_samples", "n_scan", "n_directions", "n_refine", "n_verify"):
+            self._range(name, 1)
+        self._range("icp_iters", 0)
+        self._range("max_order", 2)
+        self._range("seed", 0)
 
 
 GENERIC_ANGLES = (0.37, 2.45, 4.3)  # radians, far from k 2 pi / n for every n <= 12

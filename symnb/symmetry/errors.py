@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ..geometry import bbox_diagonal, check_mesh, point_mesh_closest
+from ..metrics import directed_distances
 from .groups import parse_group, reflection_matrix
 from .maps import SymmetryMap
 
@@ -60,7 +62,7 @@ def geometric_symmetry_error(verts, faces, group="reflection", order: int | None
         verts: (V, 3) float; faces: (F, 3) long.
         group: a group name (canonical frame), a ``Representation`` or a :class:`SymmetryMap`;
             order: n for "rotation". ``normal`` (and ``point``) give a reflection about another
-            plane instead (the former ``geometric_symmetry_error(verts, faces, normal, point)``).
+            plane instead.
         relative: divide by the bounding-box diagonal (the ``Symmetry.error`` convention).
         per_vertex: return (V,) float64 distances of each vertex's images to the surface (the
             largest over the elements; heat maps) instead of the Hausdorff distance.
@@ -69,12 +71,6 @@ def geometric_symmetry_error(verts, faces, group="reflection", order: int | None
         float: the largest over non-identity elements of the two-sided Hausdorff distance between
         the surface S and g S (an isometry, so one direction suffices); or (V,) with ``per_vertex``.
     """
-    from ..geometry import bbox_diagonal, check_mesh, point_mesh_closest
-    from ..metrics import directed_distances
-
-    if not isinstance(group, (str, SymmetryMap)) and not isinstance(getattr(group, "name", None), str):
-        # the former signature (verts, faces, normal, point): a plane given positionally
-        group, normal, point, order = "reflection", group, order if point is None else point, None
     v, f = check_mesh(verts, faces)
     v = v.double()
     mats, o = _elements(group, order, normal, point)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .templates import sphere_template
+
 _EYE = torch.eye(3, dtype=torch.float64)
 
 
@@ -158,8 +160,6 @@ def template_for(representation: str, n_verts: int = 642, order: int | None = No
     Returns:
         verts (V, 3) float32, faces (F, 3) long.
     """
-    from .templates import sphere_template
-
     family = template_family(representation, order)
     if family == "geodesic":
         return sphere_template(n_verts)

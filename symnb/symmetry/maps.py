@@ -142,7 +142,7 @@ def symmetry_map(verts: torch.Tensor, group="reflection", order: int | None = No
     """Match every vertex of a template with its images under a group.
 
     Args:
-        verts: (V, 3) float template (e.g. ``templates.template_for(group, n, order)``).
+        verts: (V, 3) float template (e.g. ``groups.template_for(group, n, order)``).
         group: a registered group name or a ``Representation``; order: n >= 2 for "rotation".
         normal, point: for "reflection", a plane other than x = 0 (normal is normalised here).
         n_slices: groups with a mirror: horizontal bands by y for per-slice modes (constant on orbits).
@@ -206,12 +206,6 @@ def symmetry_map(verts: torch.Tensor, group="reflection", order: int | None = No
         slices = slices[perms].amin(0)  # numerically equal y within an orbit: guarantee equality
     return SymmetryMap(entry.name, n, mats, labels, origin, perms, independent, orbit, torch.stack(copies),
                        torch.stack(copy_mats), proj, dofs, slices, v.float(), entry.mirror)
-
-
-def group_map(verts: torch.Tensor, representation="reflection", order: int | None = None,
-              tol: float | None = 1e-6) -> SymmetryMap:
-    """:func:`symmetry_map` with the group first (the name of the former ``symnb.symgroup`` API)."""
-    return symmetry_map(verts, representation, order, tol=tol)
 
 
 def reflect(x: torch.Tensor, normal, point=(0.0, 0.0, 0.0)) -> torch.Tensor:
@@ -333,7 +327,7 @@ def n_free_params(smap: SymmetryMap, representation=None, order: int | None = No
       of the dimension fixed by the representative's stabiliser (3 off the symmetry elements, 2 on
       one plane, 1 on the y axis); "none" gives 3 V;
     * another finite group: the same count for a map of ``smap.template`` under that group (the
-      template must be invariant: ValueError otherwise; use ``templates.template_for``);
+      template must be invariant: ValueError otherwise; use ``groups.template_for``);
     * "rotation" with order 0 (continuous): 2 (radius, height) per distinct (height, radius) ring
       + 1 per axis vertex (no finite group; the template needs no particular symmetry).
 

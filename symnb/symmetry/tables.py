@@ -13,7 +13,7 @@ from .maps import n_free_params, symmetry_map
 def parameter_table(n_verts: int = 642, orders=(2, 5, 8, 0)):
     """Free vertex coordinates of each representation on a sphere template of about `n_verts`.
 
-    Each representation uses a template invariant under its group (`templates.template_for`):
+    Each representation uses a template invariant under its group (`groups.template_for`):
     the geodesic sphere (mirror x = 0, 5-fold about y) for none, reflection and 5-fold; the geodesic
     sphere with the icosahedron's coordinate planes (x = 0, y = 0, z = 0) for two planes and
     2-fold; uv spheres with a meridian count divisible by n for the other orders (and the

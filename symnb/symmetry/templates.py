@@ -17,7 +17,7 @@ Two families:
   dividing `n_lon` (exact up to float rounding); z = 0 is a bit-exact mirror as well. Used for
   n-fold rotation representations.
 
-`template_for(representation, n_verts, order)` (from ``symnb.symmetry.groups``, re-exported here)
+`template_for(representation, n_verts, order)` (in ``symnb.symmetry.groups``)
 returns a template invariant under the group of a representation.
 
 All templates are unit spheres centred at the origin with outward (counter-clockwise) faces.
@@ -228,17 +228,3 @@ def double_resolution(verts: torch.Tensor, faces: torch.Tensor | None = None, fa
     For the geodesic family, frequency f -> round(f sqrt 2): 642 -> 1212, 162 -> 362, 2562 -> 5762.
     """
     return sphere_template(2 * len(verts), family=family)
-
-
-def template_for(representation: str, n_verts: int = 642, order: int | None = None):
-    """See :func:`symnb.symmetry.groups.template_for` (the group registry picks the family)."""
-    from .groups import template_for as _template_for
-
-    return _template_for(representation, n_verts, order)
-
-
-def template_family(representation: str, order: int | None = None) -> str:
-    """See :func:`symnb.symmetry.groups.template_family`."""
-    from .groups import template_family as _template_family
-
-    return _template_family(representation, order)

@@ -57,9 +57,9 @@ from .scene import (
     scalar_colors,
     vertex_normals,
 )
-from .static import draw_static, foreground_fraction, object_faces, render_static
+from .static import draw_static, foreground_fraction, object_faces
 from .three import _disc, _headlight, _three, look_at_quaternion  # noqa: F401
-from .viewer import _PENDING, Viewer, _display, _flush_pending, plot  # noqa: F401
+from .viewer import _PENDING, Viewer, _display, _flush_pending, plot, render_static  # noqa: F401
 
 __all__ = [
     "PAGE_TEMPLATE", "SETTINGS", "SHADING", "SceneObject", "Subplot", "Viewer", "add_bbox", "add_path",

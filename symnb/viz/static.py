@@ -104,12 +104,3 @@ def foreground_fraction(fig, background="#ffffff", tol: float = 0.02) -> float:
     fig.canvas.draw()
     img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32) / 255
     return float((np.abs(img - rgb(background)).max(-1) > tol).mean())
-
-
-def render_static(verts, faces=None, c=None, uv=None, shading: dict | None = None, texture_data=None,
-                  elev: float | None = None, azim: float | None = None, figsize=(5, 5), title=None):
-    """A static matplotlib Figure of one mesh / point cloud / edge set (same arguments as :func:`plot`)."""
-    from .viewer import plot  # the viewer draws through this module
-
-    view = plot(verts, faces, c, uv, shading=shading, texture_data=texture_data, display=False)
-    return view.to_matplotlib(elev=elev, azim=azim, figsize=figsize, title=title)

@@ -340,3 +340,10 @@ def plot(v, f=None, c=None, uv=None, n=None, shading: dict | None = None, plot: 
     if display and plot is None:
         _display(view)
     return view
+
+
+def render_static(verts, faces=None, c=None, uv=None, shading: dict | None = None, texture_data=None,
+                  elev: float | None = None, azim: float | None = None, figsize=(5, 5), title=None):
+    """A static matplotlib Figure of one mesh / point cloud / edge set (same arguments as :func:`plot`)."""
+    view = plot(verts, faces, c, uv, shading=shading, texture_data=texture_data, display=False)
+    return view.to_matplotlib(elev=elev, azim=azim, figsize=figsize, title=title)

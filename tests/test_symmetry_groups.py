@@ -3,21 +3,19 @@ import itertools
 import pytest
 import torch
 
-from symnb.metrics import index_symmetry_error
 from symnb.symmetry import (
-    GroupMap,
+    SymmetryMap,
     expand,
-    group_expand,
-    group_map,
-    group_symmetrize,
-    group_symmetry_error,
+    index_symmetry_error,
     invariant_dimension,
     n_free_params,
+    reflect,
     symmetrize,
     symmetry_group,
     symmetry_map,
+    template_for,
 )
-from symnb.symmetry.templates import geodesic_sphere, template_for, uv_sphere
+from symnb.symmetry.templates import geodesic_sphere, uv_sphere
 
 # (representation, order) with a template of about 162 vertices invariant under its group
 CASES = [("none", 1), ("reflection", 1), ("two_planes", 1)] + [("rotation", n) for n in (2, 4, 5, 6, 8)]
@@ -28,7 +26,7 @@ IDS = [f"{r}{o}" for r, o in CASES]
 def case(request):
     name, order = request.param
     v, f = template_for(name, 162, order=order)
-    return name, order, v, group_map(v, name, order)
+    return name, order, v, symmetry_map(v, name, order)
 
 
 def _rand(shape, seed=0, dtype=torch.float32):
@@ -54,9 +52,9 @@ def test_group_is_closed_and_permutations_compose(case):
 def test_expand_is_exactly_invariant(case):
     name, _, v, gm = case
     half = v[gm.independent] + 0.2 * _rand((3, len(gm.independent), 3))
-    full = group_expand(half, gm)
+    full = expand(half, gm)
     assert full.shape == (3, len(v), 3)
-    err_max, err_mean = group_symmetry_error(full, gm)
+    err_max, err_mean = index_symmetry_error(full, gm)
     assert float(err_max.max()) <= 1e-6
     if name in ("none", "reflection", "two_planes"):
         assert float(err_max.max()) == 0.0  # matrices of 0 / +-1: bit-exact
@@ -68,25 +66,25 @@ def test_expand_is_exactly_invariant(case):
 def test_symmetrize_is_an_orthogonal_projection(case):
     _, _, v, gm = case
     x = v.double() + 0.2 * _rand((2, len(v), 3), dtype=torch.float64)
-    y = group_symmetrize(x, gm)
-    assert float(group_symmetry_error(y, gm)[0].max()) < 1e-12
-    assert torch.allclose(group_symmetrize(y, gm), y, atol=1e-12)  # idempotent
+    y = symmetrize(x, gm)
+    assert float(index_symmetry_error(y, gm)[0].max()) < 1e-12
+    assert torch.allclose(symmetrize(y, gm), y, atol=1e-12)  # idempotent
     # self-adjoint: <x - Sx, Sz> = 0 for any z
     z = _rand((2, len(v), 3), seed=1, dtype=torch.float64)
-    assert abs(float(((x - y) * group_symmetrize(z, gm)).sum())) < 1e-9
+    assert abs(float(((x - y) * symmetrize(z, gm)).sum())) < 1e-9
     # symmetrize(expand(p)) == expand(p), and expand(symmetrize(x)[independent]) == symmetrize(x)
-    full = group_expand(x[:, gm.independent], gm)
-    assert torch.allclose(group_symmetrize(full, gm), full, atol=1e-12)
-    assert torch.allclose(group_expand(y[:, gm.independent], gm), y, atol=1e-12)
+    full = expand(x[:, gm.independent], gm)
+    assert torch.allclose(symmetrize(full, gm), full, atol=1e-12)
+    assert torch.allclose(expand(y[:, gm.independent], gm), y, atol=1e-12)
     # "copy" keeps the representatives (projected) and is invariant too
-    c = group_symmetrize(x, gm, "copy")
-    assert torch.allclose(c, full) and float(group_symmetry_error(c, gm)[0].max()) < 1e-12
+    c = symmetrize(x, gm, "copy")
+    assert torch.allclose(c, full) and float(index_symmetry_error(c, gm)[0].max()) < 1e-12
 
 
 def test_symmetrize_matches_naive_loop():
     v, _ = template_for("two_planes", 42)
     for name, order in (("two_planes", 1), ("rotation", 2)):
-        gm = group_map(v, name, order)
+        gm = symmetry_map(v, name, order)
         x = _rand((len(v), 3), seed=3, dtype=torch.float64)
         mats = gm.matrices
         naive = torch.zeros_like(x)
@@ -96,7 +94,7 @@ def test_symmetrize_matches_naive_loop():
                 j = int((v.double() - v.double()[i] @ mats[g].T).norm(dim=1).argmin())
                 naive[i] += mats[g].T @ x[j]
         naive /= len(mats)
-        assert torch.allclose(group_symmetrize(x, gm), naive, atol=1e-12)
+        assert torch.allclose(symmetrize(x, gm), naive, atol=1e-12)
 
 
 def test_counts_match_rank_and_character_formula(case):
@@ -104,10 +102,10 @@ def test_counts_match_rank_and_character_formula(case):
     # both maps are linear: their Jacobians are their images of the standard basis (batched);
     # the ranks on a ~42-vertex template of the same family (SVDs stay small)
     vs, _ = template_for(name, 42, order=order)
-    gs = group_map(vs, name, order)
+    gs = symmetry_map(vs, name, order)
     K, V = len(gs.independent), len(vs)
-    J = group_expand(torch.eye(3 * K, dtype=torch.float64).reshape(3 * K, K, 3), gs).reshape(3 * K, -1)
-    Js = group_symmetrize(torch.eye(3 * V, dtype=torch.float64).reshape(-1, V, 3), gs).reshape(3 * V, -1)
+    J = expand(torch.eye(3 * K, dtype=torch.float64).reshape(3 * K, K, 3), gs).reshape(3 * K, -1)
+    Js = symmetrize(torch.eye(3 * V, dtype=torch.float64).reshape(-1, V, 3), gs).reshape(3 * V, -1)
     rank, rank_s = int(torch.linalg.matrix_rank(J)), int(torch.linalg.matrix_rank(Js))
     assert gs.n_params == rank == rank_s == invariant_dimension(gs)
     assert gm.n_params == invariant_dimension(gm)
@@ -129,54 +127,52 @@ def test_counts_match_rank_and_character_formula(case):
         assert (V - axis) % order == 0
 
 
-def test_one_plane_group_agrees_with_reflection_path():
+def test_one_plane_map_is_the_mirror_pairing():
+    """For one plane the map's non-identity permutation is the mirror pairing, "cent" is the average of a
+    vertex and its mirrored partner and the index error is their distance (naive formulas)."""
     v, _ = template_for("reflection", 642)
-    sm, gm = symmetry_map(v), group_map(v, "reflection")
-    assert torch.equal(gm.independent, sm.independent)
-    assert torch.equal(gm.perms[1], sm.mirror)
+    sm = symmetry_map(v)
+    assert torch.equal(sm.perms[1], sm.mirror)
     x = v + 0.1 * _rand((2, len(v), 3))
-    half = x[:, sm.independent]
-    assert torch.equal(group_expand(half, gm), expand(half, sm))  # bit-identical
-    assert torch.allclose(group_symmetrize(x, gm), symmetrize(x, sm, "cent"), atol=1e-7)
-    assert torch.equal(group_symmetrize(x, gm, "l2r"), symmetrize(x, sm, "l2r"))
-    # dispatch: the one-plane API accepts a GroupMap
-    assert torch.equal(expand(half, gm), group_expand(half, gm))
-    assert torch.equal(symmetrize(x, gm), group_symmetrize(x, gm))
-    ref = float(index_symmetry_error(x, sm)[0].max())
-    assert float(group_symmetry_error(x, gm)[0].max()) == pytest.approx(ref)
+    mirrored = reflect(x[:, sm.mirror], (1.0, 0.0, 0.0))  # each vertex's partner, reflected back
+    assert torch.allclose(symmetrize(x, sm, "cent"), (x + mirrored) / 2, atol=1e-6)
+    left = sm.side > 0
+    assert torch.equal(symmetrize(x, sm, "l2r")[:, left], x[:, left])
+    ref = float((x - mirrored).norm(dim=-1).max())
+    assert float(index_symmetry_error(x, sm)[0].max()) == pytest.approx(ref, rel=1e-5)
 
 
 @pytest.mark.parametrize("name,order", [("two_planes", 1), ("rotation", 4), ("rotation", 5)])
 def test_gradcheck(name, order):
     v, _ = template_for(name, 42, order=order)
-    gm = group_map(v, name, order)
+    gm = symmetry_map(v, name, order)
     K = len(gm.independent)
     h = (v[gm.independent].double() + 0.1 * _rand((K, 3), dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda t: group_expand(t, gm), (h,))
+    assert torch.autograd.gradcheck(lambda t: expand(t, gm), (h,))
     x = (v.double() + 0.1 * _rand((len(v), 3), dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda t: group_symmetrize(t, gm), (x,))
+    assert torch.autograd.gradcheck(lambda t: symmetrize(t, gm), (x,))
 
 
 def test_errors_name_the_failing_element():
     v5, _ = geodesic_sphere(4)  # mirror x = 0 and 5-fold about y, but no z = 0 mirror
     with pytest.raises(ValueError, match="reflection z -> -z"):
-        group_map(v5, "two_planes")
+        symmetry_map(v5, "two_planes")
     with pytest.raises(ValueError, match="z -> -z"):
         n_free_params(symmetry_map(v5), "two_planes")
     vu, _ = uv_sphere(6, 12)
     with pytest.raises(ValueError, match=r"rotation by 2 pi 1/8 about y"):
-        group_map(vu, "rotation", 8)
+        symmetry_map(vu, "rotation", 8)
     with pytest.raises(ValueError, match="continuous"):
-        group_map(vu, "rotation", 0)
+        symmetry_map(vu, "rotation", 0)
     with pytest.raises(ValueError, match="order"):
         symmetry_group("rotation")
     with pytest.raises(ValueError, match="unknown representation"):
         symmetry_group("helix")
     with pytest.raises(ValueError, match="NaN"):
-        group_map(vu * float("nan"), "reflection")
-    gm = group_map(vu, "rotation", 4)
+        symmetry_map(vu * float("nan"), "reflection")
+    gm = symmetry_map(vu, "rotation", 4)
     with pytest.raises(ValueError, match="half must be"):
-        group_expand(torch.zeros(3, 3), gm)
+        expand(torch.zeros(3, 3), gm)
     with pytest.raises(ValueError, match="unknown mode"):
-        group_symmetrize(vu, gm, "r2l")
-    assert isinstance(gm.to("cpu"), GroupMap)
+        symmetrize(vu, gm, "r2l")
+    assert isinstance(gm.to("cpu"), SymmetryMap)
