@@ -251,11 +251,12 @@ def textured_renderer(
 # ---------------------------------------------------------------------------- predicted meshes
 
 
-def nearest_face(frags: Fragments) -> Fragments:
+def nearest_face(frags: Fragments, detach: bool = False) -> Fragments:
     """The nearest face of each pixel only (K = 1), barycentrics clamped to the triangle: what a hard
-    textured render samples."""
+    textured render samples. ``detach``: the barycentrics carry no gradient to the vertices."""
+    bary = frags.bary_coords[..., :1, :].clamp(0, 1)
     return Fragments(pix_to_face=frags.pix_to_face[..., :1], zbuf=frags.zbuf[..., :1],
-                     bary_coords=frags.bary_coords[..., :1, :].clamp(0, 1), dists=frags.dists[..., :1])
+                     bary_coords=bary.detach() if detach else bary, dists=frags.dists[..., :1])
 
 
 #: the embedded benchmark's shading (``data_prep.views``): albedo * (AMBIENT + (1 - AMBIENT) |n . l|),
@@ -297,8 +298,9 @@ def render_prediction(out: dict, settings: RenderSettings | None = None, camera:
         soft: blurred silhouette over ``faces_per_pixel`` faces (training); False: hard coverage.
 
     Returns:
-        "silhouette" (B, H, W) in [0, 1]; "rgb" (B, 3, H, W) texture render or None; "coverage"
-        (B, 1, H, W) 1 where a face is hit.
+        "silhouette" (B, H, W) in [0, 1]; "rgb" (B, 3, H, W) texture render or None (its gradient
+        reaches the texture, not the vertices: CMR renders the texture with the detached shape);
+        "coverage" (B, 1, H, W) 1 where a face is hit.
     """
     s = settings or RenderSettings()
     if overrides:
@@ -316,7 +318,7 @@ def render_prediction(out: dict, settings: RenderSettings | None = None, camera:
               "coverage": (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)}
     tex = out.get("texture")
     if tex is not None:
-        near = nearest_face(frags)
+        near = nearest_face(frags, detach=True)  # CMR: the texture loss never moves the shape
         meshes.textures = make_textures(tex, out["verts_uvs"], out["faces_uvs"], s.texture_mode, s.atlas_size)
         result["rgb"] = meshes.sample_textures(near)[..., 0, :].permute(0, 3, 1, 2)  # (B, 3, H, W)
     return result

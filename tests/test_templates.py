@@ -6,14 +6,13 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import ico_sphere
 from scipy.spatial import cKDTree
 
+from symnb.symmetry.groups import template_family, template_for
 from symnb.symmetry.templates import (
     double_resolution,
     geodesic_n_verts,
     geodesic_sphere,
     mirror_indices,
     sphere_template,
-    template_family,
-    template_for,
     uv_sphere,
 )
 

@@ -55,6 +55,9 @@ class ModelConfig(Config):
             image whose colour it copies), "decoder" (colours decoded from the feature map, MCMR) or
             "projection" (the input image sampled at each texel's projection through the predicted
             camera, :mod:`symnb.model.texture`; nothing learned, hidden texels filled).
+        texture_detach: the texture decoder reads the encoder's feature map without passing gradients back
+            (the texture terms train the decoder only): measured here, letting MCMR-sized texture terms
+            reach the encoder cost the shape and the camera (README, results).
         flow_base: texture_source "flow": "projection" (the flow is where each texel projects through
             the predicted shape and camera, plus a learned correction of at most ``flow_residual``) or
             "none" (CMR: the decoder's flow alone, in [-1, 1]).
@@ -103,6 +106,7 @@ class ModelConfig(Config):
     uv_map: str = "symmetric"
     symmetric_texture: bool = False
     texture_source: str = "decoder"
+    texture_detach: bool = True
     flow_base: str = "projection"
     flow_residual: float = 0.5
     n_keypoints: int = 0

@@ -296,8 +296,9 @@ class ReconstructionNet(nn.Module):
         verts = expand(held, self.smap)  # exactly invariant
         cam = self.camera(feat)
         texture = flow = texels = None
+        tex_in = fmap.detach() if self.config.texture_detach else fmap
         if self.texture is not None and self.texture.out == "flow":  # CMR: colours copied from the image
-            flow = self.texture(fmap)
+            flow = self.texture(tex_in)
             texels = self.projector.surface(verts.detach())  # for the cycle loss; no gradient to the shape
             xy, visible = texel_visibility(*texels, cam["R"].detach(), cam["scale"].detach(),
                                            cam["trans"].detach())
@@ -307,7 +308,7 @@ class ReconstructionNet(nn.Module):
                 flow = mirror_fill(flow, visible)
             texture = sample_flow(images, flow)
         elif self.texture is not None:
-            texture = self.texture(fmap)
+            texture = self.texture(tex_in)
         if self.config.texture and self.config.texture_source == "projection":  # the image via the camera
             texture = self.projector(images, verts, cam["R"], cam["scale"], cam["trans"])["texture"]
         out = {"verts": verts, "faces": self.faces, "mean_shape": mean, "offsets": offsets,
