@@ -239,24 +239,26 @@ def _psnr(err2: torch.Tensor) -> float:
 
 @torch.no_grad()
 def input_view_gain(model, dataset, max_items: int | None = None, batch_size: int = 16,
-                    render: RenderSettings | None = None, camera: str = "gt") -> pd.DataFrame:
+                    render: RenderSettings | None = None, cameras=("gt",)) -> pd.DataFrame:
     """How much of the image the predicted texture carries, from the input view.
 
-    The predicted textured mesh is rendered with the item's annotated camera (hard, nearest face; or
-    ``camera="pred"``, the network's own) and compared with the image itself on the pixels that both
-    the stored mask and the prediction cover.
-    The reference is each image's own mean colour over those pixels (the best single colour): a
-    texture that carries nothing but one colour per object scores at most 0 dB of gain.
+    The predicted textured mesh is rendered with the item's annotated camera ("gt"; "pred": the
+    network's own; one forward pass serves every camera) and compared with the image itself on the
+    pixels that both the stored mask and the prediction cover. The reference is each image's own mean
+    colour over those pixels (the best single colour): a texture that carries nothing but one colour
+    per object scores at most 0 dB of gain.
 
     Args:
         model: predicts a texture (``reconstruct``); dataset: items with image, mask and camera.
         max_items: at most this many items, evenly spaced; render: the texture's sampling.
+        cameras: the cameras to render with, "gt" and / or "pred".
     Returns:
-        DataFrame, one row per item: id, class_name, pixels, psnr (prediction vs image, dB),
-        psnr_mean_colour (the image's mean colour on those pixels vs image) and gain (the difference).
+        DataFrame, one row per item: id, class_name, and per camera pixels, psnr (prediction vs image,
+        dB), psnr_mean_colour (the image's mean colour on those pixels vs image) and gain (the
+        difference); the "pred" camera's columns end in ``_pred_camera``.
     """
-    if camera not in ("gt", "pred"):
-        raise ValueError(f"camera must be 'gt' or 'pred', got {camera!r}")
+    if not cameras or any(c not in ("gt", "pred") for c in cameras):
+        raise ValueError(f"cameras must be 'gt' and / or 'pred', got {cameras!r}")
     picked = _picked(dataset, max_items)
     subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
     rows, dev = [], _device(model)
@@ -265,21 +267,21 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
         if out.get("texture") is None:
             raise ValueError("the model predicts no texture (ModelConfig.texture is False)")
         rs = replace(render or RenderSettings(), image_size=b["image"].shape[-1])
-        cam = tuple(b[k].to(dev) for k in ("scale", "trans", "quat")) if camera == "gt" else None
-        pr = render_prediction(out, rs, camera=cam, soft=False)
-        image, rgb = b["image"], pr["rgb"].cpu()
-        both = (b["mask"][:, 0] > 0.5) & (pr["coverage"][:, 0].cpu() > 0)  # (B, S, S)
-        for j in range(len(image)):
-            m = both[j]
-            n = int(m.sum())
-            row = {"id": b["id"][j], "class_name": b["class_name"][j], "pixels": n,
-                   "psnr": float("nan"), "psnr_mean_colour": float("nan"), "gain": float("nan")}
-            if n:
+        image = b["image"]
+        batch_rows = [{"id": b["id"][j], "class_name": b["class_name"][j]} for j in range(len(image))]
+        for camera in cameras:
+            cam = tuple(b[k].to(dev) for k in ("scale", "trans", "quat")) if camera == "gt" else None
+            pr = render_prediction(out, rs, camera=cam, soft=False)
+            rgb, sfx = pr["rgb"].cpu(), "" if camera == "gt" else "_pred_camera"
+            both = (b["mask"][:, 0] > 0.5) & (pr["coverage"][:, 0].cpu() > 0)  # (B, S, S)
+            for j, row in enumerate(batch_rows):
+                m = both[j]
                 px = image[j][:, m]  # (3, n)
-                row["psnr"] = _psnr(((rgb[j][:, m] - px) ** 2).mean())
-                row["psnr_mean_colour"] = _psnr(((px.mean(1, keepdim=True) - px) ** 2).mean())
-                row["gain"] = row["psnr"] - row["psnr_mean_colour"]
-            rows.append(row)
+                psnr = _psnr(((rgb[j][:, m] - px) ** 2).mean()) if px.numel() else float("nan")
+                ref = _psnr(((px.mean(1, keepdim=True) - px) ** 2).mean()) if px.numel() else float("nan")
+                row.update({f"pixels{sfx}": int(m.sum()), f"psnr{sfx}": psnr, f"psnr_mean_colour{sfx}": ref,
+                            f"gain{sfx}": psnr - ref})
+        rows += batch_rows
     return pd.DataFrame(rows)
 
 

@@ -73,9 +73,7 @@ def _claims(out: RunResult, name: str, seed: int, model, test_ds, vc: Experiment
         label = name if sym is None else f"{name}:posthoc_{sym}"
         fid = texture_fidelity(model, test_ds, max_items=n, render=vc.render, symmetrize=sym)
         if sym is None:  # rendered with the annotated camera (the protocol) and with the predicted one
-            gains = [input_view_gain(model, test_ds, max_items=n, render=vc.render, camera=c)
-                     for c in ("gt", "pred")]
-            gain = gains[0].join(gains[1][["psnr", "gain"]].add_suffix("_pred_camera"))
+            gain = input_view_gain(model, test_ds, max_items=n, render=vc.render, cameras=("gt", "pred"))
             out.gains.append(gain.assign(variant=label, seed=seed))
         same = [a for a in out.artefacts if geometry_of and sym is None
                 and a.variant.iloc[0] == geometry_of and a.seed.iloc[0] == seed]
@@ -102,8 +100,9 @@ class _Collector:
             self._data[key] = _splits(c)
         return self._data[key]
 
-    def _tables(self, job: Job, model, data: dict, out_dir) -> tuple[dict, float]:
-        """The job's per-split tables: from its worker, evaluated here, or its source's (texture-only)."""
+    def _tables(self, job: Job, model, data: dict, out_dir) -> tuple[dict, float, bool]:
+        """The job's per-split tables (from its worker, evaluated here, or its source's when only its
+        texture differs), the seconds they took and whether they are its source's."""
         shared = self.evaluated.get((job.geometry_of, job.seed))
         if shared is not None and not _same_outputs(model, shared[1], data["test"]):
             self.log(f"{job.name} seed {job.seed}: shapes or cameras differ from its source's; evaluated "
@@ -111,7 +110,7 @@ class _Collector:
             shared = None
         if shared is not None:  # only its texture differs from its source's: the same geometric evaluation
             self.log(f"{job.name} seed {job.seed}: texture-only variant, geometric metrics of its source")
-            return shared[0], 0.0
+            return shared[0], 0.0, True
         future = self.pending.pop((job.name, job.seed), None)
         if future is not None:
             tables, seconds = future.result()
@@ -120,7 +119,7 @@ class _Collector:
             tables = _evaluate_splits(model, job.config, data, self.light, out_dir)
             seconds = time.perf_counter() - t0
         self.evaluated[job.name, job.seed] = (tables, model)
-        return tables, seconds
+        return tables, seconds, False
 
     def add(self, job: Job, fresh: bool) -> None:
         """Train (or resume) one job, evaluate it and add its rows and tables."""
@@ -136,7 +135,7 @@ class _Collector:
         res = train(vc, dataset=data["train"], resume=not fresh, val_dataset=data.get("val"),
                     train_eval_dataset=data.get("train_eval"))
         model = load_model(res.model_path)
-        tables, ev_s = self._tables(job, model, data, res.out_dir)
+        tables, ev_s, shared = self._tables(job, model, data, res.out_dir)
         for split, dfs in tables.items():
             with atomic_write(res.out_dir / f"per_sample{SPLIT_FILES[split]}.csv") as f:
                 dfs.to_csv(f, index=False)
@@ -161,7 +160,7 @@ class _Collector:
         out.per_class.setdefault(name, table)
         if vc.eval.fidelity_items and hasattr(test_ds, "cad_texture"):
             _claims(out, name, seed, model, test_ds, vc, self.extras and model.symmetry == "none",
-                    geometry_of=job.geometry_of if ev_s == 0.0 and job.geometry_of else None)
+                    geometry_of=job.geometry_of if shared else None)
         if self.extras and model.symmetry == "none":
             evl = replace(self.light, max_items=vc.eval.max_items)
             for label, kw in (("mean_shape", {"mean_shape_only": True}),
