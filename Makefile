@@ -19,9 +19,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m symnb.demo --jobs 2 $(ARGS)
 
+# pytest-xdist: one worker per core, each test file (and its module fixtures) on one worker; one
+# thread per worker (tests/conftest.py sets the tests' share; the nbval kernels get OMP_NUM_THREADS)
+XDIST := -n auto --dist loadfile
+
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
-	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider build/nb/*.ipynb
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest $(XDIST) --nbval-lax --nbval-current-env -p no:cacheprovider build/nb/*.ipynb
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

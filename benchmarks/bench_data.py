@@ -70,11 +70,11 @@ def main(argv=None) -> dict:
 
     rows = [("PyTorch3D MeshRasterizer", MeshRasterizer)]
     try:
-        from symnb.rasterizer import FastMeshRasterizer
+        from symnb.raster import FastMeshRasterizer
 
         rows.append(("symnb FastMeshRasterizer", FastMeshRasterizer))
     except ImportError:
-        print("symnb.rasterizer.FastMeshRasterizer not available")
+        print("symnb.raster.FastMeshRasterizer not available")
     rates = {name: _render_rate(v, f, a.n, a.img_size, cls) for name, cls in rows}
     base = rates[rows[0][0]]
     print(f"\nrendering {a.n} views of a {len(f)}-face CAD at {a.img_size} px "

@@ -193,9 +193,9 @@ def background(rng: np.random.Generator, size: int,
 
 
 def rasterizer_class() -> type:
-    """``symnb.rasterizer.FastMeshRasterizer`` (a drop-in, fast on CPU) when available, else PyTorch3D's."""
+    """``symnb.raster.FastMeshRasterizer`` (a drop-in, fast on CPU) when available, else PyTorch3D's."""
     try:
-        from symnb.rasterizer import FastMeshRasterizer
+        from symnb.raster import FastMeshRasterizer
     except ImportError:
         return MeshRasterizer
     return FastMeshRasterizer

@@ -149,9 +149,22 @@ def project(
     Returns:
         (B, V, 2) normalised image coordinates (x right, y down).
     """
-    R = quaternion_to_matrix(quat)  # (B, 3, 3)
-    cam = verts @ R.transpose(1, 2)
-    return scale.reshape(-1, 1, 1) * cam[..., :2] + trans[:, None, :]
+    return project_rotated(verts, quaternion_to_matrix(quat), scale, trans)
+
+
+def project_rotated(points: torch.Tensor, R: torch.Tensor, scale: torch.Tensor, trans: torch.Tensor
+                    ) -> torch.Tensor:
+    """:func:`project` with the rotation as a matrix, of points with any number of middle dimensions.
+
+    Args:
+        points: (B, ..., 3) world points; R: (B, 3, 3) world to camera; scale: (B,) or (B, 1);
+            trans: (B, 2).
+    Returns:
+        (B, ..., 2) normalised image coordinates.
+    """
+    middle = (1,) * (points.dim() - 3)
+    cam = points @ R.transpose(1, 2)[(slice(None),) + (None,) * len(middle)]  # a view: no copy of R
+    return scale.reshape(-1, *middle, 1, 1) * cam[..., :2] + trans.reshape(-1, *middle, 1, 2)
 
 
 def to_pytorch3d(scale: torch.Tensor, trans: torch.Tensor, quat: torch.Tensor) -> OrthographicCameras:

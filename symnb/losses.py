@@ -22,6 +22,7 @@ from .texture_losses import (
     ssim_loss,
     texture_cycle_loss,
     texture_dt_loss,
+    zero_if_empty,
 )
 
 
@@ -90,15 +91,11 @@ class LossWeights(Config):
         return tuple(f.name for f in fields(cls) if f.type in ("float", float))
 
 
-def _empty(x: torch.Tensor) -> torch.Tensor | None:
-    return x.new_zeros(()) if x.shape[0] == 0 else None
-
-
 def mask_loss(silhouette: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """MSE between soft silhouettes and masks.  silhouette, mask: (B, H, W) float in [0, 1]."""
     if silhouette.shape != mask.shape:
         raise ValueError(f"silhouette {tuple(silhouette.shape)} and mask {tuple(mask.shape)} differ in shape")
-    e = _empty(silhouette)
+    e = zero_if_empty(silhouette)
     return e if e is not None else ((silhouette - mask) ** 2).mean()
 
 
@@ -107,7 +104,7 @@ def silhouette_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     area-averaged to h x w (S a multiple of h)."""
     if logits.shape[0] != mask.shape[0]:
         raise ValueError(f"silhouette_loss: {logits.shape[0]} silhouettes for {mask.shape[0]} masks")
-    e = _empty(logits)
+    e = zero_if_empty(logits)
     if e is not None:
         return e
     target = F.interpolate(mask, size=logits.shape[-2:], mode="area")
@@ -147,7 +144,7 @@ def camera_loss(scale, trans, R_hyp, scale_gt, trans_gt, R_gt) -> torch.Tensor:
         scale: (B,); trans: (B, 2); R_hyp: (B, K, 3, 3) (or (B, 3, 3) for K = 1);
         scale_gt: (B,); trans_gt: (B, 2); R_gt: (B, 3, 3).
     """
-    e = _empty(scale)
+    e = zero_if_empty(scale)
     if e is not None:
         return e
     err, win = _winner(R_hyp, R_gt)
@@ -165,7 +162,7 @@ def viewpoint_loss(logits: list[torch.Tensor], residuals: list[torch.Tensor], sc
         logits, residuals: per angle (B, n_a) (bin counts of :func:`symnb.camera.view_bins`);
         scale: (B,); trans: (B, 2); R_gt: (B, 3, 3); scale_gt: (B,); trans_gt: (B, 2).
     """
-    e = _empty(scale)
+    e = zero_if_empty(scale)
     if e is not None:
         return e
     if len(logits) != 3 or len(residuals) != 3:
@@ -193,13 +190,13 @@ def hypothesis_loss(R_hyp: torch.Tensor, logits: torch.Tensor, R_gt: torch.Tenso
 
 def quat_norm_loss(quat_raw: torch.Tensor) -> torch.Tensor:
     """(|q| - 1)^2 of the raw predicted quaternions (B, 4), batch mean."""
-    e = _empty(quat_raw)
+    e = zero_if_empty(quat_raw)
     return e if e is not None else ((quat_raw.norm(dim=-1) - 1) ** 2).mean()
 
 
 def deformation_loss(offsets: torch.Tensor) -> torch.Tensor:
     """Mean squared norm of per-vertex offsets (B, V, 3)."""
-    e = _empty(offsets)
+    e = zero_if_empty(offsets)
     return e if e is not None else (offsets**2).sum(-1).mean()
 
 
@@ -228,7 +225,7 @@ def laplacian_loss(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     Returns:
         mean over meshes and vertices of |L v| (scalar).
     """
-    e = _empty(verts)
+    e = zero_if_empty(verts)
     if e is not None:
         return e
     B, V, _ = verts.shape

@@ -1,6 +1,6 @@
 """Renderers composed from PyTorch3D pieces: a rasterizer plus a shader, settings in a dataclass.
 
-Every renderer rasterizes with :class:`symnb.rasterizer.FastMeshRasterizer` (PyTorch3D's outputs
+Every renderer rasterizes with :class:`symnb.raster.FastMeshRasterizer` (PyTorch3D's outputs
 and gradients, much faster backward on a CPU; ``RenderSettings.rasterizer = "stock"`` restores
 PyTorch3D's own). Renderers accept any PyTorch3D cameras, in particular the orthographic cameras
 of :func:`symnb.camera.to_pytorch3d`.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +42,9 @@ from pytorch3d.renderer import (
 from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.structures import Meshes
 
+from .camera import to_pytorch3d
 from .config import Config
-from .rasterizer import FastMeshRasterizer
+from .raster import FastMeshRasterizer
 
 TEXTURE_MODES = ("uv", "atlas")
 
@@ -69,10 +71,6 @@ class RenderSettings(Config):
         texture_mode: how predicted UV images are sampled: "uv" (``TexturesUV``, per pixel) or
             "atlas" (``TexturesAtlas``, a fixed ``atlas_size`` x ``atlas_size`` grid per face, SoftRas).
         atlas_size: R of the R x R per-face colour grid of the "atlas" mode.
-        camera: which camera renders the training masks and textures: "gt" (the annotated one, as
-            MCMR's ``main.py`` trains and CMR's ``use_gtpose``; the annotation alone supervises the
-            camera head), "pred" (the predicted one: the mask and texture losses also train the camera
-            head) or "pred_detached" (the predicted one, its gradient stopped).
         rasterizer: "auto" (PyTorch3D's kernels on CUDA, ours on CPU), "fast" (ours) or "stock".
         perspective_correct: perspective-correct barycentrics; None = when the camera is perspective.
         cull_backfaces: skip faces seen from behind (needs consistently oriented faces).
@@ -87,7 +85,6 @@ class RenderSettings(Config):
     lighting: str = "point"
     texture_mode: str = "uv"
     atlas_size: int = 2
-    camera: str = "gt"
     rasterizer: str = "auto"
     perspective_correct: bool | None = None
     cull_backfaces: bool = False
@@ -99,7 +96,6 @@ class RenderSettings(Config):
         self._range("gamma", 0, lo_open=True)
         self._choice("lighting", ("point", "ambient"))
         self._choice("texture_mode", TEXTURE_MODES)
-        self._choice("camera", ("pred", "pred_detached", "gt"))
         self._choice("rasterizer", ("auto", "fast", "stock"))
         if len(self.background) != 3 or not all(0 <= c <= 1 for c in self.background):
             raise ValueError(f"RenderSettings.background must be 3 numbers in [0, 1], got {self.background}")
@@ -285,8 +281,24 @@ def make_textures(texture: torch.Tensor, verts_uvs: torch.Tensor, faces_uvs: tor
     return uv if mode == "uv" else uv_to_atlas(uv, atlas_size)
 
 
+class Rendered(NamedTuple):
+    """What :func:`render_prediction` returns (like PyTorch3D's ``Fragments``, a typed tuple).
+
+    Attributes:
+        silhouette: (B, H, W) in [0, 1].
+        rgb: (B, 3, H, W) the texture of the nearest face, or None without a predicted texture (its
+            gradient reaches the texture, not the vertices: CMR renders the texture with the
+            detached shape).
+        coverage: (B, 1, H, W) 1 where a face is hit.
+    """
+
+    silhouette: torch.Tensor
+    rgb: torch.Tensor | None
+    coverage: torch.Tensor
+
+
 def render_prediction(out: dict, settings: RenderSettings | None = None, camera: tuple | None = None,
-                      soft: bool = True, **overrides) -> dict:
+                      soft: bool = True, **overrides) -> Rendered:
     """Render a network's predicted meshes: silhouette and (if predicted) the texture of the nearest face.
 
     Args:
@@ -298,9 +310,7 @@ def render_prediction(out: dict, settings: RenderSettings | None = None, camera:
         soft: blurred silhouette over ``faces_per_pixel`` faces (training); False: hard coverage.
 
     Returns:
-        "silhouette" (B, H, W) in [0, 1]; "rgb" (B, 3, H, W) texture render or None (its gradient
-        reaches the texture, not the vertices: CMR renders the texture with the detached shape);
-        "coverage" (B, 1, H, W) 1 where a face is hit.
+        :class:`Rendered` (silhouette, rgb, coverage).
     """
     s = settings or RenderSettings()
     if overrides:
@@ -309,17 +319,15 @@ def render_prediction(out: dict, settings: RenderSettings | None = None, camera:
         s = replace(s, sigma=0.0, faces_per_pixel=1)
     verts, faces = out["verts"], out["faces"]
     scale, trans, quat = camera if camera is not None else (out["scale"], out["trans"], out["quat"])
-    from .camera import to_pytorch3d
-
     renderer = silhouette_renderer(to_pytorch3d(scale, trans, quat), s)
     meshes = Meshes(verts=verts, faces=faces.expand(verts.shape[0], -1, -1))  # padded: no per-mesh lists
     frags = renderer.rasterizer(meshes)
-    result = {"silhouette": renderer.shader(frags, meshes)[..., 3], "rgb": None,
-              "coverage": (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)}
-    tex = out.get("texture")
+    silhouette = renderer.shader(frags, meshes)[..., 3]
+    coverage = (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)
+    rgb, tex = None, out.get("texture")
     if tex is not None:
         near = nearest_face(frags, detach=True)  # CMR: the texture loss never moves the shape
         meshes.textures = make_textures(tex, out["verts_uvs"], out["faces_uvs"], s.texture_mode, s.atlas_size)
-        result["rgb"] = meshes.sample_textures(near)[..., 0, :].permute(0, 3, 1, 2)  # (B, 3, H, W)
-    return result
+        rgb = meshes.sample_textures(near)[..., 0, :].permute(0, 3, 1, 2)  # (B, 3, H, W)
+    return Rendered(silhouette, rgb, coverage)
 

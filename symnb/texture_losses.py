@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 
-def _empty(x: torch.Tensor) -> torch.Tensor | None:
+def zero_if_empty(x: torch.Tensor) -> torch.Tensor | None:
+    """A scalar 0 on ``x``'s device when the batch ``x`` (B, ...) is empty, else None: the losses here
+    and in :mod:`symnb.losses` return it for B = 0."""
     return x.new_zeros(()) if x.shape[0] == 0 else None
 
 
@@ -58,7 +60,7 @@ def pixel_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) ->
         render, image: (B, 3, H, W) sRGB in [0, 1]; mask: (B, 1, H, W) in [0, 1].
     """
     _validate_images(render, image, mask)
-    e = _empty(render)
+    e = zero_if_empty(render)
     if e is not None:
         return e
     lab_r, lab_i = kornia.color.rgb_to_lab(render.clamp(0, 1)), kornia.color.rgb_to_lab(image.clamp(0, 1))
@@ -69,7 +71,7 @@ def colour_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -
     """Squared error of the CIE Lab chromaticities a and b inside the mask (MCMR's ``tex_color_loss``).
     Shapes as :func:`pixel_loss`."""
     _validate_images(render, image, mask)
-    e = _empty(render)
+    e = zero_if_empty(render)
     if e is not None:
         return e
     lab_r, lab_i = kornia.color.rgb_to_lab(render.clamp(0, 1)), kornia.color.rgb_to_lab(image.clamp(0, 1))
@@ -80,7 +82,7 @@ def ssim_loss(render: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> 
     """1 - SSIM (``kornia.metrics.ssim``, 11 x 11 Gaussian window, valid region) between the masked
     render and the masked image (batch mean).  Shapes as :func:`pixel_loss`."""
     _validate_images(render, image, mask)
-    e = _empty(render)
+    e = zero_if_empty(render)
     return e if e is not None else 1 - kornia.metrics.ssim(render * mask, image * mask, 11,
                                                            padding="valid").mean()
 
@@ -118,7 +120,7 @@ def texture_dt_loss(flow: torch.Tensor, barrier: torch.Tensor) -> torch.Tensor:
     if flow.dim() != 4 or flow.shape[1] != 2 or barrier.shape[:2] != (flow.shape[0], 1):
         raise ValueError(f"texture_dt_loss: flow must be (B, 2, H, W) and barrier (B, 1, S, S), got "
                          f"{tuple(flow.shape)} and {tuple(barrier.shape)}")
-    e = _empty(flow)
+    e = zero_if_empty(flow)
     if e is not None:
         return e
     return F.grid_sample(barrier, flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",

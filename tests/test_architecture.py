@@ -12,7 +12,7 @@ PKG = ROOT / "symnb"
 #: layer of each module (by dotted prefix, longest match wins); see ARCHITECTURE.md
 LAYERS = {
     "symnb": 0, "symnb.utils": 0, "symnb.config": 0, "symnb.camera": 0, "symnb.io": 0, "symnb.geometry": 0,
-    "symnb.rasterizer": 0, "symnb.raster_kernels": 0, "symnb.raster_pairs": 0, "symnb.raster_numba": 0,
+    "symnb.raster": 0,
     "symnb.nbtools": 0,
     "symnb.cli_errors": 0,
     "symnb.symmetry": 1, "symnb.metrics": 1, "symnb.align": 1, "symnb.render": 1, "symnb.losses": 1,

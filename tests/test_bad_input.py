@@ -316,7 +316,7 @@ def test_inputs_that_would_exhaust_memory_or_time(ds_copy, case):
 @pytest.mark.parametrize("section,key,value", [
     ("train", "steps", -5), ("train", "steps", 0), ("train", "batch_size", -2), ("train", "batch_size", 0),
     ("train", "ckpt_every", 0), ("train", "log_every", 0), ("model", "n_shapes", 0),
-    ("render", "camera", "bogus"), ("model", "symmetry", "mirror"), ("data", "classes", 3),
+    ("train", "render_camera", "bogus"), ("model", "symmetry", "mirror"), ("data", "classes", 3),
 ])
 def test_bad_config_values_name_the_field(tmp_path, section, key, value):
     p = tmp_path / "exp.yaml"

@@ -41,7 +41,7 @@ def _views(verts, faces, n=10, size=32, seed=0):
     R = euler_angles_to_matrix(torch.stack([math.pi + el, az, torch.zeros(n)], -1), "XYZ")
     cams = (torch.full((n,), 1.5), torch.zeros(n, 2), matrix_to_quaternion(R))
     out = {"verts": verts[None].expand(n, -1, -1), "faces": faces}
-    mask = render_prediction(out, RenderSettings(image_size=size), cams, soft=False)["coverage"][:, 0]
+    mask = render_prediction(out, RenderSettings(image_size=size), cams, soft=False).coverage[:, 0]
     return {"mask": mask, "scale": cams[0], "trans": cams[1], "quat": cams[2], "index": list(range(n))}
 
 
@@ -60,7 +60,7 @@ def test_fit_recovers_a_shape_from_its_silhouettes(target):
     assert fitted > 0.7 and fitted > start + 0.4
     out = {"verts": fit_v[None].expand(10, -1, -1), "faces": fit_f}
     cams = (views["scale"], views["trans"], views["quat"])
-    sil = render_prediction(out, RenderSettings(image_size=32), cams, soft=False)["coverage"][:, 0]
+    sil = render_prediction(out, RenderSettings(image_size=32), cams, soft=False).coverage[:, 0]
     inter, union = (sil * views["mask"]).sum(), ((sil + views["mask"]) > 0).sum()
     assert inter / union > 0.8
 

@@ -43,7 +43,7 @@ def pascal(tmp_path_factory):
     (ModelConfig, {"encoder": "vgg"}, "ModelConfig.encoder"),
     (ModelConfig, {"tex_size": 24}, "ModelConfig.tex_size"),
     (ModelConfig, {"template_verts": "many"}, "ModelConfig.template_verts"),
-    (RenderSettings, {"camera": "GT"}, "RenderSettings.camera"),
+    (TrainConfig, {"render_camera": "GT"}, "TrainConfig.render_camera"),
     (RenderSettings, {"texture_mode": "voxel"}, "RenderSettings.texture_mode"),
     (TrainConfig, {"steps": -5}, "TrainConfig.steps"),
     (TrainConfig, {"steps": 0}, "TrainConfig.steps"),
@@ -193,7 +193,7 @@ def _batch_and_outputs(pascal, n_kp):
 def test_keypoint_weight_changes_the_loss(pascal):
     batch, out = _batch_and_outputs(pascal, n_kp=8)
     assert out["kp3d"].shape == (2, 8, 3) and batch["kp"].shape[1] == 8
-    s = RenderSettings(image_size=32, camera="gt")
+    s = RenderSettings(image_size=32)
     w0 = L.LossWeights()
     t0, logs0 = compute_losses(out, batch, w0, s)
     t1, logs1 = compute_losses(out, batch, dataclasses.replace(w0, keypoint=2.0), s)
@@ -204,6 +204,23 @@ def test_keypoint_weight_changes_the_loss(pascal):
         compute_losses(o2, b2, dataclasses.replace(w0, keypoint=1.0), s)
 
 
+def test_render_camera_decides_whether_the_mask_term_trains_the_camera(pascal):
+    batch, out = _batch_and_outputs(pascal, n_kp=0)
+    w = L.LossWeights(**{**{k: 0.0 for k in L.LossWeights.term_names()}, "mask": 1.0})  # the mask term alone
+    s = RenderSettings(image_size=32)
+    grads = {}
+    for camera in ("gt", "pred", "pred_detached"):
+        total, _ = compute_losses(out, batch, w, s, camera)
+        grads[camera] = torch.autograd.grad(total, (out["scale"], out["verts"]), retain_graph=True,
+                                            allow_unused=True)
+    assert grads["pred"][0] is not None and grads["pred"][0].abs().sum() > 0  # through the predicted camera
+    for camera in ("gt", "pred_detached"):  # the camera head gets no gradient from the masks
+        assert grads[camera][0] is None or not grads[camera][0].any()
+        assert grads[camera][1].abs().sum() > 0  # the shape still does
+    with pytest.raises(ValueError, match="camera must be one of"):
+        compute_losses(out, batch, w, s, "annotated")
+
+
 def test_perceptual_weight_changes_the_loss(tmp_path, pascal):
     import torchvision
 
@@ -212,7 +229,7 @@ def test_perceptual_weight_changes_the_loss(tmp_path, pascal):
     torch.save({f"features.{k}": v for k, v in vgg.features[:23].state_dict().items()}, path)
     w = L.LossWeights(perceptual=0.5, perceptual_weights=str(path))
     batch, out = _batch_and_outputs(pascal, n_kp=0)
-    s = RenderSettings(image_size=32, camera="gt")
+    s = RenderSettings(image_size=32)
     t0, _ = compute_losses(out, batch, dataclasses.replace(w, perceptual=0.0), s)
     t1, logs = compute_losses(out, batch, w, s, perceptual=L.PerceptualLoss(str(path)))
     assert logs["perceptual"] > 0

@@ -259,9 +259,9 @@ def test_group_training_steps_decrease_the_loss(tmp_path):
             name=sym, out_dir=str(tmp_path / sym),
             model=ModelConfig(symmetry=sym, sym_order=order, img_size=32, template_verts=162, tex_size=16,
                               deform_hidden=64),
-            render=RenderSettings(faces_per_pixel=4, camera="gt"),  # shape learning alone
+            render=RenderSettings(faces_per_pixel=4),
             train=TrainConfig(steps=8, batch_size=4, lr=1e-3, log_every=1, ckpt_every=8, progress=False,
-                              device="cpu"))
+                              device="cpu", render_camera="gt"))  # shape learning alone
         res = train(cfg, dataset=toy)
         first, last = res.history[0], res.history[-1]
         assert last["mask"] < first["mask"] and last["loss"] < first["loss"]

@@ -17,7 +17,7 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import ico_sphere
 
 from symnb.camera import to_pytorch3d
-from symnb.rasterizer import FastMeshRasterizer, recompute_fragments
+from symnb.raster import FastMeshRasterizer, recompute_fragments
 
 VALUE_TOL = 1e-6
 GRAD_RTOL = 1e-5
@@ -125,7 +125,7 @@ CASES = [
 @pytest.fixture(params=["numba", "torch"])
 def backend(request, monkeypatch):
     """Both CPU implementations of the fast rasterizer (compiled loops, vectorised tensor operations)."""
-    import symnb.rasterizer as sr
+    import symnb.raster.rasterizer as sr
 
     monkeypatch.setattr(sr, "CPU_BACKEND", request.param)
     return request.param
@@ -245,7 +245,7 @@ def test_pair_backward_equals_kernel_backward_including_clamped_denominators():
     """
     from pytorch3d import _C
 
-    from symnb.raster_kernels import edge_function, offset_area, pixel_centers, unpack
+    from symnb.raster.kernels import edge_function, offset_area, pixel_centers, unpack
 
     torch.manual_seed(0)
     mesh = _mesh(2, level=2)
@@ -276,8 +276,8 @@ def test_pair_backward_equals_kernel_backward_including_clamped_denominators():
 
 def test_grouped_and_fallback_forward(monkeypatch):
     """Batches beyond MAX_PAIRS candidate pairs go in groups of meshes; one huge mesh uses the kernel."""
-    import symnb.raster_pairs as rp
-    import symnb.rasterizer as sr
+    import symnb.raster.pairs as rp
+    import symnb.raster.rasterizer as sr
 
     monkeypatch.setattr(sr, "CPU_BACKEND", "torch")  # the grouping belongs to the vectorised forward
     mesh = _mesh(3, hetero=True)
@@ -300,7 +300,7 @@ def test_grouped_and_fallback_forward(monkeypatch):
 def test_numba_and_torch_backends_agree_bit_for_bit(pc, monkeypatch):
     """The compiled loops and the tensor transcription: identical forward values, gradients up to the
     order of summation, on a training-sized batch (8 meshes, 64 px, blur, 8 faces per pixel)."""
-    import symnb.rasterizer as sr
+    import symnb.raster.rasterizer as sr
 
     torch.manual_seed(2)
     mesh = _mesh(8, level=3, noise=0.03)
@@ -320,7 +320,7 @@ _RENDER_SCRIPT = """
 import torch
 from pytorch3d.renderer import FoVOrthographicCameras, RasterizationSettings
 from pytorch3d.utils import ico_sphere
-from symnb.rasterizer import FastMeshRasterizer
+from symnb.raster import FastMeshRasterizer
 
 def render(_=None):
     rs = RasterizationSettings(image_size=16, blur_radius=1e-3, faces_per_pixel=4)

@@ -13,7 +13,7 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import ico_sphere
 
 from symnb.camera import to_pytorch3d
-from symnb.rasterizer import FastMeshRasterizer
+from symnb.raster import FastMeshRasterizer
 from symnb.render import (
     RenderSettings,
     make_cameras,

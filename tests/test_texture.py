@@ -58,9 +58,9 @@ def test_projected_texture_renders_back_the_input_image():
         with torch.no_grad():
             out = model(img)
         r = render_prediction(out, RenderSettings(image_size=64), soft=False)
-        cov = r["coverage"][:, 0] > 0
+        cov = r.coverage[:, 0] > 0
         assert cov.sum() > 200
-        d = (r["rgb"] - img).permute(0, 2, 3, 1)[cov]
+        d = (r.rgb - img).permute(0, 2, 3, 1)[cov]
         psnr = 10 * math.log10(1 / float((d ** 2).mean()))
         assert psnr > 30, (uv_map, psnr)
         # a learned-texture network of the same settings is far from it (a constant colour is ~10 dB)

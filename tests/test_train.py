@@ -93,9 +93,9 @@ def test_uv_and_atlas_textures_render_a_constant_colour(toy):
     out["texture"] = torch.zeros_like(out["texture"]) + torch.tensor([0.2, 0.5, 0.9]).view(1, 3, 1, 1)
     for mode in ("uv", "atlas"):
         r = render_prediction(out, RenderSettings(image_size=32, texture_mode=mode), soft=False)
-        cov = r["coverage"][:, 0] > 0
+        cov = r.coverage[:, 0] > 0
         assert cov.any()
-        rgb = r["rgb"].permute(0, 2, 3, 1)[cov]
+        rgb = r.rgb.permute(0, 2, 3, 1)[cov]
         assert torch.allclose(rgb, torch.tensor([0.2, 0.5, 0.9]).expand_as(rgb), atol=1e-5), mode
     with pytest.raises(ValueError, match="texture mode"):
         make_textures(out["texture"], out["verts_uvs"], out["faces_uvs"], "voxel")
@@ -113,11 +113,11 @@ def test_atlas_texture_converges_to_uv_texture(toy):
     out["texture"] = torch.stack([v, u, 1 - v], 0).expand_as(out["texture"]).contiguous()
     settings = RenderSettings(image_size=48)
     uv = render_prediction(out, settings, soft=False)
-    cov = uv["coverage"][:, 0] > 0
+    cov = uv.coverage[:, 0] > 0
     errors = []
     for R in (1, 8):
         atlas = render_prediction(out, settings, soft=False, texture_mode="atlas", atlas_size=R)
-        errors.append((atlas["rgb"] - uv["rgb"]).abs().permute(0, 2, 3, 1)[cov].mean().item())
+        errors.append((atlas.rgb - uv.rgb).abs().permute(0, 2, 3, 1)[cov].mean().item())
     assert errors[1] < errors[0] and errors[1] < 0.02, errors
 
 
@@ -127,8 +127,8 @@ def test_fast_and_stock_rasterizer_give_the_same_silhouette(toy):
     model = ReconstructionNet(tiny("x").model).eval()
     out = model(collate([toy[i] for i in range(2)])["image"])
     s = RenderSettings(image_size=32)
-    a = render_prediction(dict(out, texture=None), s, rasterizer="fast")["silhouette"]
-    b = render_prediction(dict(out, texture=None), s, rasterizer="stock")["silhouette"]
+    a = render_prediction(dict(out, texture=None), s, rasterizer="fast").silhouette
+    b = render_prediction(dict(out, texture=None), s, rasterizer="stock").silhouette
     assert torch.allclose(a, b, atol=1e-5)
 
 

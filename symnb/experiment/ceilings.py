@@ -118,7 +118,7 @@ def fit_template(views: dict, weights: L.LossWeights, render: RenderSettings,
         pick = torch.randperm(n, generator=gen)[: cfg.views_per_step]
         out = {"verts": verts.expand(len(pick), -1, -1), "faces": faces}
         cams = (views["scale"][pick], views["trans"][pick], views["quat"][pick])
-        sil = render_prediction(out, render, cams)["silhouette"]
+        sil = render_prediction(out, render, cams).silhouette
         terms = {"mask": L.mask_loss(sil, views["mask"][pick]), "laplacian": L.laplacian_loss(verts, faces),
                  "laplacian_offsets": L.laplacian_loss(offsets[None], faces),
                  "deformation": L.deformation_loss(offsets[None])}

@@ -36,15 +36,22 @@ SECTIONS = ("model", "loss", "data", "render", "train", "eval")
 #: model selection: metric -> True if higher is better
 SELECT = {"last": True, "val_iou_3d_drc": True, "val_mask_iou": True, "val_rot_err": False}
 
+#: the cameras the training objective can render with (``TrainConfig.render_camera``)
+RENDER_CAMERAS = ("gt", "pred", "pred_detached")
+
 
 @dataclass
 class TrainConfig(Config):
-    """Optimisation settings.
+    """Optimisation settings, and the camera the training objective renders through.
 
     Attributes:
         steps: total optimisation steps (>= 1; 0 with ``init_from``: the transferred network as is, e.g.
             a texture or symmetrization applied to a trained network); batch_size: images per step;
             lr: Adam learning rate.
+        render_camera: which camera renders the training masks and textures: "gt" (the annotated
+            one, as MCMR's ``main.py`` trains and CMR's ``use_gtpose``; the annotation alone supervises
+            the camera head), "pred" (the predicted one: the mask and texture losses also train the
+            camera head) or "pred_detached" (the predicted one, its gradient stopped).
         lr_schedule: "constant" or "cosine" (from ``lr`` down to ``lr * min_lr``, after ``warmup``
             linear warm-up steps); min_lr: the cosine's final fraction of ``lr``.
         seed: seeds weights, batch order and augmentation; device: "auto" | "cpu" | "cuda[:i]".
@@ -68,6 +75,7 @@ class TrainConfig(Config):
     steps: int = 600
     batch_size: int = 8
     lr: float = 1e-4
+    render_camera: str = "gt"
     lr_schedule: str = "constant"
     min_lr: float = 0.05
     warmup: int = 0
@@ -93,6 +101,7 @@ class TrainConfig(Config):
                              "evaluated as is)")
         self._range("steps", 0)
         self._range("lr", 0, lo_open=True)
+        self._choice("render_camera", RENDER_CAMERAS)
         self._range("mean_shape_lr_scale", 0, lo_open=True)
         self._range("min_lr", 0, 1)
         self._range("warmup", 0)
@@ -120,6 +129,11 @@ class ExperimentConfig(Config):
             different explicit value in a YAML file raises).
         variants: name -> section overrides (resolved mappings; see :func:`load_experiment`).
         seeds: training seeds of the variants x seeds runner.
+        reference: the variant the runner pairs every other with on the test images (``paired.csv``)
+            and whose final validation 3-D IoU ``steps_to_reference`` counts the steps to; None, or a
+            variant the run leaves out: no paired table.
+        texture_reference: the variant the texture claims pair the others with, per view
+            (``fidelity_paired.csv``, ``input_gain_paired.csv``); None, or left out: no such tables.
     """
 
     name: str = "baseline"
@@ -132,6 +146,8 @@ class ExperimentConfig(Config):
     eval: EvalConfig = field(default_factory=EvalConfig)
     variants: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
+    reference: str | None = None
+    texture_reference: str | None = None
 
     def validate(self) -> None:
         if self.render.image_size != self.model.img_size:

@@ -220,7 +220,7 @@ def silhouette_iou(out: dict, batch: dict, render: RenderSettings,
     against ``batch["mask"]`` (B, 1, S, S), through ``camera`` (scale, trans, quat) when given."""
     r = render_prediction(dict(out, texture=None), render, camera, soft=False)
     mask = batch["mask"][:, 0]
-    sil = r["coverage"][:, 0].cpu()  # hard silhouette: pixels covered by a face
+    sil = r.coverage[:, 0].cpu()  # hard silhouette: pixels covered by a face
     if sil.shape[-1] != mask.shape[-1]:
         sil = torch.nn.functional.interpolate(sil[:, None], size=mask.shape[-2:], mode="nearest")[:, 0]
     return M.mask_iou(sil, mask)

@@ -161,7 +161,7 @@ def render_views(out: dict, batch: dict, meshes: list, textures: list, views, rs
         cam = view_camera(batch["scale"], batch["trans"], batch["quat"], view)
         gt, gt_mask = render_vertex_colours(meshes, textures, cam, rs.image_size, shading, rs.rasterizer)
         pr = render_prediction(out, rs, camera=tuple(c.to(dev) for c in cam), soft=False)
-        renders[view] = (gt, gt_mask, pr["rgb"].cpu(), pr["coverage"][:, 0].cpu() > 0)
+        renders[view] = (gt, gt_mask, pr.rgb.cpu(), pr.coverage[:, 0].cpu() > 0)
     return renders
 
 
@@ -272,8 +272,8 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
         for camera in cameras:
             cam = tuple(b[k].to(dev) for k in ("scale", "trans", "quat")) if camera == "gt" else None
             pr = render_prediction(out, rs, camera=cam, soft=False)
-            rgb, sfx = pr["rgb"].cpu(), "" if camera == "gt" else "_pred_camera"
-            both = (b["mask"][:, 0] > 0.5) & (pr["coverage"][:, 0].cpu() > 0)  # (B, S, S)
+            rgb, sfx = pr.rgb.cpu(), "" if camera == "gt" else "_pred_camera"
+            both = (b["mask"][:, 0] > 0.5) & (pr.coverage[:, 0].cpu() > 0)  # (B, S, S)
             for j, row in enumerate(batch_rows):
                 m = both[j]
                 px = image[j][:, m]  # (3, n)

@@ -10,6 +10,7 @@ from ..camera import VIEW_ANGLES, project, rotation_angle
 from ..metrics import mask_iou
 from ..model.texture import texel_visibility
 from ..render import RenderSettings, render_prediction
+from .config import RENDER_CAMERAS
 
 
 def keypoints_normalised(kp: torch.Tensor, img_size: int) -> torch.Tensor:
@@ -19,29 +20,33 @@ def keypoints_normalised(kp: torch.Tensor, img_size: int) -> torch.Tensor:
     return out
 
 
-def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: RenderSettings,
+def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: RenderSettings, camera: str = "gt",
                    perceptual: L.PerceptualLoss | None = None) -> tuple[torch.Tensor, dict]:
     """All loss terms of one batch and their weighted sum.
 
     Args:
         out: the model's forward dict; batch: a collated batch of :class:`symnb.data.Item`.
-        weights: loss weights (0 disables a term); render: the mask loss's renderer settings
-            (``render.camera`` "pred", "pred_detached" or "gt" picks the camera the masks are rendered
-            with, and whether their gradients reach the camera head).
+        weights: loss weights (0 disables a term); render: the renderer settings of the mask and
+            texture terms.
+        camera: the camera they are rendered through (``TrainConfig.render_camera``): "gt" the
+            annotated one, "pred" the predicted one (their gradients reach the camera head),
+            "pred_detached" the predicted one without its gradient.
         perceptual: the VGG-16 term's module; without it the perceptual term is left out.
 
     Returns:
         total loss (scalar), dict of float terms plus the "mask_iou" and "cam_deg" diagnostics.
     """
+    if camera not in RENDER_CAMERAS:
+        raise ValueError(f"camera must be one of {RENDER_CAMERAS}, got {camera!r}")
     cam = None
-    if render.camera == "gt":
+    if camera == "gt":
         cam = (batch["scale"], batch["trans"], batch["quat"])
-    elif render.camera == "pred_detached":
+    elif camera == "pred_detached":
         cam = (out["scale"].detach(), out["trans"].detach(), out["quat"].detach())
     r = render_prediction(out, render, cam)
     mask = batch["mask"]
     R_gt = quaternion_to_matrix(batch["quat"])
-    terms = {"mask": L.mask_loss(r["silhouette"], mask[:, 0])}
+    terms = {"mask": L.mask_loss(r.silhouette, mask[:, 0])}
     if weights.camera and "az_logits" in out:  # a viewpoint-bin head
         terms["camera"] = L.viewpoint_loss([out[f"{a}_logits"] for a in VIEW_ANGLES],
                                            [out[f"{a}_residual"] for a in VIEW_ANGLES], out["scale"],
@@ -74,16 +79,16 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
                              "keypoints")
         pred = project(out["kp3d"][:, :n], out["scale"], out["trans"], out["quat"])
         terms["keypoint"] = L.keypoint_loss(pred, kp)
-    if r["rgb"] is not None:
-        fg = mask * r["coverage"]
+    if r.rgb is not None:
+        fg = mask * r.coverage
         if weights.pixel:
-            terms["pixel"] = L.pixel_loss(r["rgb"], batch["image"], fg)
+            terms["pixel"] = L.pixel_loss(r.rgb, batch["image"], fg)
         if weights.colour:
-            terms["colour"] = L.colour_loss(r["rgb"], batch["image"], fg)
+            terms["colour"] = L.colour_loss(r.rgb, batch["image"], fg)
         if weights.ssim:
-            terms["ssim"] = L.ssim_loss(r["rgb"], batch["image"], fg)
+            terms["ssim"] = L.ssim_loss(r.rgb, batch["image"], fg)
         if weights.perceptual and perceptual is not None:
-            terms["perceptual"] = perceptual(r["rgb"], batch["image"], fg)
+            terms["perceptual"] = perceptual(r.rgb, batch["image"], fg)
     if weights.texture_dt and out.get("texture_flow") is not None:
         terms["texture_dt"] = L.texture_dt_loss(out["texture_flow"], L.mask_barrier_distance(mask))
     if weights.texture_cycle and out.get("texels") is not None:
@@ -92,7 +97,7 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     total = L.weighted_sum(terms, weights)
     logs = {k: float(v.detach()) for k, v in terms.items()}
     with torch.no_grad():
-        logs["mask_iou"] = float(mask_iou(r["silhouette"], mask[:, 0]).mean())
+        logs["mask_iou"] = float(mask_iou(r.silhouette, mask[:, 0]).mean())
         logs["cam_deg"] = float(rotation_angle(out["R"], R_gt).median())
     logs["loss"] = float(total.detach())
     return total, logs

@@ -71,11 +71,11 @@ def plot_reconstructions(models: dict, dataset, indices: list[int], vmax: float 
         out = model.reconstruct(batch["image"])
         rs = render or RenderSettings()
         rend = render_prediction(out, rs, soft=False, image_size=model.config.img_size)
-        image = torch.nn.functional.interpolate(batch["image"], size=rend["coverage"].shape[-2:])
+        image = torch.nn.functional.interpolate(batch["image"], size=rend.coverage.shape[-2:])
         for r, (cv, cf) in enumerate(cads):
             v, f = out["verts"][r].cpu(), out["faces"].cpu()
-            cov = rend["coverage"][r].cpu()
-            shown = rend["rgb"][r].cpu() if rend["rgb"] is not None else torch.full_like(image[r], 0.7)
+            cov = rend.coverage[r].cpu()
+            shown = rend.rgb[r].cpu() if rend.rgb is not None else torch.full_like(image[r], 0.7)
             over = shown * cov + 0.35 * image[r] * (1 - cov)  # the prediction over the dimmed input
             axes[r, 2 + 3 * j].imshow(over.permute(1, 2, 0).clamp(0, 1))
             axes[r, 3 + 3 * j].imshow(_shaded(v, f, torch.full_like(v, 0.7), azim))
@@ -274,8 +274,8 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
 
     tables = {"Runs (test split)": result.runs, "Mean and std over seeds": result.summary.reset_index()}
     if len(result.paired):
-        tables["Paired difference from the baseline (mean over test images and seeds, 95% bootstrap CI)"] = (
-            result.paired)
+        tables[f"Paired difference from {result.reference} (mean over test images and seeds, 95% bootstrap "
+               "CI)"] = result.paired
     occ = [c for c in result.summary.columns if c.startswith(("occ_", "clean_")) and not c.endswith("_std")]
     if occ:
         tables["Occluded vs the same images clean (test split)"] = result.summary[occ].reset_index()
@@ -288,7 +288,7 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
         if len(table):
             tables[title] = table.reset_index()
         if len(paired):
-            tables[f"{what}: paired difference from reflection_ft (95% bootstrap CI)"] = paired
+            tables[f"{what}: paired difference from {result.texture_reference} (95% bootstrap CI)"] = paired
     if len(result.artefacts):
         tables["Mesh artefacts (means over test images)"] = result.artefact_summary().reset_index()
     for name, dfs in result.per_sample.items():

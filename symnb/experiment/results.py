@@ -22,11 +22,13 @@ class RunResult:
         renders: variant -> its render settings (texture sampling).
         per_class: variant -> per-class table of its first seed.
         per_sample: variant -> per-sample DataFrames, one per seed.
-        paired: per (variant, metric) the mean paired difference from "baseline" over test images
+        paired: per (variant, metric) the mean paired difference from ``reference`` over test images
             and seeds with its 95% bootstrap interval (:func:`symnb.experiment.stats.paired_differences`).
         fidelity: per-(image, view) texture fidelity tables (``fidelity.texture_fidelity``);
         gains: per-image input-view gains (:func:`~symnb.experiment.fidelity.input_view_gain`);
         artefacts: per-image mesh artefact tables; each with variant and seed columns.
+        reference, texture_reference: the config's reference variants of the paired tables
+            (:class:`~symnb.experiment.config.ExperimentConfig`).
     """
 
     runs: pd.DataFrame
@@ -42,6 +44,8 @@ class RunResult:
     artefacts: list = field(default_factory=list)
     start_steps: dict = field(default_factory=dict)
     renders: dict = field(default_factory=dict)
+    reference: str | None = None
+    texture_reference: str | None = None
 
     def fidelity_table(self) -> pd.DataFrame:
         """Masked PSNR / SSIM / L1 and mask IoU per (variant, view), means over images and seeds."""
@@ -50,18 +54,15 @@ class RunResult:
         df = pd.concat(self.fidelity)
         return df.groupby(["variant", "view"], sort=False)[["psnr", "ssim", "l1", "mask_iou"]].mean()
 
-    def fidelity_paired(self, reference: str = "reflection_ft") -> pd.DataFrame:
-        """Per view, each variant's paired PSNR / SSIM / L1 difference from ``reference`` (same images
-        and seeds) with its 95% bootstrap interval (:func:`paired_differences`); empty without it."""
-        if not self.fidelity:
+    def fidelity_paired(self, reference: str | None = None) -> pd.DataFrame:
+        """Per view, each variant's paired PSNR / SSIM / L1 difference from ``reference`` (default
+        ``texture_reference``; same images and seeds) with its 95% bootstrap interval
+        (:func:`paired_differences`); empty without it."""
+        df, reference = self._paired_rows(self.fidelity, reference)
+        if df is None:
             return pd.DataFrame()
-        df = pd.concat(self.fidelity)
-        if reference not in set(df.variant):
-            return pd.DataFrame()
-        tables = []
-        for view, rows in df.groupby("view", sort=False):
-            per = {v: [d for _, d in g.groupby("seed")] for v, g in rows.groupby("variant", sort=False)}
-            tables.append(paired_differences(per, reference, ("psnr", "ssim", "l1")).assign(view=view))
+        tables = [paired_differences(_per_seed(rows), reference, ("psnr", "ssim", "l1")).assign(view=view)
+                  for view, rows in df.groupby("view", sort=False)]
         return pd.concat(tables, ignore_index=True)
 
     def gain_table(self) -> pd.DataFrame:
@@ -74,15 +75,17 @@ class RunResult:
         cols = [c for c in ("psnr", "psnr_mean_colour", "gain", "gain_pred_camera") if c in df]
         return df.groupby("variant", sort=False)[cols].mean()
 
-    def gain_paired(self, reference: str = "reflection_ft") -> pd.DataFrame:
-        """Each variant's paired input-view gain difference from ``reference`` (95% bootstrap CI)."""
-        if not self.gains:
-            return pd.DataFrame()
-        df = pd.concat(self.gains)
-        if reference not in set(df.variant):
-            return pd.DataFrame()
-        per = {v: [d for _, d in g.groupby("seed")] for v, g in df.groupby("variant", sort=False)}
-        return paired_differences(per, reference, ("gain",))
+    def gain_paired(self, reference: str | None = None) -> pd.DataFrame:
+        """Each variant's paired input-view gain difference from ``reference`` (default
+        ``texture_reference``; 95% bootstrap CI)."""
+        df, reference = self._paired_rows(self.gains, reference)
+        return pd.DataFrame() if df is None else paired_differences(_per_seed(df), reference, ("gain",))
+
+    def _paired_rows(self, tables: list, reference: str | None) -> tuple[pd.DataFrame | None, str | None]:
+        """The concatenated tables and the reference variant, or (None, None) without either."""
+        reference = reference or self.texture_reference
+        df = pd.concat(tables) if tables and reference is not None else None
+        return (df, reference) if df is not None and reference in set(df.variant) else (None, None)
 
     def artefact_summary(self) -> pd.DataFrame:
         """Symmetry error, roughness, normal consistency, self-intersections per variant (means)."""
@@ -91,3 +94,8 @@ class RunResult:
         df = pd.concat(self.artefacts)
         cols = ["symmetry_error", "roughness", "normal_consistency", "self_intersections"]
         return df.groupby("variant", sort=False)[cols].mean()
+
+
+def _per_seed(df: pd.DataFrame) -> dict:
+    """variant -> one table per seed (the input of :func:`paired_differences`)."""
+    return {v: [d for _, d in g.groupby("seed")] for v, g in df.groupby("variant", sort=False)}

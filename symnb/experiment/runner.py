@@ -88,7 +88,9 @@ class _Collector:
     per-sample tables, claims), in the jobs' order; see :func:`run`."""
 
     def __init__(self, cfg: ExperimentConfig, extras: bool, log, pending: dict):
-        self.out, self.rows = RunResult(pd.DataFrame(), pd.DataFrame()), []
+        self.out = RunResult(pd.DataFrame(), pd.DataFrame(), reference=cfg.reference,
+                             texture_reference=cfg.texture_reference)
+        self.rows = []
         self.trained, self.evaluated = {}, {}
         self.extras, self.log, self.pending, self._data = extras, log, pending, {}
         # extra evaluations (untrained, mean shape, post hoc, held-out CADs) skip the slow surface distances
@@ -183,13 +185,14 @@ class _Collector:
                                 + ("train_seconds",)).join(
             out.runs.groupby("variant", sort=False)[["symmetry", "sym_mode", "n_params",
                                                      "n_mean_shape_params", "n_verts", "steps"]].first())
-        if "baseline" in out.per_sample and len(out.per_sample) > 1:
-            out.paired = paired_differences(out.per_sample, "baseline", PAIRED_METRICS)
-            base_val = [h[-1]["val_iou_3d_drc"] for h in out.val_histories.get("baseline", []) if h]
-            if base_val:  # steps each variant needs to reach the baseline's final validation 3-D IoU
-                target = sum(base_val) / len(base_val)
+        ref = out.reference
+        if ref in out.per_sample and len(out.per_sample) > 1:
+            out.paired = paired_differences(out.per_sample, ref, PAIRED_METRICS)
+            ref_val = [h[-1]["val_iou_3d_drc"] for h in out.val_histories.get(ref, []) if h]
+            if ref_val:  # steps each variant needs to reach the reference's final validation 3-D IoU
+                target = sum(ref_val) / len(ref_val)
                 reach = steps_to_reach(out.val_histories, "val_iou_3d_drc", target, window=1)
-                out.summary["steps_to_baseline"] = pd.Series(reach)
+                out.summary["steps_to_reference"] = pd.Series(reach)
         tables = ((out.paired, "paired.csv", False), (out.fidelity_table(), "fidelity.csv", True),
                   (out.fidelity_paired(), "fidelity_paired.csv", True),
                   (out.gain_table(), "input_gain.csv", True),

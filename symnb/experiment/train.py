@@ -1,32 +1,28 @@
 """The training loop and its resume: seeded batches, metrics per step, resumable checkpoints.
 
-Resuming from ``<out_dir>/checkpoint.pt`` reaches the same weights as an uninterrupted run: the
-checkpoint holds the model (and its template, which subdivision changes), the optimizer, the step,
-the batch sampler's state and the RNG states; the batches and their augmentation are a pure
-function of (seed, step) (:class:`symnb.data.SeededBatchSampler`). Checkpoints hold plain data
-only and are read with ``torch.load(weights_only=True)``. A checkpoint written under another
-experiment config is refused unless ``resume="force"``.
+Resuming from ``<out_dir>/checkpoint.pt`` (:mod:`symnb.experiment.checkpoint`) reaches the same
+weights as an uninterrupted run: the batches and their augmentation are a pure function of
+(seed, step) (:class:`symnb.data.SeededBatchSampler`) and the checkpoint holds everything else. A
+checkpoint written under another experiment config is refused unless ``resume="force"``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .. import losses as L
 from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
-from ..model import ReconstructionNet, load_model, read_checkpoint, save_model, transfer
-from ..utils import atomic_write, get_device, set_seed
+from ..model import ReconstructionNet, load_model, save_model, transfer
+from ..utils import get_device, set_seed
 from . import distributed, tracking
+from .checkpoint import resume_checkpoint, save_checkpoint, set_rng_state
 from .config import SELECT, ExperimentConfig
 from .objective import compute_losses
 
@@ -53,64 +49,6 @@ class TrainResult:
     steps: int
     val_history: list[dict] = dataclasses.field(default_factory=list)
     best_step: int | None = None
-
-
-#: Experiment fields that may differ between a checkpoint and the run resuming it.
-RESUME_FREE = ("name", "out_dir", "variants", "seeds", "eval", "train.steps", "train.progress",
-               "train.log_every", "train.ckpt_every", "train.device", "train.val_every", "train.val_items",
-               "train.select", "train.tensorboard", "data.num_workers", "data.root")
-
-
-def _rng_state() -> dict:
-    """RNG states as plain data (tensors, ints, lists), safe for ``weights_only`` loading."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    st = {"python": random.getstate(), "torch": torch.get_rng_state(),
-          "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict) -> None:
-    v, state, gauss = st["python"]
-    random.setstate((v, tuple(state), gauss))
-    name, keys, pos, has_gauss, g = st["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, g))
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        nested = isinstance(v, dict) and k not in ("options", "generate")
-        out.update(_flatten(v, key + ".") if nested else {key: v})
-    return out
-
-
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """Fields (section.key) that differ between two experiment dicts, ignoring :data:`RESUME_FREE`.
-
-    A field the saved dict lacks (added to the configs after it was written) is no difference while the
-    current value is that field's default: the old run behaved as the default does.
-    """
-    a, b = _flatten(saved), _flatten(current)
-    default = _flatten(ExperimentConfig().to_dict())
-    free = lambda k: any(k == f or k.startswith(f + ".") for f in RESUME_FREE)
-    new = lambda k: k not in a and k in default and b.get(k) == default[k]
-    return sorted(k for k in set(a) | set(b) if not free(k) and not new(k) and a.get(k) != b.get(k))
-
-
-def _save_checkpoint(path: Path, model, opt, step: int, cfg: ExperimentConfig, seconds: float, n_sub: int,
-                     **logs) -> None:
-    buf = io.BytesIO()
-    torch.save({"config": model.config.to_dict(), "symmetry": model.symmetry, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "step": step, "sampler": {"step": step}, "rng": _rng_state(),
-                "experiment": cfg.to_dict(), "train_seconds": seconds, "n_subdivisions": n_sub, **logs}, buf)
-    with atomic_write(path, "wb") as f:
-        f.write(buf.getvalue())
 
 
 def validate(model, datasets: dict, items: int) -> dict:
@@ -144,26 +82,6 @@ def category_cad_models(dataset, max_models: int = 3, max_items: int = 64) -> li
         if len(meshes) >= max_models:
             break
     return meshes
-
-
-def _resume(ckpt: Path, cfg: ExperimentConfig, model, force: bool) -> dict:
-    st = read_checkpoint(ckpt, "training checkpoint")
-    diff = config_differences(st.get("experiment", {}), cfg.to_dict())
-    if diff and not force:
-        raise ValueError(f"{ckpt} was written under another config (differs in: {', '.join(diff[:8])}); "
-                         "delete it or pass --fresh to restart, or resume='force' to continue anyway")
-    missing = [k for k in ("model", "optimizer", "step", "history", "rng", "train_seconds") if k not in st]
-    if missing:
-        raise ValueError(f"{ckpt}: not a complete training checkpoint (no {', '.join(missing)}); "
-                         "pass --fresh to restart")
-    for _ in range(st.get("n_subdivisions", 0)):
-        model.subdivide()
-    try:
-        model.load_state_dict(st["model"])
-    except (RuntimeError, KeyError) as err:
-        raise ValueError(f"{ckpt}: weights do not fit the model ({str(err).splitlines()[0]}); "
-                         "pass --fresh to restart") from err
-    return st
 
 
 def _adam(model, tc) -> torch.optim.Adam:
@@ -222,7 +140,7 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
     model = ReconstructionNet(cfg.model, cad_meshes=cad_meshes)
     step, history, val_history, seconds, n_sub, best = 0, [], [], 0.0, 0, {"value": None, "step": None}
     ckpt = out_dir / "checkpoint.pt"
-    st = _resume(ckpt, cfg, model, resume == "force") if resume and ckpt.is_file() else None
+    st = resume_checkpoint(ckpt, cfg, model, resume == "force") if resume and ckpt.is_file() else None
     if st is None and tc.init_from:
         if tc.init_from.startswith("@"):
             raise ValueError(f"TrainConfig.init_from={tc.init_from!r}: a variant reference needs "
@@ -235,7 +153,7 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         step, history, seconds = int(st["step"]), list(st["history"]), float(st["train_seconds"])
         val_history, best = list(st.get("val_history", [])), dict(st.get("best", best))
         n_sub = int(st.get("n_subdivisions", 0))
-        _set_rng_state(st["rng"])
+        set_rng_state(st["rng"])
     net = distributed.wrap(model, ctx, device)
     perceptual = (L.PerceptualLoss(cfg.loss.perceptual_weights).to(device)
                   if cfg.loss.perceptual and cfg.loss.perceptual_weights else None)
@@ -261,7 +179,7 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         with autocast:
             out = net(batch["image"])
-        loss, logs = compute_losses(out, batch, cfg.loss, cfg.render, perceptual)
+        loss, logs = compute_losses(out, batch, cfg.loss, cfg.render, cfg.train.render_camera, perceptual)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}: {logs}")
         opt.zero_grad(set_to_none=True)
@@ -285,8 +203,8 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
                 save_model(model, out_dir / "best.pt", steps=step, experiment=cfg.to_dict())
             tracking.write_metrics(out_dir, val_history, "val_metrics")
         if ctx.main and (step % tc.ckpt_every == 0 or step == tc.steps):
-            _save_checkpoint(ckpt, model, opt, step, cfg, seconds + time.perf_counter() - t0, n_sub,
-                             history=history, val_history=val_history, best=best)
+            save_checkpoint(ckpt, model, opt, step, cfg, seconds + time.perf_counter() - t0, n_sub,
+                            history=history, val_history=val_history, best=best)
             tracking.write_metrics(out_dir, history)
         if callback is not None:
             callback(step, logs)

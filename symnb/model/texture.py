@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..camera import project_rotated
+
 
 def texel_uvs(height: int, width: int) -> torch.Tensor:
     """(H, W, 2) UV coordinates of the texel centres as ``TexturesUV`` samples them (align_corners):
@@ -156,9 +158,8 @@ def texel_visibility(points: torch.Tensor, normals: torch.Tensor, R: torch.Tenso
         the texel's face points towards the camera and it projects inside the image. Visibility is by
         orientation only (a front-facing texel behind another part of the mesh counts as visible).
     """
-    Rt = R.transpose(1, 2)[:, None]  # (B, 1, 3, 3)
-    xy = scale.reshape(-1, 1, 1, 1) * (points @ Rt)[..., :2] + trans[:, None, None, :]
-    facing = -(normals @ Rt)[..., 2]  # the camera looks along +z: towards it is -z
+    xy = project_rotated(points, R, scale, trans)
+    facing = -(normals @ R.transpose(1, 2)[:, None])[..., 2]  # the camera looks along +z: towards it is -z
     visible = (facing >= min_facing) & (xy.abs() <= 1).all(-1)
     return xy, visible[:, None]
 

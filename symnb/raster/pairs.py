@@ -1,4 +1,4 @@
-"""The forward pass of :mod:`symnb.rasterizer`: candidate (pixel, face) pairs of each face's
+"""The forward pass of :mod:`symnb.raster.rasterizer`: candidate (pixel, face) pairs of each face's
 blur-expanded bounding box, evaluated with PyTorch3D's formulas in the kernel's float order and
 kept K per pixel in the kernel's (depth, face index) order."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .raster_kernels import K_EPSILON, edge_function, offset_area, pair_quantities, pixel_centers, unpack
+from .kernels import K_EPSILON, edge_function, offset_area, pair_quantities, pixel_centers, unpack
 
 
 @torch.no_grad()
-def _rasterize_vectorised(
+def rasterize_pairs(
     face_verts: torch.Tensor,
     mesh_to_face_first_idx: torch.Tensor,
     num_faces_per_mesh: torch.Tensor,

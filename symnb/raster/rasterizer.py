@@ -14,12 +14,12 @@ its CPU backward loops over every pixel in C++.
   ``rasterize_meshes_cpu.cpp``) and keeps the K nearest per pixel in the kernel's order, so all
   four outputs are identical to PyTorch3D's;
 * backward: evaluates the kernel's backward for all kept pairs at once, again operation for
-  operation (:func:`symnb.raster_kernels.pair_grads`), and sums per face; autograd carries the
+  operation (:func:`symnb.raster.kernels.pair_grads`), and sums per face; autograd carries the
   result through the projection to the vertices and the camera parameters.
 
-On CPU tensors of float32 both run as compiled loops (:mod:`symnb.raster_numba`, ``CPU_BACKEND =
+On CPU tensors of float32 both run as compiled loops (:mod:`symnb.raster.cpu_kernels`, ``CPU_BACKEND =
 "numba"``); elsewhere (CUDA tensors of ``mode="fast"``, float64, ``CPU_BACKEND = "torch"``) as
-tensor operations over all pairs (:mod:`symnb.raster_pairs`, :mod:`symnb.raster_kernels`).
+tensor operations over all pairs (:mod:`symnb.raster.pairs`, :mod:`symnb.raster.kernels`).
 
 Conventions (PyTorch3D's): NDC +X points left and +Y up; pixel ``(y, x)`` of an ``(H, W)`` image
 has its centre at ``(PixToNonSquareNdc(W - 1 - x, W, H), PixToNonSquareNdc(H - 1 - y, H, W))``;
@@ -45,14 +45,14 @@ from pytorch3d.renderer.mesh.rasterize_meshes import kMaxFacesPerBin
 from pytorch3d.renderer.mesh.rasterizer import Fragments
 from pytorch3d.renderer.utils import parse_image_size
 
-from . import raster_numba
-from .raster_kernels import (
+from . import cpu_kernels
+from .kernels import (
     K_EPSILON,
     pair_grads,
     pair_quantities,
     pixel_centers,
 )
-from .raster_pairs import _rasterize_vectorised
+from .pairs import rasterize_pairs
 
 #: Candidate (pixel, face) pairs evaluated at once (meshes beyond this are done in groups;
 #: a single mesh with more pairs uses PyTorch3D's kernel).
@@ -64,7 +64,7 @@ MAX_PAIRS = 8_000_000
 NUM_THREADS: int | None = 1
 
 #: How CPU float32 tensors are rasterized: "numba" (compiled loops over each face's bounding box,
-#: :mod:`symnb.raster_numba`) or "torch" (the vectorised tensor transcription, the reference).
+#: :mod:`symnb.raster.cpu_kernels`) or "torch" (the vectorised tensor transcription, the reference).
 CPU_BACKEND = "numba"
 
 __all__ = ["K_EPSILON", "FastMeshRasterizer", "pixel_centers", "rasterize_meshes_fast", "recompute_fragments"]
@@ -116,7 +116,7 @@ def _numba_parallel() -> bool:
 
 def _rasterize_numba(face_verts, first_idx, num_faces, image_size, blur_radius, faces_per_pixel,
                      perspective_correct, clip_barycentric_coords, cull_backfaces):
-    """:func:`symnb.raster_numba.rasterize_meshes` (or, serially, ``rasterize``) of all meshes as
+    """:func:`symnb.raster.cpu_kernels.rasterize_meshes` (or, serially, ``rasterize``) of all meshes as
     tensors; None where it defers to the kernel."""
     H, W = image_size
     N, K = len(num_faces), faces_per_pixel
@@ -128,17 +128,17 @@ def _rasterize_numba(face_verts, first_idx, num_faces, image_size, blur_radius, 
     rest = (xs, ys, np.float32(blur_radius), perspective_correct, clip_barycentric_coords, cull_backfaces,
             p2f, zbuf, bary, dists)
     if _numba_parallel():
-        ok = raster_numba.rasterize_meshes(fv, first, counts, *rest)
+        ok = cpu_kernels.rasterize_meshes(fv, first, counts, *rest)
     else:  # one loop over the faces of all meshes, which PyTorch3D packs back to back
         packed = np.array_equal(first, np.cumsum(counts) - counts) and counts.sum() == len(fv)
-        ok = packed and raster_numba.rasterize(fv, 0, np.repeat(np.arange(N), counts), *rest)
+        ok = packed and cpu_kernels.rasterize(fv, 0, np.repeat(np.arange(N), counts), *rest)
     if not ok:
         return None
     return tuple(torch.from_numpy(t) for t in (p2f, zbuf, bary, dists))
 
 
 def _backward_numba(face_verts, pix_to_face, g_zbuf, g_bary, g_dists, flags) -> torch.Tensor:
-    """The gradient of the packed face vertices from :func:`symnb.raster_numba.backward_meshes` (or,
+    """The gradient of the packed face vertices from :func:`symnb.raster.cpu_kernels.backward_meshes` (or,
     serially, ``backward``)."""
     N, H, W, K = pix_to_face.shape
     up = [torch.zeros(s) if g is None else g.detach().float().contiguous()
@@ -146,7 +146,7 @@ def _backward_numba(face_verts, pix_to_face, g_zbuf, g_bary, g_dists, flags) -> 
     fv = face_verts.detach().contiguous().numpy()
     xs, ys = pixel_centers(W, H).numpy(), pixel_centers(H, W).numpy()
     grad = np.zeros_like(fv)
-    backward = raster_numba.backward_meshes if _numba_parallel() else raster_numba.backward
+    backward = cpu_kernels.backward_meshes if _numba_parallel() else cpu_kernels.backward
     backward(fv, pix_to_face.contiguous().numpy(), *(u.numpy() for u in up), xs, ys, *flags, grad)
     return torch.from_numpy(grad)
 
@@ -167,7 +167,7 @@ class _Fragments(torch.autograd.Function):
 
     Forward returns the given values unchanged (they come from the vectorised rasterizer or
     from PyTorch3D's kernel); backward evaluates the kernel's per-pair gradients with
-    :func:`symnb.raster_kernels.pair_grads` and sums them per face.
+    :func:`symnb.raster.kernels.pair_grads` and sums them per face.
     """
 
     @staticmethod
@@ -252,7 +252,7 @@ def rasterize_meshes_fast(
 
     The forward values come from the vectorised rasterizer (``vectorised_forward``; PyTorch3D's
     kernel is used for faces clipped and split at the near plane, non-finite vertices or huge
-    batches) or from the kernel; the backward is :func:`symnb.raster_kernels.pair_grads`.
+    batches) or from the kernel; the backward is :func:`symnb.raster.kernels.pair_grads`.
     """
     verts_packed = meshes.verts_packed()
     face_verts = verts_packed[meshes.faces_packed()]
@@ -280,7 +280,7 @@ def rasterize_meshes_fast(
                                    cull_backfaces)
     if out is None and vectorised_forward and not split and bool(torch.isfinite(face_verts).all()):
         with _threads(NUM_THREADS if face_verts.device.type == "cpu" else None):
-            out = _rasterize_vectorised(
+            out = rasterize_pairs(
                 face_verts.detach(), first_idx, num_faces, im_size, blur_radius, faces_per_pixel,
                 perspective_correct, clip_barycentric_coords, cull_backfaces, MAX_PAIRS,
             )

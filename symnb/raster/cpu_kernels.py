@@ -1,8 +1,8 @@
-"""The CPU kernels of :mod:`symnb.rasterizer`: forward and backward compiled with numba.
+"""The CPU kernels of :mod:`symnb.raster.rasterizer`: forward and backward compiled with numba.
 
 The same per-(pixel, face) float32 operations, in the same order, as PyTorch3D's CPU kernels
 (``rasterize_meshes_cpu.cpp``, ``geometry_utils.h``) and as their vectorised torch transcription
-:mod:`symnb.raster_kernels` (which stays the reference, and the path for other devices and dtypes),
+:mod:`symnb.raster.kernels` (which stays the reference, and the path for other devices and dtypes),
 but each face visits only the pixels of its blur-expanded bounding box and keeps its K nearest
 faces per pixel by insertion, so one call costs about as much as PyTorch3D's CUDA kernel does per
 pixel instead of hundreds of tensor operations.
@@ -238,7 +238,7 @@ def backward_meshes(fv, p2f, g_z, g_bary, g_dist, xs, ys, pc, clip, grad):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _pair_backward(fv, f, px, py, g_z, gb0, gb1, gb2, g_dist, pc, clip, grad):
-    """One pair's kernel backward (:func:`symnb.raster_kernels.pair_grads`), added to grad[f]."""
+    """One pair's kernel backward (:func:`symnb.raster.kernels.pair_grads`), added to grad[f]."""
     x0, y0, z0 = fv[f, 0, 0], fv[f, 0, 1], fv[f, 0, 2]
     x1, y1, z1 = fv[f, 1, 0], fv[f, 1, 1], fv[f, 1, 2]
     x2, y2, z2 = fv[f, 2, 0], fv[f, 2, 1], fv[f, 2, 2]
