@@ -47,25 +47,22 @@ from .remesh import decimate, mirror_weld, voxel_remesh  # noqa: F401 - re-expor
 
 @dataclass
 class CleanupSettings:
-    """Settings of :func:`clean_cad`.
-
-    Attributes:
-        resolution: voxels along the longest side of the bounding box for the watertight remesh.
-        face_budget: target number of faces of the result (the mirrored result is within ~10%).
-        closing: voxels of morphological closing (closes holes and gaps up to ~2x this size).
-        smooth: Gaussian smoothing (voxels) of the occupancy before marching cubes.
-        hole_size: largest hole filled before remeshing, relative to the bounding-box diagonal.
-        symmetrize: make the result exactly mirror-symmetric about x = 0.
-        seed: seed of the surface sampling used for distances and symmetry errors.
-    """
+    """Settings of :func:`clean_cad`."""
 
     resolution: int = 64
+    """Voxels along the longest side of the bounding box for the watertight remesh."""
     face_budget: int = 1500
+    """Target number of faces of the result (the mirrored result is within ~10%)."""
     closing: int = 1
+    """Voxels of morphological closing (closes holes and gaps up to ~2x this size)."""
     smooth: float = 0.8
+    """Gaussian smoothing (voxels) of the occupancy before marching cubes."""
     hole_size: float = 0.05
+    """Largest hole filled before remeshing, relative to the bounding-box diagonal."""
     symmetrize: bool = True
+    """Make the result exactly mirror-symmetric about x = 0."""
     seed: int = 0
+    """Seed of the surface sampling used for distances and symmetry errors."""
 
     def __post_init__(self):
         checks = {"resolution": 8 <= self.resolution <= 512, "face_budget": self.face_budget >= 4,

@@ -16,6 +16,7 @@ import torch
 
 from symnb.geometry import bbox_diagonal, face_areas_normals
 from symnb.geometry import sample_surface as _sample_surface
+from symnb.symmetry import reflect
 
 Mesh = tuple[np.ndarray, np.ndarray]
 
@@ -73,10 +74,7 @@ def symmetry_error(verts: np.ndarray, faces: np.ndarray, normal=(1.0, 0.0, 0.0),
     report's before/after numbers.
     """
     v, f = _tensors(verts, faces)
-    p = _sample_surface(v, f, n, seed=seed)[0].numpy()
-    nrm = np.asarray(normal, dtype=np.float64)
-    nrm = nrm / np.linalg.norm(nrm)
-    q = p - 2 * ((p - np.asarray(point, dtype=np.float64)) @ nrm)[:, None] * nrm
+    q = reflect(_sample_surface(v, f, n, seed=seed)[0].double(), normal, point).numpy()
     _, closest = _poly(verts, faces).find_closest_cell(q, return_closest_point=True)
     return float(np.linalg.norm(closest - q, axis=1).mean() / bbox_diagonal(v))
 

@@ -54,47 +54,44 @@ SPLITS = ("train", "eval", "test")
 
 @dataclass
 class DatasetConfig:
-    """Everything that determines a generated dataset (stored in ``dataset.json``).
-
-    Attributes:
-        classes: object classes (see ``data_prep.shapes.SUPPORTED_CLASSES``).
-        per_class: images per class.
-        img_size: square image size in pixels.
-        seed: master seed; the dataset is a deterministic function of this config.
-        cad_per_class: CAD models per class (aeroplane 01 is PyVista's real mesh).
-        face_budget: faces per cleaned CAD model.
-        remesh_resolution: voxels along the longest side in the watertight remesh.
-        symmetric_texture_prob: probability of a mirror-symmetric texture per image.
-        occlusion_prob: probability of a random occluding rectangle (annotation ``occluded: 1``).
-        backgrounds_dir: optional folder of photos (.jpg/.png) used as backgrounds.
-        image_format: "jpg" or "png".
-        split_fractions: train / eval fractions (test gets the rest).
-        small_every: the ``small`` index keeps every n-th id of each split.
-        heldout_cads: the last ``heldout_cads`` CAD models of each class are kept out of the
-            train / eval / test indexes; their images are listed in ``<class>_novelcad_test.txt``
-            (``Pascal3DDataset(..., split="test", index_name="novelcad")``): a test on unseen instances.
-        occluded_test: the first N ids of each class's test split also get an occluded copy ``<id>_occ``
-            (same view, texture, background, amodal mask, plus an occluder; ``occluded: 1``) listed in
-            ``<class>_occluded_test.txt`` (``index_name="occluded"``): paired clean / occluded tests.
-        views: viewpoint distribution.
-    """
+    """Everything that determines a generated dataset (stored in ``dataset.json``)."""
 
     classes: tuple[str, ...] = ("aeroplane", "car", "bottle")
+    """Object classes (see ``data_prep.shapes.SUPPORTED_CLASSES``)."""
     per_class: int = 60
+    """Images per class."""
     img_size: int = 128
+    """Square image size in pixels."""
     seed: int = 0
+    """Master seed; the dataset is a deterministic function of this config."""
     cad_per_class: int = 5
+    """CAD models per class (aeroplane 01 is PyVista's real mesh)."""
     face_budget: int = 1500
+    """Faces per cleaned CAD model."""
     remesh_resolution: int = 64
+    """Voxels along the longest side in the watertight remesh."""
     symmetric_texture_prob: float = 0.5
+    """Probability of a mirror-symmetric texture per image."""
     occlusion_prob: float = 0.0
+    """Probability of a random occluding rectangle (annotation ``occluded: 1``)."""
     backgrounds_dir: str | None = None
+    """Optional folder of photos (.jpg/.png) used as backgrounds."""
     image_format: str = "jpg"
+    """"jpg" or "png"."""
     split_fractions: tuple[float, float] = (0.7, 0.15)
+    """Train / eval fractions (test gets the rest)."""
     small_every: int = 10
+    """The ``small`` index keeps every n-th id of each split."""
     heldout_cads: int = 0
+    """The last ``heldout_cads`` CAD models of each class are kept out of the train / eval / test indexes;
+    their images are listed in ``<class>_novelcad_test.txt`` (``Pascal3DDataset(..., split="test",
+    index_name="novelcad")``): a test on unseen instances."""
     occluded_test: int = 0
+    """The first N ids of each class's test split also get an occluded copy ``<id>_occ`` (same view, texture,
+    background, amodal mask, plus an occluder; ``occluded: 1``) listed in ``<class>_occluded_test.txt``
+    (``index_name="occluded"``): paired clean / occluded tests."""
     views: views.ViewSettings = field(default_factory=views.ViewSettings)
+    """Viewpoint distribution."""
 
     def as_dict(self) -> dict:
         d = asdict(self)

@@ -109,13 +109,21 @@ class ViewSettings:
     """
 
     azimuth: tuple[float, float] = (0.0, 360.0)
+    """Range of the azimuth, uniform (degrees)."""
     elevation: tuple[float, float] = (-10.0, 40.0)
+    """Range of the elevation, uniform (degrees)."""
     distance: tuple[float, float] = (2.3, 3.6)
+    """Range of the camera distance (bbox diagonals), before ``distance_scale``."""
     theta: tuple[float, float] = (-10.0, 10.0)
+    """Range of the in-plane rotation (degrees)."""
     focal: tuple[float, float] = (1.8, 2.2)
-    shift: float = 0.04  # max lateral object offset, relative to the distance
-    principal_jitter: float = 0.03  # max principal-point offset, relative to the image size
-    distance_scale: float = 50.0  # k: distance and focal x k (1 = the old true-perspective benchmark)
+    """Range of the focal length (image widths), before ``distance_scale``."""
+    shift: float = 0.04
+    """Largest lateral object offset, relative to the unscaled distance."""
+    principal_jitter: float = 0.03
+    """Largest principal-point offset, relative to the image size."""
+    distance_scale: float = 50.0
+    """k: distance and focal length times k (1: the true-perspective benchmark)."""
 
 
 def look_at(azimuth: float, elevation: float, distance: float,

@@ -30,54 +30,50 @@ from .texture_losses import (
 class LossWeights(Config):
     """Weight of each loss term (MCMR's Pascal3D+ settings, ``main.py`` flags of its README, for the terms
     it has; 0 disables a term).
-
-    Attributes:
-        mask: MSE between the rendered soft silhouette and the mask.
-        camera: rotation (winner-take-all Frobenius error of the hypotheses, :func:`camera_loss`; or the
-            bins and residuals of a viewpoint head, :func:`viewpoint_loss`) + L2 on scale and
-            translation against the annotation.
-        camera_choice: cross-entropy of the hypotheses' logits against the closest one
-            (:func:`hypothesis_loss`).
-        quat: quaternion-norm regulariser on the raw (unnormalised) quaternion ("quat" rotations).
-        deformation: mean squared per-vertex offset.
-        laplacian: uniform Laplacian of the output vertices.
-        laplacian_offsets: uniform Laplacian of the offsets.
-        colour: squared error of the CIE Lab a, b channels between the rendered texture and the image,
-            inside the mask (MCMR's ``tex_color_loss``: MSE on raw Lab, weight 0.03).
-        pixel: squared error of the Lab lightness L inside the mask (MCMR's ``tex_pixel_loss``, 0.005).
-        ssim: 1 - SSIM of the masked images.
-        perceptual: VGG-16 feature distance inside the mask (MCMR: 0.8); applied only when
-            ``perceptual_weights`` names a local file (nothing can be downloaded).
-        texture_dt: texture flow only (``ModelConfig.texture_source="flow"``): the mask's barrier
-            distance transform at the flow's sampling positions (CMR's ``tex_dt_loss``; CMR weighs it
-            a quarter of its mask term, 0.5 against 2).
-        texture_cycle: texture flow only: squared distance between the flow of each texel the annotated
-            camera sees and where that texel projects on the (detached) predicted mesh (UMR's
-            ``tex_cycle_loss``, Li et al. 2020: the flow agrees with the geometry; UMR weighs it a third
-            of its mask term).
-        silhouette: binary cross-entropy of the silhouette decoded from the image feature
-            (``ModelConfig.silhouette_decoder``) against the mask: an auxiliary task for the encoder.
-        keypoint: squared reprojection error of the model's 3-D keypoints (``ModelConfig.n_keypoints``)
-            against the visible annotated ones, in normalised image coordinates.
-        perceptual_weights: local torchvision VGG-16 weights file (nothing is downloaded).
     """
 
     mask: float = 100.0
+    """MSE between the rendered soft silhouette and the mask."""
     camera: float = 20.0
+    """Rotation (winner-take-all Frobenius error of the hypotheses, :func:`camera_loss`; or the bins and
+    residuals of a viewpoint head, :func:`viewpoint_loss`) + L2 on scale and translation against the
+    annotation."""
     camera_choice: float = 20.0
+    """Cross-entropy of the hypotheses' logits against the closest one (:func:`hypothesis_loss`)."""
     quat: float = 0.1
+    """Quaternion-norm regulariser on the raw (unnormalised) quaternion ("quat" rotations)."""
     deformation: float = 0.05
+    """Mean squared per-vertex offset."""
     laplacian: float = 6.0
+    """Uniform Laplacian of the output vertices."""
     laplacian_offsets: float = 1.8
+    """Uniform Laplacian of the offsets."""
     colour: float = 0.03
+    """Squared error of the CIE Lab a, b channels between the rendered texture and the image, inside the mask
+    (MCMR's ``tex_color_loss``: MSE on raw Lab, weight 0.03)."""
     pixel: float = 0.005
+    """Squared error of the Lab lightness L inside the mask (MCMR's ``tex_pixel_loss``, 0.005)."""
     ssim: float = 0.0
+    """1 - SSIM of the masked images."""
     perceptual: float = 0.8
+    """VGG-16 feature distance inside the mask (MCMR: 0.8); applied only when ``perceptual_weights`` names a
+    local file (nothing can be downloaded)."""
     texture_dt: float = 25.0
+    """Texture flow only (``ModelConfig.texture_source="flow"``): the mask's barrier distance transform at the
+    flow's sampling positions (CMR's ``tex_dt_loss``; CMR weighs it a quarter of its mask term, 0.5 against
+    2)."""
     texture_cycle: float = 30.0
+    """Texture flow only: squared distance between the flow of each texel the annotated camera sees and where
+    that texel projects on the (detached) predicted mesh (UMR's ``tex_cycle_loss``, Li et al. 2020: the
+    flow agrees with the geometry; UMR weighs it a third of its mask term)."""
     keypoint: float = 0.0
+    """Squared reprojection error of the model's 3-D keypoints (``ModelConfig.n_keypoints``) against the
+    visible annotated ones, in normalised image coordinates."""
     silhouette: float = 200.0
+    """Binary cross-entropy of the silhouette decoded from the image feature
+    (``ModelConfig.silhouette_decoder``) against the mask: an auxiliary task for the encoder."""
     perceptual_weights: str | None = None
+    """Local torchvision VGG-16 weights file (nothing is downloaded)."""
 
     def validate(self) -> None:
         for name in self.term_names():

@@ -58,36 +58,34 @@ class RenderSettings(Config):
 
     Renderers take a settings object at construction; functions such as :func:`render_prediction`
     let a call override it (``soft=False``, ``camera=``).
-
-    Attributes:
-        image_size: output height = width in pixels (set to the model's input size by experiments).
-        sigma: softness of silhouette edges (SoftRas' sigma, NDC units squared); 0 = hard edges.
-        gamma: softness of the depth blend of soft RGB renders.
-        faces_per_pixel: faces kept per pixel by soft renderers (hard renders keep 1).
-        background: RGB background colour in [0, 1].
-        light_location: point light position in world coordinates (``lighting="point"``).
-        lighting: "point" (Phong shading with a point light) or "ambient" (unlit: the
-            rendered colour is the texture colour).
-        texture_mode: how predicted UV images are sampled: "uv" (``TexturesUV``, per pixel) or
-            "atlas" (``TexturesAtlas``, a fixed ``atlas_size`` x ``atlas_size`` grid per face, SoftRas).
-        atlas_size: R of the R x R per-face colour grid of the "atlas" mode.
-        rasterizer: "auto" (PyTorch3D's kernels on CUDA, ours on CPU), "fast" (ours) or "stock".
-        perspective_correct: perspective-correct barycentrics; None = when the camera is perspective.
-        cull_backfaces: skip faces seen from behind (needs consistently oriented faces).
     """
 
     image_size: int = 64
+    """Output height = width in pixels (set to the model's input size by experiments)."""
     sigma: float = 1e-4
+    """Softness of silhouette edges (SoftRas' sigma, NDC units squared); 0 = hard edges."""
     gamma: float = 1e-4
+    """Softness of the depth blend of soft RGB renders."""
     faces_per_pixel: int = 8
+    """Faces kept per pixel by soft renderers (hard renders keep 1)."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """RGB background colour in [0, 1]."""
     light_location: tuple[float, float, float] = (0.0, 2.0, -2.0)
+    """Point light position in world coordinates (``lighting="point"``)."""
     lighting: str = "point"
+    """"point" (Phong shading with a point light) or "ambient" (unlit: the rendered colour is the texture
+    colour)."""
     texture_mode: str = "uv"
+    """How predicted UV images are sampled: "uv" (``TexturesUV``, per pixel) or "atlas" (``TexturesAtlas``, a
+    fixed ``atlas_size`` x ``atlas_size`` grid per face, SoftRas)."""
     atlas_size: int = 2
+    """R of the R x R per-face colour grid of the "atlas" mode."""
     rasterizer: str = "auto"
+    """"auto" (PyTorch3D's kernels on CUDA, ours on CPU), "fast" (ours) or "stock"."""
     perspective_correct: bool | None = None
+    """Perspective-correct barycentrics; None = when the camera is perspective."""
     cull_backfaces: bool = False
+    """Skip faces seen from behind (needs consistently oriented faces)."""
 
     def validate(self) -> None:
         for name in ("image_size", "faces_per_pixel", "atlas_size"):

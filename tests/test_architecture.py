@@ -147,3 +147,33 @@ def test_no_import_cycles():
 def test_cycle_finder_finds_a_circle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+#: data_prep's settings dataclasses (no symnb Config base: data_prep stands below the package's configs)
+DATA_PREP_CONFIGS = {"DatasetConfig", "CleanupSettings", "ViewSettings"}
+
+
+def _config_classes():
+    """(file, class) of every settings dataclass: the ``Config`` subclasses and data_prep's."""
+    for p in [*_sources(), *(ROOT / "data_prep").glob("*.py")]:
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ClassDef) and (node.name in DATA_PREP_CONFIGS or any(
+                    isinstance(b, ast.Name) and b.id == "Config" for b in node.bases)):
+                yield p.relative_to(ROOT), node
+
+
+def test_every_config_field_has_its_own_docstring():
+    """nerfstudio's style: a string right under each field (what it is, its units, allowed values)."""
+    found, bare = set(), []
+    for path, cls in _config_classes():
+        found.add(cls.name)
+        body = cls.body
+        for i, stmt in enumerate(body):
+            if isinstance(stmt, ast.AnnAssign):
+                nxt = body[i + 1] if i + 1 < len(body) else None
+                if not (isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                        and isinstance(nxt.value.value, str) and nxt.value.value.strip()):
+                    bare.append(f"{path}: {cls.name}.{stmt.target.id}")
+    assert {"ModelConfig", "LossWeights", "RenderSettings", "DataConfig", "TrainConfig", "EvalConfig",
+            "ExperimentConfig", "DetectSettings", "FitConfig", *DATA_PREP_CONFIGS} <= found
+    assert not bare, "\n".join(bare)

@@ -42,43 +42,40 @@ class Item(TypedDict, total=False):
 
 @dataclass
 class DataConfig(Config):
-    """Which dataset to read and how to augment it.
-
-    Attributes:
-        name: dataset registry name (:data:`symnb.data.DATASETS`): "pascal3d" or "toy".
-        root: dataset root (Pascal3D+ layout, real or generated).
-        classes: class names (a single name is accepted).
-        index_name: index variant, e.g. "small" reads ``<class>_small_<split>.txt``; "novelcad" the
-            held-out CAD instances' test split; "occluded" the occluded copies of test images
-            (``data_prep.make_dataset``'s ``occluded_test``).
-        flip: random horizontal flips (image, mask, keypoints, camera) on the training split.
-        flip_prob: probability of a flip when ``flip``.
-        skip_bad: check every sample up front and drop bad ones instead of raising.
-        padding: crop padding on each side, relative to the bbox's longer side.
-        colour_jitter: strength of brightness / contrast / saturation / gain jitter (training split).
-        crop_jitter: strength of crop zoom / shift jitter (training split; cameras follow exactly).
-        generate: settings of :func:`data_prep.make_dataset.make_dataset` with which the main job
-            generates ``root`` when it is missing (None: never generate).
-        num_workers: DataLoader worker processes for training batches.
-        cache_mb: decoded samples kept in memory per process, in MiB (Pascal3D+ layout; 0: decode
-            every item from disk every time). The embedded benchmark takes about 20 MiB.
-        options: extra keyword arguments of the dataset class (e.g. ``{"n": 8}`` for "toy").
-    """
+    """Which dataset to read and how to augment it."""
 
     name: str = "pascal3d"
+    """Dataset registry name (:data:`symnb.data.DATASETS`): "pascal3d" or "toy"."""
     root: str = "data/synthetic"
+    """Dataset root (Pascal3D+ layout, real or generated)."""
     classes: tuple[str, ...] = ("aeroplane", "car")
+    """Class names (a single name is accepted)."""
     index_name: str | None = None
+    """Index variant, e.g. "small" reads ``<class>_small_<split>.txt``; "novelcad" the held-out CAD instances'
+    test split; "occluded" the occluded copies of test images (``data_prep.make_dataset``'s
+    ``occluded_test``)."""
     flip: bool = False
+    """Random horizontal flips (image, mask, keypoints, camera) on the training split."""
     flip_prob: float = 0.5
+    """Probability of a flip when ``flip``."""
     skip_bad: bool = False
+    """Check every sample up front and drop bad ones instead of raising."""
     padding: float = 0.15
+    """Crop padding on each side, relative to the bbox's longer side."""
     colour_jitter: float = 0.0
+    """Strength of brightness / contrast / saturation / gain jitter (training split)."""
     crop_jitter: float = 0.0
+    """Strength of crop zoom / shift jitter (training split; cameras follow exactly)."""
     generate: dict | None = None
+    """Settings of :func:`data_prep.make_dataset.make_dataset` with which the main job generates ``root`` when
+    it is missing (None: never generate)."""
     num_workers: int = 0
+    """DataLoader worker processes for training batches."""
     cache_mb: float = 1024.0
+    """Decoded samples kept in memory per process, in MiB (Pascal3D+ layout; 0: decode every item from disk
+    every time). The embedded benchmark takes about 20 MiB."""
     options: dict = field(default_factory=dict)
+    """Extra keyword arguments of the dataset class (e.g. ``{"n": 8}`` for "toy")."""
 
     def validate(self) -> None:
         self._choice("name", DATASETS)

@@ -44,25 +44,22 @@ if TYPE_CHECKING:
 
 @dataclass
 class FitConfig(Config):
-    """Settings of the per-instance template fit (ceiling (a)).
-
-    Attributes:
-        steps: Adam steps per instance.
-        views_per_step: training views of the instance rendered per step (drawn at random).
-        lr: Adam learning rate of the smooth coordinates.
-        smoothing: lambda of the optimiser's smooth coordinates (0: plain Adam on the vertices).
-        template_verts: vertices of the sphere template (the network's template).
-        template_radius: radius of the initial sphere.
-        seed: seeds the choice of views.
-    """
+    """Settings of the per-instance template fit (ceiling (a))."""
 
     steps: int = 300
+    """Adam steps per instance."""
     views_per_step: int = 12
+    """Training views of the instance rendered per step (drawn at random)."""
     lr: float = 0.01
+    """Adam learning rate of the smooth coordinates."""
     smoothing: float = 10.0
+    """Lambda of the optimiser's smooth coordinates (0: plain Adam on the vertices)."""
     template_verts: int = 642
+    """Vertices of the sphere template (the network's template)."""
     template_radius: float = 0.3
+    """Radius of the initial sphere."""
     seed: int = 0
+    """Seeds the choice of views."""
 
     def validate(self) -> None:
         for name in ("steps", "views_per_step", "template_verts"):

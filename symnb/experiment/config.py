@@ -42,56 +42,57 @@ RENDER_CAMERAS = ("gt", "pred", "pred_detached")
 
 @dataclass
 class TrainConfig(Config):
-    """Optimisation settings, and the camera the training objective renders through.
-
-    Attributes:
-        steps: total optimisation steps (>= 1; 0 with ``init_from``: the transferred network as is, e.g.
-            a texture or symmetrization applied to a trained network); batch_size: images per step;
-            lr: Adam learning rate.
-        render_camera: which camera renders the training masks and textures: "gt" (the annotated
-            one, as MCMR's ``main.py`` trains and CMR's ``use_gtpose``; the annotation alone supervises
-            the camera head), "pred" (the predicted one: the mask and texture losses also train the
-            camera head) or "pred_detached" (the predicted one, its gradient stopped).
-        lr_schedule: "constant" or "cosine" (from ``lr`` down to ``lr * min_lr``, after ``warmup``
-            linear warm-up steps); min_lr: the cosine's final fraction of ``lr``.
-        seed: seeds weights, batch order and augmentation; device: "auto" | "cpu" | "cuda[:i]".
-        log_every: steps between metric rows; ckpt_every: steps between checkpoints.
-        val_every: steps between validations (0: none): the model is evaluated on ``val_items``
-            images of the eval split and of the (unaugmented) training split -> ``val_metrics.csv``.
-        val_items: images of each split used per validation.
-        select: which weights ``model.pt`` holds: "last", or the validation step with the best
-            "val_iou_3d_drc" / "val_mask_iou" (highest) or "val_rot_err" (lowest median).
-        subdivide_at: steps at which the template is midpoint-subdivided (network unchanged).
-        progress: show a tqdm bar.
-        init_from: start from a trained model file (fine-tuning into this config's representation,
-            :func:`symnb.model.transfer`); "@variant" names another variant's model of the same run
-            and seed (resolved by ``variant_config``). A checkpoint, if there is one, wins.
-        tensorboard: write TensorBoard events to ``<out_dir>/tb`` (scalars; images at validations).
-        bf16: run the encoder under bfloat16 autocast on CUDA (ignored on CPU).
-        mean_shape_lr_scale: the mean shapes' learning rate as a multiple of ``lr`` (their smooth
-            coordinates move whole neighbourhoods, so a larger step is stable).
-    """
+    """Optimisation settings, and the camera the training objective renders through."""
 
     steps: int = 600
+    """Total optimisation steps (>= 1; 0 with ``init_from``: the transferred network as is, e.g. a texture or
+    symmetrization applied to a trained network)."""
     batch_size: int = 8
+    """Images per step."""
     lr: float = 1e-4
+    """Adam learning rate."""
     render_camera: str = "gt"
+    """Which camera renders the training masks and textures: "gt" (the annotated one, as MCMR's ``main.py``
+    trains and CMR's ``use_gtpose``; the annotation alone supervises the camera head), "pred" (the
+    predicted one: the mask and texture losses also train the camera head) or "pred_detached" (the
+    predicted one, its gradient stopped)."""
     lr_schedule: str = "constant"
+    """"constant" or "cosine" (from ``lr`` down to ``lr * min_lr``, after the ``warmup`` steps)."""
     min_lr: float = 0.05
+    """The cosine's final fraction of ``lr``."""
     warmup: int = 0
+    """Steps of linear warm-up from 0 to ``lr`` before either schedule."""
     seed: int = 0
+    """Seeds weights, batch order and augmentation."""
     device: str = "auto"
+    """"auto" | "cpu" | "cuda[:i]"."""
     log_every: int = 10
+    """Steps between metric rows."""
     ckpt_every: int = 100
+    """Steps between checkpoints."""
     val_every: int = 0
+    """Steps between validations (0: none): the model is evaluated on ``val_items`` images of the eval split
+    and of the (unaugmented) training split -> ``val_metrics.csv``."""
     val_items: int = 48
+    """Images of each split used per validation."""
     select: str = "last"
+    """Which weights ``model.pt`` holds: "last", or the validation step with the best "val_iou_3d_drc" /
+    "val_mask_iou" (highest) or "val_rot_err" (lowest median)."""
     subdivide_at: tuple[int, ...] = ()
+    """Steps at which the template is midpoint-subdivided (network unchanged)."""
     progress: bool = True
+    """Show a tqdm bar."""
     init_from: str | None = None
+    """Start from a trained model file (fine-tuning into this config's representation,
+    :func:`symnb.model.transfer`); "@variant" names another variant's model of the same run and seed
+    (resolved by ``variant_config``). A checkpoint, if there is one, wins."""
     tensorboard: bool = True
+    """Write TensorBoard events to ``<out_dir>/tb`` (scalars; images at validations)."""
     bf16: bool = False
+    """Run the encoder under bfloat16 autocast on CUDA (ignored on CPU)."""
     mean_shape_lr_scale: float = 30.0
+    """The mean shapes' learning rate as a multiple of ``lr`` (their smooth coordinates move whole
+    neighbourhoods, so a larger step is stable)."""
 
     def validate(self) -> None:
         for name in ("batch_size", "log_every", "ckpt_every"):
@@ -120,34 +121,36 @@ class TrainConfig(Config):
 
 @dataclass
 class ExperimentConfig(Config):
-    """One experiment: a name, an output folder, one config per layer, variants and seeds.
-
-    Attributes:
-        name: run / variant name; out_dir: where training writes (checkpoint, metrics, model.pt).
-        model, loss, data, render, train, eval: the layers' own configs. ``render.image_size`` is
-            set to ``model.img_size`` (training masks are crops of the model's input size; a
-            different explicit value in a YAML file raises).
-        variants: name -> section overrides (resolved mappings; see :func:`load_experiment`).
-        seeds: training seeds of the variants x seeds runner.
-        reference: the variant the runner pairs every other with on the test images (``paired.csv``)
-            and whose final validation 3-D IoU ``steps_to_reference`` counts the steps to; None, or a
-            variant the run leaves out: no paired table.
-        texture_reference: the variant the texture claims pair the others with, per view
-            (``fidelity_paired.csv``, ``input_gain_paired.csv``); None, or left out: no such tables.
-    """
+    """One experiment: a name, an output folder, one config per layer, variants and seeds."""
 
     name: str = "baseline"
+    """Run / variant name."""
     out_dir: str = "results/run/baseline"
+    """Where training writes (checkpoint, metrics, model.pt)."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    """The network (:class:`~symnb.model.ModelConfig`)."""
     loss: LossWeights = field(default_factory=LossWeights)
+    """The weights of the training objective's terms."""
     data: DataConfig = field(default_factory=DataConfig)
+    """The dataset and its splits."""
     render: RenderSettings = field(default_factory=RenderSettings)
+    """The renderer's settings; ``render.image_size`` is set to ``model.img_size`` (training masks are crops
+    of the model's input size; a different explicit value in a YAML file raises)."""
     train: TrainConfig = field(default_factory=TrainConfig)
+    """The optimisation, and the camera the objective renders through."""
     eval: EvalConfig = field(default_factory=EvalConfig)
+    """The evaluation protocol (test split, metrics, claims' sizes)."""
     variants: dict = field(default_factory=dict)
+    """Name -> section overrides (resolved mappings; see :func:`load_experiment`)."""
     seeds: tuple[int, ...] = (0,)
+    """Training seeds of the variants x seeds runner."""
     reference: str | None = None
+    """The variant the runner pairs every other with on the test images (``paired.csv``) and whose final
+    validation 3-D IoU ``steps_to_reference`` counts the steps to; None, or a variant the run leaves out:
+    no paired table."""
     texture_reference: str | None = None
+    """The variant the texture claims pair the others with, per view (``fidelity_paired.csv``,
+    ``input_gain_paired.csv``); None, or left out: no such tables."""
 
     def validate(self) -> None:
         if self.render.image_size != self.model.img_size:

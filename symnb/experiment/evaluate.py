@@ -42,36 +42,35 @@ from ..symmetry import GROUPS, geometric_symmetry_error, index_symmetry_error, s
 
 @dataclass
 class EvalConfig(Config):
-    """Evaluation settings.
-
-    Attributes:
-        iou_resolution: voxel grid size for 3-D IoU; n_samples: surface samples for distances.
-        icp: also report metrics after ICP alignment; max_items: evaluate at most this many samples
-            (evenly spaced over the dataset, so every class of a class-sorted split is represented).
-        save_meshes: export this many predicted meshes (OBJ with texture) into ``out_dir/meshes``.
-        batch_size: images per forward pass; geom_symmetry: compute the (slower) geometric symmetry error.
-        symmetry: group the symmetry errors are measured under: a group name of
-            ``symnb.symmetry.GROUPS`` (default "reflection", the objects' own symmetry) or "model"
-            (each model's own group).
-        protocol: also compute ``iou_3d_drc``, the field's 3-D IoU protocol (DRC / CMR / U-CMR:
-            one global scale and translation for the evaluated set, 32^3 voxels in [-0.5, 0.5]^3;
-            :func:`symnb.metrics.iou_3d_protocol`) at ``iou_resolution``.
-        distances: compute chamfer and the min-max surface distances (the slowest columns).
-        fidelity_items: the runner's texture-fidelity and artefact tables
-            (:mod:`symnb.experiment.fidelity`) on this many test images (0: off; needs generated data).
-    """
+    """Evaluation settings."""
 
     iou_resolution: int = 32
+    """Voxel grid size for 3-D IoU."""
     n_samples: int = 4000
+    """Surface samples for distances."""
     icp: bool = True
+    """Also report metrics after ICP alignment."""
     max_items: int | None = None
+    """Evaluate at most this many samples (evenly spaced over the dataset, so every class of a class-sorted
+    split is represented)."""
     save_meshes: int = 4
+    """Export this many predicted meshes (OBJ with texture) into ``out_dir/meshes``."""
     batch_size: int = 16
+    """Images per forward pass."""
     geom_symmetry: bool = True
+    """Compute the (slower) geometric symmetry error."""
     symmetry: str = "reflection"
+    """Group the symmetry errors are measured under: a group name of ``symnb.symmetry.GROUPS`` (default
+    "reflection", the objects' own symmetry) or "model" (each model's own group)."""
     protocol: bool = True
+    """Also compute ``iou_3d_drc``, the field's 3-D IoU protocol (DRC / CMR / U-CMR: one global scale and
+    translation for the evaluated set, 32^3 voxels in [-0.5, 0.5]^3; :func:`symnb.metrics.iou_3d_protocol`)
+    at ``iou_resolution``."""
     distances: bool = True
+    """Compute chamfer and the min-max surface distances (the slowest columns)."""
     fidelity_items: int = 0
+    """The runner's texture-fidelity and artefact tables (:mod:`symnb.experiment.fidelity`) on this many test
+    images (0: off; needs generated data)."""
 
     def validate(self) -> None:
         self._range("iou_resolution", 2)

@@ -71,27 +71,24 @@ class Symmetry:
 
 @dataclass
 class DetectSettings(Config):
-    """Detection knobs (defaults: ~1 s for a 10k-face mesh on 2 CPU cores).
-
-    Attributes:
-        n_samples: surface samples in the scoring KD-tree.
-        n_scan: samples used to score the candidate scan.
-        n_directions: Fibonacci normals on the hemisphere (~ 4 degree spacing for 1000).
-        n_refine: local minima refined per scan.
-        icp_iters: ICP iterations per refinement.
-        n_verify: surface samples (plus all vertices) in the Hausdorff verification.
-        max_order: largest n-fold order tried.
-        seed: sampling seed.
-    """
+    """Detection knobs (defaults: ~1 s for a 10k-face mesh on 2 CPU cores)."""
 
     n_samples: int = 5000
+    """Surface samples in the scoring KD-tree."""
     n_scan: int = 300
+    """Samples used to score the candidate scan."""
     n_directions: int = 1000
+    """Fibonacci normals on the hemisphere (~ 4 degree spacing for 1000)."""
     n_refine: int = 8
+    """Local minima refined per scan."""
     icp_iters: int = 10
+    """ICP iterations per refinement."""
     n_verify: int = 8000
+    """Surface samples (plus all vertices) in the Hausdorff verification."""
     max_order: int = 12
+    """Largest n-fold order tried."""
     seed: int = 0
+    """Sampling seed."""
 
     def validate(self) -> None:
         for name in ("n_samples", "n_scan", "n_directions", "n_refine", "n_verify"):
