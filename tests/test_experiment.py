@@ -221,6 +221,19 @@ def test_render_camera_decides_whether_the_mask_term_trains_the_camera(pascal):
         compute_losses(out, batch, w, s, "annotated")
 
 
+def test_keypoints_are_projected_with_the_render_camera(pascal):
+    """As CMR's proj_cam: with the annotated camera the keypoint term trains the shape, not the camera."""
+    batch, out = _batch_and_outputs(pascal, n_kp=8)
+    w = L.LossWeights(**{**{k: 0.0 for k in L.LossWeights.term_names()}, "keypoint": 1.0})
+    s = RenderSettings(image_size=32)
+    for camera, reaches_camera in (("gt", False), ("pred", True)):
+        total, _ = compute_losses(out, batch, w, s, camera)
+        g_cam, g_kp = torch.autograd.grad(total, (out["scale"], out["kp3d"]), retain_graph=True,
+                                          allow_unused=True)
+        assert (g_cam is not None and bool(g_cam.any())) == reaches_camera, camera
+        assert g_kp.abs().sum() > 0
+
+
 def test_perceptual_weight_changes_the_loss(tmp_path, pascal):
     import torchvision
 

@@ -77,7 +77,10 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
         if out["kp3d"].shape[1] < n:
             raise ValueError(f"ModelConfig.n_keypoints = {out['kp3d'].shape[1]} but the data has {n} "
                              "keypoints")
-        pred = project(out["kp3d"][:, :n], out["scale"], out["trans"], out["quat"])
+        # projected with the camera the masks are rendered with (CMR's proj_cam: the annotated one with
+        # use_gtpose), so the keypoints, like the masks, train the shape and not the camera
+        kp_cam = cam if cam is not None else (out["scale"], out["trans"], out["quat"])
+        pred = project(out["kp3d"][:, :n], *kp_cam)
         terms["keypoint"] = L.keypoint_loss(pred, kp)
     if r.rgb is not None:
         fg = mask * r.coverage
