@@ -140,6 +140,20 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     assert train(other, resume=False).model.symmetry == "reflection"
 
 
+def test_config_differences_of_added_removed_and_free_fields():
+    from symnb.experiment.checkpoint import config_differences
+
+    cur = ExperimentConfig().to_dict()
+    old = {k: dict(v) if isinstance(v, dict) else v for k, v in cur.items()}
+    old["render"]["camera"] = "gt"  # a field the configs no longer have (moved to train.render_camera)
+    del old["train"]["render_camera"]  # added since, at its default
+    old["reference"] = "baseline"  # free: only the runner's tables read it
+    assert config_differences(old, cur) == []
+    cur["train"]["render_camera"] = "pred"  # added since, not at its default: the old run did otherwise
+    cur["train"]["lr"] = 0.5
+    assert config_differences(old, cur) == ["train.lr", "train.render_camera"]
+
+
 def test_sampler_state_resumes_and_shards():
     full = list(SeededBatchSampler(10, 4, seed=3, steps=5))
     sampler = SeededBatchSampler(10, 4, seed=3, steps=5)

@@ -21,9 +21,10 @@ from ..utils import atomic_write
 from .config import ExperimentConfig
 
 #: Experiment fields that may differ between a checkpoint and the run resuming it.
-RESUME_FREE = ("name", "out_dir", "variants", "seeds", "eval", "train.steps", "train.progress",
-               "train.log_every", "train.ckpt_every", "train.device", "train.val_every", "train.val_items",
-               "train.select", "train.tensorboard", "data.num_workers", "data.root")
+RESUME_FREE = ("name", "out_dir", "variants", "seeds", "reference", "texture_reference", "eval",
+               "train.steps", "train.progress", "train.log_every", "train.ckpt_every", "train.device",
+               "train.val_every", "train.val_items", "train.select", "train.tensorboard", "data.num_workers",
+               "data.root")
 
 
 def rng_state() -> dict:
@@ -60,13 +61,16 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     """Fields (section.key) that differ between two experiment dicts, ignoring :data:`RESUME_FREE`.
 
     A field the saved dict lacks (added to the configs after it was written) is no difference while the
-    current value is that field's default: the old run behaved as the default does.
+    current value is that field's default: the old run behaved as the default does. A field the configs
+    no longer have (removed or moved) is none either: the current code cannot read it.
     """
     a, b = _flatten(saved), _flatten(current)
     default = _flatten(ExperimentConfig().to_dict())
     free = lambda k: any(k == f or k.startswith(f + ".") for f in RESUME_FREE)
     new = lambda k: k not in a and k in default and b.get(k) == default[k]
-    return sorted(k for k in set(a) | set(b) if not free(k) and not new(k) and a.get(k) != b.get(k))
+    gone = lambda k: k not in b and k not in default
+    same = lambda k: free(k) or new(k) or gone(k) or a.get(k) == b.get(k)
+    return sorted(k for k in set(a) | set(b) if not same(k))
 
 
 def save_checkpoint(path: Path, model, opt, step: int, cfg: ExperimentConfig, seconds: float, n_sub: int,
