@@ -47,7 +47,7 @@ def training_step(mcfg: ModelConfig, render: RenderSettings, batch: dict):
 
     def step():
         out = model(batch["image"])
-        loss, _ = compute_losses(out, batch, weights, render)
+        loss, _ = compute_losses(out, batch, weights, render, "pred")  # the predicted camera
         opt.zero_grad()
         loss.backward()
         opt.step()
