@@ -57,7 +57,8 @@ class RenderSettings(Config):
     """Settings shared by every renderer: training losses, evaluation, reports, widgets, notebooks.
 
     Renderers take a settings object at construction; functions such as :func:`render_prediction`
-    let a call override it (``soft=False``, ``camera=``).
+    let a call override its fields (``image_size=128``; ``soft=False`` for hard coverage). Which
+    camera renders the training masks is the objective's choice (``TrainConfig.render_camera``).
     """
 
     image_size: int = 64

@@ -18,7 +18,7 @@ NB_BUILD = ROOT / "build" / "nb"
 # `make test` runs the test files in pytest-xdist workers that share the cores: each worker, and the
 # notebook kernels and command-line runs it starts, gets its share of threads (oversubscribed OpenMP
 # threads spin: two notebooks of two threads each on two cores ran 3-4x slower than one)
-THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+THREADS = max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 torch.set_num_threads(THREADS)
 

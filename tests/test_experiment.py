@@ -149,8 +149,13 @@ def test_config_differences_of_added_removed_and_free_fields():
     del old["train"]["render_camera"]  # added since, at its default
     old["reference"] = "baseline"  # free: only the runner's tables read it
     assert config_differences(old, cur) == []
-    cur["train"]["render_camera"] = "pred"  # added since, not at its default: the old run did otherwise
+    old["render"]["dropped"] = 1  # a field the configs no longer have at all
+    assert config_differences(old, cur) == []
+    cur["train"]["render_camera"] = "pred"  # not what the old run did (it rendered with "gt")
     cur["train"]["lr"] = 0.5
+    assert config_differences(old, cur) == ["train.lr", "train.render_camera"]
+    old["render"]["camera"] = "pred"  # a run trained through its predicted camera ...
+    cur["train"]["render_camera"] = "gt"  # ... is not resumed under the annotated one
     assert config_differences(old, cur) == ["train.lr", "train.render_camera"]
 
 

@@ -57,14 +57,22 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+#: fields that moved (old key -> new key): a saved run's value is compared under its new key
+MOVED = {"render.camera": "train.render_camera"}
+
+
 def config_differences(saved: dict, current: dict) -> list[str]:
     """Fields (section.key) that differ between two experiment dicts, ignoring :data:`RESUME_FREE`.
 
     A field the saved dict lacks (added to the configs after it was written) is no difference while the
     current value is that field's default: the old run behaved as the default does. A field the configs
-    no longer have (removed or moved) is none either: the current code cannot read it.
+    no longer have is none either (the current code cannot read it), except a field of :data:`MOVED`,
+    which is compared under its new name.
     """
     a, b = _flatten(saved), _flatten(current)
+    for old, new_key in MOVED.items():
+        if old in a and new_key not in a:
+            a[new_key] = a.pop(old)
     default = _flatten(ExperimentConfig().to_dict())
     free = lambda k: any(k == f or k.startswith(f + ".") for f in RESUME_FREE)
     new = lambda k: k not in a and k in default and b.get(k) == default[k]

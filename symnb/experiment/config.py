@@ -7,9 +7,11 @@ YAML layout (``configs/demo.yaml``)::
     loss: {...}       # symnb.losses.LossWeights
     data: {...}       # symnb.data.DataConfig
     render: {...}     # symnb.render.RenderSettings (image_size follows model.img_size)
-    train: {...}      # symnb.experiment.train.TrainConfig
+    train: {...}      # symnb.experiment.config.TrainConfig (with render_camera, the objective's camera)
     eval: {...}       # symnb.experiment.evaluate.EvalConfig
     variants: [baseline, reflection, refinement]   # configs/variants/<name>.yaml, or inline mappings
+    reference: baseline             # the variant paired.csv pairs the others with
+    texture_reference: reflection_ft  # the variant the texture claims pair the others with
     seeds: [0]
     smoke: {...}      # overrides applied by --smoke (a CI-sized run of the same code path)
 

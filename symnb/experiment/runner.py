@@ -186,6 +186,9 @@ class _Collector:
             out.runs.groupby("variant", sort=False)[["symmetry", "sym_mode", "n_params",
                                                      "n_mean_shape_params", "n_verts", "steps"]].first())
         ref = out.reference
+        for field_name, name in (("reference", ref), ("texture_reference", out.texture_reference)):
+            if name is not None and name not in out.per_sample:
+                self.log(f"{field_name} {name!r} is not among the run's variants: no paired table against it")
         if ref in out.per_sample and len(out.per_sample) > 1:
             out.paired = paired_differences(out.per_sample, ref, PAIRED_METRICS)
             ref_val = [h[-1]["val_iou_3d_drc"] for h in out.val_histories.get(ref, []) if h]

@@ -52,8 +52,8 @@ class ModelConfig(Config):
     parameter count, ~2x output vertices)."""
     keep_side: bool = False
     """Reflection only: the independent half's vertices stay on their side of the plane (at least
-    ``network.SIDE_MARGIN`` from it), so the half and its mirror image cannot interpenetrate (the self-
-    intersections of a free half crossing the plane)."""
+    ``network.SIDE_MARGIN`` from it), so the half and its mirror image cannot interpenetrate (the
+    self-intersections of a free half crossing the plane)."""
     deform_hidden: int = 256
     """Width of the deformation MLP."""
     deform_layers: int = 2
@@ -79,11 +79,11 @@ class ModelConfig(Config):
     texture_detach: bool = True
     """The texture decoder reads the encoder's feature map without passing gradients back (the texture terms
     train the decoder only): measured here, letting MCMR-sized texture terms reach the encoder cost the
-    shape and the camera (README, results)."""
+    shape and the camera (docs/results.md)."""
     flow_base: str = "projection"
-    """Texture_source "flow": "projection" (the flow is where each texel projects through the predicted shape
-    and camera, plus a learned correction of at most ``flow_residual``) or "none" (CMR: the decoder's flow
-    alone, in [-1, 1])."""
+    """With ``texture_source="flow"``: "projection" (the flow is where each texel projects through the
+    predicted shape and camera, plus a learned correction of at most ``flow_residual``) or "none" (CMR: the
+    decoder's flow alone, in [-1, 1])."""
     flow_residual: float = 0.5
     """The largest correction of a "projection"-based flow (normalised image units)."""
     n_keypoints: int = 0
