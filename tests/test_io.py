@@ -112,6 +112,10 @@ def test_off_header_on_one_line(tmp_path):
     assert f.tolist() == [[0, 1, 2]]
 
 
+PLY_TRIANGLE_HEADER = ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+                       "property float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n")
+
+
 @pytest.mark.parametrize(
     "name, text, match",
     [
@@ -123,12 +127,8 @@ def test_off_header_on_one_line(tmp_path):
         ("blank.ply", "\n\n", "empty"),
         ("nocounts.off", "OFF\n# nothing else\n", "counts"),
         ("extra.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n3 0 1 2\n", "line 7"),
-        ("range.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
-                      "property float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n"
-                      "0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n", "out of range"),
-        ("nan.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
-                    "property float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n"
-                    "0 0 nan\n1 0 0\n0 1 0\n3 0 1 2\n", "NaN"),
+        ("range.ply", PLY_TRIANGLE_HEADER + "0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n", "out of range"),
+        ("nan.ply", PLY_TRIANGLE_HEADER + "0 0 nan\n1 0 0\n0 1 0\n3 0 1 2\n", "NaN"),
         ("trunc.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n", "truncated"),
         ("range.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 4\n", "out of range"),
         ("zero.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 1 2\n", "line 4: OBJ vertex index 0"),
