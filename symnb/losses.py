@@ -69,6 +69,10 @@ class LossWeights(Config):
     keypoint: float = 0.0
     """Squared reprojection error of the model's 3-D keypoints (``ModelConfig.n_keypoints``) against the
     visible annotated ones, in normalised image coordinates."""
+    cross_view: float = 0.0
+    """MSE between the silhouette of an item's predicted shape rendered with the annotated camera of another item
+    of the batch showing the same CAD instance (class and ``cad_idx``) and that item's mask
+    (:func:`view_partners`): a second view's constraint on the shape predicted from one image."""
     silhouette: float = 200.0
     """Binary cross-entropy of the silhouette decoded from the image feature
     (``ModelConfig.silhouette_decoder``) against the mask: an auxiliary task for the encoder."""
@@ -85,6 +89,27 @@ class LossWeights(Config):
     def term_names(cls) -> tuple[str, ...]:
         """Names of the weighted terms (every float field)."""
         return tuple(f.name for f in fields(cls) if f.type in ("float", float))
+
+
+def view_partners(class_idx: torch.Tensor, cad_idx: torch.Tensor) -> torch.Tensor:
+    """For each item of a batch, the next other item (cyclically) of the same class and CAD instance.
+
+    Args:
+        class_idx, cad_idx: (B,) long.
+
+    Returns:
+        (B,) long: the partner's index, -1 where the batch holds no other view of the instance.
+    """
+    if class_idx.shape != cad_idx.shape or class_idx.dim() != 1:
+        raise ValueError(f"view_partners: class_idx {tuple(class_idx.shape)} and cad_idx "
+                         f"{tuple(cad_idx.shape)} must be the same (B,) shape")
+    b = class_idx.shape[0]
+    same = (class_idx[:, None] == class_idx[None]) & (cad_idx[:, None] == cad_idx[None])
+    same &= ~torch.eye(b, dtype=torch.bool, device=same.device)
+    ahead = (torch.arange(b, device=same.device)[None] - torch.arange(b, device=same.device)[:, None]) % b
+    dist = torch.where(same, ahead, torch.full_like(ahead, b))  # steps ahead to each partner; b = none
+    first = dist.argmin(dim=1)
+    return torch.where(same.any(dim=1), first, torch.full_like(first, -1))
 
 
 def mask_loss(silhouette: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

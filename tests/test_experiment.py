@@ -17,7 +17,7 @@ from symnb.experiment import EvalConfig, ExperimentConfig, TrainConfig, load_exp
 from symnb.experiment.objective import compute_losses
 from symnb.model import ENCODERS, ModelConfig, ReconstructionNet, load_model, register_encoder
 from symnb.model.encoders import ResNetEncoder
-from symnb.render import RenderSettings
+from symnb.render import RenderSettings, render_prediction
 
 SMALL = dict(img_size=32, template_verts=162, tex_size=16, deform_hidden=32)
 
@@ -373,3 +373,18 @@ def test_an_untrained_variant_is_its_source_with_another_texture(tmp_path):
                  "smoke: {train: {steps: 2}}\n")
     assert variant_config(load_experiment(p, smoke=True), "tex", 0).train.steps == 0
     assert variant_config(load_experiment(p, smoke=True), "base", 0).train.steps == 2
+
+
+def test_cross_view_term_renders_each_shape_through_its_partners_camera(pascal):
+    batch, out = _batch_and_outputs(pascal, n_kp=0)
+    w = L.LossWeights(**{**{k: 0.0 for k in L.LossWeights.term_names()}, "cross_view": 1.0})
+    s = RenderSettings(image_size=32)
+    batch["class_idx"], batch["cad_idx"] = torch.tensor([0, 0]), torch.tensor([1, 1])  # two views of one CAD
+    total, logs = compute_losses(out, batch, w, s)
+    swapped = render_prediction({"verts": out["verts"], "faces": out["faces"]}, s,
+                                (batch["scale"].flip(0), batch["trans"].flip(0), batch["quat"].flip(0)))
+    assert torch.isclose(total, L.mask_loss(swapped.silhouette, batch["mask"].flip(0)[:, 0]))
+    assert torch.autograd.grad(total, out["verts"], retain_graph=True)[0].abs().sum() > 0
+    batch["cad_idx"] = torch.tensor([1, 2])  # no other view of either instance: the term is 0
+    total, logs = compute_losses(out, batch, w, s)
+    assert float(total) == 0 and logs["cross_view"] == 0

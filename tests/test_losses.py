@@ -200,3 +200,16 @@ def test_texture_cycle_loss_over_visible_texels():
     assert L.texture_cycle_loss(flow, target, torch.zeros_like(visible)) == 0
     with pytest.raises(ValueError, match=r"target \(B, H, W, 2\)"):
         L.texture_cycle_loss(flow, target[:, :2], visible)
+
+
+def test_view_partners_match_a_naive_search():
+    g = torch.Generator().manual_seed(0)
+    cls, cad = torch.randint(0, 2, (12,), generator=g), torch.randint(1, 4, (12,), generator=g)
+    got = L.view_partners(cls, cad)
+    for i in range(12):  # the next other item (cyclically) of the same class and CAD, else -1
+        ahead = [(i + k) % 12 for k in range(1, 12)]
+        same = [j for j in ahead if cls[j] == cls[i] and cad[j] == cad[i]]
+        assert int(got[i]) == (same[0] if same else -1)
+    assert L.view_partners(torch.tensor([0]), torch.tensor([1])).tolist() == [-1]
+    with pytest.raises(ValueError, match="same"):
+        L.view_partners(cls, cad[:3])

@@ -20,6 +20,18 @@ def keypoints_normalised(kp: torch.Tensor, img_size: int) -> torch.Tensor:
     return out
 
 
+def _cross_view(out: dict, batch: dict, render: RenderSettings) -> torch.Tensor:
+    """Mask term of each item's shape seen through its partner's annotated camera (:func:`L.view_partners`)."""
+    j = L.view_partners(batch["class_idx"], batch["cad_idx"])
+    i = (j >= 0).nonzero()[:, 0]
+    if not len(i):
+        return out["verts"].sum() * 0.0
+    j = j[i]
+    r = render_prediction({"verts": out["verts"][i], "faces": out["faces"]}, render,
+                          (batch["scale"][j], batch["trans"][j], batch["quat"][j]))
+    return L.mask_loss(r.silhouette, batch["mask"][j, 0])
+
+
 def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: RenderSettings, camera: str = "gt",
                    perceptual: L.PerceptualLoss | None = None) -> tuple[torch.Tensor, dict]:
     """All loss terms of one batch and their weighted sum.
@@ -47,6 +59,8 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     mask = batch["mask"]
     R_gt = quaternion_to_matrix(batch["quat"])
     terms = {"mask": L.mask_loss(r.silhouette, mask[:, 0])}
+    if weights.cross_view:
+        terms["cross_view"] = _cross_view(out, batch, render)
     if weights.camera and "az_logits" in out:  # a viewpoint-bin head
         terms["camera"] = L.viewpoint_loss([out[f"{a}_logits"] for a in VIEW_ANGLES],
                                            [out[f"{a}_residual"] for a in VIEW_ANGLES], out["scale"],
