@@ -70,8 +70,8 @@ class LossWeights(Config):
     """Squared reprojection error of the model's 3-D keypoints (``ModelConfig.n_keypoints``) against the
     visible annotated ones, in normalised image coordinates."""
     cross_view: float = 0.0
-    """MSE between the silhouette of an item's predicted shape rendered with the annotated camera of another item
-    of the batch showing the same CAD instance (class and ``cad_idx``) and that item's mask
+    """MSE between the silhouette of an item's predicted shape rendered with the annotated camera of another
+    item of the batch showing the same CAD instance (class and ``cad_idx``) and that item's mask
     (:func:`view_partners`): a second view's constraint on the shape predicted from one image."""
     silhouette: float = 200.0
     """Binary cross-entropy of the silhouette decoded from the image feature

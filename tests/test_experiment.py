@@ -388,3 +388,26 @@ def test_cross_view_term_renders_each_shape_through_its_partners_camera(pascal):
     batch["cad_idx"] = torch.tensor([1, 2])  # no other view of either instance: the term is 0
     total, logs = compute_losses(out, batch, w, s)
     assert float(total) == 0 and logs["cross_view"] == 0
+
+
+def test_transfer_fitting_keeps_the_side_that_fits_the_training_masks(pascal):
+    from symnb.experiment.train import transfer_fitting
+    from symnb.symmetry import symmetrize
+
+    ds = build_dataset(DataConfig(root=str(pascal), classes=("car",)), "train", 32)
+    torch.manual_seed(0)
+    base = ReconstructionNet(ModelConfig(symmetry="none", n_shapes=1, **SMALL))
+    body = base.template * torch.tensor([0.25, 0.2, 0.45])  # a car-like ellipsoid ...
+    body[:, 0] = torch.where(body[:, 0] > 0, 0.02 * body[:, 0], body[:, 0])  # ... with one side flattened
+    base.set_mean_shapes(body[None])
+    torch.nn.init.zeros_(base.deform.out.weight)  # no offsets: the mean shape alone
+    model = ReconstructionNet(ModelConfig(symmetry="reflection", n_shapes=1, **SMALL))
+    modes, fits = transfer_fitting(model, base, ds, RenderSettings(image_size=32), n_images=4)
+    assert set(fits) == {"0:cent", "0:l2r", "0:r2l"} and modes == [max(("cent", "l2r", "r2l"),
+                                                                        key=lambda m: fits[f"0:{m}"])]
+    full = model.full_mean_shapes()[0].detach()
+    assert torch.allclose(full, symmetrize(body, model.smap, modes[0]), atol=1e-5)
+    assert float(full[:, 0].max()) > 0.2  # the full side kept and mirrored, not the flat one or the blend
+    plain = ReconstructionNet(ModelConfig(symmetry="none", n_shapes=1, **SMALL))
+    same, none = transfer_fitting(plain, base, ds, RenderSettings(image_size=32))
+    assert same == ["cent"] and none == {}  # no group: nothing to choose

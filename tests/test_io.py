@@ -113,7 +113,8 @@ def test_off_header_on_one_line(tmp_path):
 
 
 PLY_TRIANGLE_HEADER = ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
-                       "property float z\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n")
+                       "property float z\nelement face 1\nproperty list uchar int vertex_indices\n"
+                       "end_header\n")
 
 
 @pytest.mark.parametrize(

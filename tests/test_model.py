@@ -333,6 +333,14 @@ def test_fine_tuning_transfers_a_baseline_into_the_reflection_and_refinement_sch
     assert torch.allclose(same, base.full_mean_shapes(), atol=1e-6)
     with pytest.raises(ValueError, match="mean shapes"):
         transfer(ReconstructionNet(ModelConfig(n_shapes=3, **SMALL)), base)
+    model = ReconstructionNet(ModelConfig(symmetry="reflection", n_shapes=2, **SMALL))
+    transfer(model, base, ["l2r", "r2l"])  # one symmetrize mode per mean shape
+    smap = symmetry_map(model.template)
+    src = base.full_mean_shapes()
+    expected = torch.stack([symmetrize(src[0], smap, "l2r"), symmetrize(src[1], smap, "r2l")])
+    assert torch.allclose(model.full_mean_shapes(), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="modes for 2 mean shapes"):
+        transfer(model, base, ["l2r"])
 
 
 def test_keep_side_keeps_the_free_half_off_the_plane():

@@ -21,7 +21,7 @@ def keypoints_normalised(kp: torch.Tensor, img_size: int) -> torch.Tensor:
 
 
 def _cross_view(out: dict, batch: dict, render: RenderSettings) -> torch.Tensor:
-    """Mask term of each item's shape seen through its partner's annotated camera (:func:`L.view_partners`)."""
+    """Mask term of each item's shape seen through its partner's annotated camera (``L.view_partners``)."""
     j = L.view_partners(batch["class_idx"], batch["cad_idx"])
     i = (j >= 0).nonzero()[:, 0]
     if not len(i):

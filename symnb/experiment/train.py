@@ -19,7 +19,9 @@ from tqdm.auto import tqdm
 
 from .. import losses as L
 from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
+from ..metrics import mask_iou
 from ..model import ReconstructionNet, load_model, save_model, transfer
+from ..render import RenderSettings, render_prediction
 from ..utils import get_device, set_seed
 from . import distributed, tracking
 from .checkpoint import resume_checkpoint, save_checkpoint, set_rng_state
@@ -96,13 +98,52 @@ def _adam(model, tc) -> torch.optim.Adam:
 def _validation_sets(cfg: ExperimentConfig, val_dataset, train_eval_dataset) -> dict:
     if not cfg.train.val_every:
         return {}
-    size = cfg.model.img_size
     if val_dataset is None:
-        val_dataset = build_dataset(cfg.data, "eval", size)
-    if train_eval_dataset is None:  # the training images without augmentation
-        plain = dataclasses.replace(cfg.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
-        train_eval_dataset = build_dataset(plain, "train", size)
-    return {"val": val_dataset, "train": train_eval_dataset}
+        val_dataset = build_dataset(cfg.data, "eval", cfg.model.img_size)
+    return {"val": val_dataset, "train": train_eval_dataset or _plain(cfg)}
+
+
+def _plain(cfg: ExperimentConfig):
+    """The training images without augmentation."""
+    plain = dataclasses.replace(cfg.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
+    return build_dataset(plain, "train", cfg.model.img_size)
+
+
+def transfer_fitting(model: ReconstructionNet, source: ReconstructionNet, dataset, render: RenderSettings,
+                     n_images: int = 64) -> tuple[list, dict]:
+    """:func:`symnb.model.transfer` with, for each mean shape, the symmetrize mode (of "cent", "l2r", "r2l"
+    where the group has a mirror) whose transferred network fits the masks of ``n_images`` evenly spaced
+    training images best (hard silhouettes through the annotated cameras, mean IoU), chosen one mean
+    shape after the other.
+
+    Returns:
+        the modes, and {"<mean shape>:<mode>": mask IoU} of the choices tried (empty when the model has no
+        symmetry or the representation is the source's).
+    """
+    k = model.mean_shape.shape[0]
+    modes = ["cent"] * k
+    transfer(model, source, modes)
+    if model.symmetry == "none" or (model.symmetry == source.symmetry
+                                    and torch.equal(model.template.cpu(), source.template.cpu())):
+        return modes, {}
+    idx = torch.linspace(0, len(dataset) - 1, min(n_images, len(dataset))).long().tolist()
+    batch = collate([dataset[i] for i in idx])
+    cam = (batch["scale"], batch["trans"], batch["quat"])
+    candidates = ("cent", "l2r", "r2l") if model.config.symmetry == "reflection" else ("cent", "l2r")
+    fits, was = {}, model.training
+    model.eval()
+    for s in range(k):
+        for mode in candidates:
+            transfer(model, source, [*modes[:s], mode, *modes[s + 1:]])
+            with torch.no_grad():
+                out = model(batch["image"])
+                shape = {"verts": out["verts"], "faces": out["faces"]}
+                sil = render_prediction(shape, render, cam, soft=False)
+            fits[f"{s}:{mode}"] = round(float(mask_iou(sil.silhouette, batch["mask"][:, 0]).mean()), 4)
+        modes[s] = max(candidates, key=lambda m: fits[f"{s}:{m}"])
+    transfer(model, source, modes)
+    model.train(was)
+    return modes, fits
 
 
 def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callback=None,
@@ -145,7 +186,11 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         if tc.init_from.startswith("@"):
             raise ValueError(f"TrainConfig.init_from={tc.init_from!r}: a variant reference needs "
                              "variant_config (the runner) to resolve it to a model file")
-        transfer(model, load_model(tc.init_from))
+        modes, fits = transfer_fitting(model, load_model(tc.init_from), train_eval_dataset or _plain(cfg),
+                                       cfg.render)
+        if fits and ctx.main:
+            tqdm.write(f"{out_dir.name}: mean shapes symmetrized {modes} (training mask IoU of each choice: "
+                       f"{fits})")
     model.to(device)
     opt = _adam(model, tc)
     if st is not None:

@@ -7,8 +7,8 @@ onto the new network's template and group:
 
 * the same group, template and smooth coordinates (a texture or output-constraint variant of a trained
   network): the mean-shape parameters are copied bit for bit;
-* reflection scheme: same template; the mean shapes are symmetrized (group average) and only their
-  independent half is kept;
+* reflection scheme: same template; the mean shapes are symmetrized (``modes``: the group average, or
+  one side kept and mirrored) and only their independent half is kept;
 * refinement scheme: the ~2x template; the mean shapes are interpolated at the new template's
   vertices (barycentric, on the old template's triangles) and symmetrized. The deformation MLP
   takes template positions as input, so the offsets move to the new template unchanged, and the UV
@@ -48,8 +48,15 @@ def resample_on_template(values: torch.Tensor, src_template: torch.Tensor, src_f
 
 
 @torch.no_grad()
-def transfer(model: ReconstructionNet, source: ReconstructionNet) -> list[str]:
+def transfer(model: ReconstructionNet, source: ReconstructionNet, modes: list | None = None) -> list[str]:
     """Initialise ``model`` from a trained ``source`` network (see the module docstring).
+
+    Args:
+        modes: how each mean shape is symmetrized onto the new group (:func:`symmetrize`'s ``mode``, one
+            per mean shape; default "cent", the group average). The average blends each vertex with its
+            mirror vertex, which shrinks thin parts when the learned vertices slid apart on the two
+            sides; "l2r" / "r2l" keep one side's surface and mirror it
+            (:func:`symnb.experiment.train.transfer_fitting` picks per mean shape from training masks).
 
     Returns:
         the names of ``model``'s parameters and buffers that were *not* copied (kept as initialised).
@@ -72,6 +79,10 @@ def transfer(model: ReconstructionNet, source: ReconstructionNet) -> list[str]:
         return sorted(k for k in own if k not in copied and k != "mean_shape")
     full = source.full_mean_shapes().detach().cpu()
     mean = resample_on_template(full, source.template.cpu(), source.faces.cpu(), model.template.cpu())
-    mean = symmetrize(mean, model.smap.to("cpu"), "cent")  # onto the new group (identity: unchanged)
+    modes = modes or ["cent"] * len(mean)
+    if len(modes) != len(mean):
+        raise ValueError(f"transfer: {len(modes)} symmetrize modes for {len(mean)} mean shapes")
+    smap = model.smap.to("cpu")  # onto the new group (identity: unchanged)
+    mean = torch.stack([symmetrize(m, smap, mode) for m, mode in zip(mean, modes, strict=True)])
     model.set_mean_shapes(mean.to(model.template))
     return sorted(k for k in own if k not in copied and k != "mean_shape")
