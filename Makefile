@@ -12,8 +12,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[dev]" \
+	{ $(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[dev]"; } \
 		|| { echo "uv failed: installing with pip (slower)"; $(PY) -m pip install --quiet -e ".[dev]"; }
 	$(PY) -c "import symnb, pytorch3d; from pytorch3d import _C"
 	@touch $(STAMP)

@@ -71,7 +71,7 @@ class LossWeights(Config):
     visible annotated ones, in normalised image coordinates."""
     cross_view: float = 0.0
     """MSE between the silhouette of an item's predicted shape rendered with the annotated camera of another
-    item of the batch showing the same CAD instance (class and ``cad_idx``) and that item's mask
+    item of the batch showing the same CAD instance (class and ``cad_idx``) and the partner's mask
     (:func:`view_partners`): a second view's constraint on the shape predicted from one image."""
     silhouette: float = 200.0
     """Binary cross-entropy of the silhouette decoded from the image feature
@@ -104,6 +104,8 @@ def view_partners(class_idx: torch.Tensor, cad_idx: torch.Tensor) -> torch.Tenso
         raise ValueError(f"view_partners: class_idx {tuple(class_idx.shape)} and cad_idx "
                          f"{tuple(cad_idx.shape)} must be the same (B,) shape")
     b = class_idx.shape[0]
+    if b == 0:
+        return torch.empty(0, dtype=torch.long, device=class_idx.device)
     same = (class_idx[:, None] == class_idx[None]) & (cad_idx[:, None] == cad_idx[None])
     same &= ~torch.eye(b, dtype=torch.bool, device=same.device)
     ahead = (torch.arange(b, device=same.device)[None] - torch.arange(b, device=same.device)[:, None]) % b

@@ -306,7 +306,8 @@ def render_prediction(out: dict, settings: RenderSettings | None = None, camera:
         settings: image size, softness, texture mode, rasterizer; ``overrides`` replace fields for
             this call (e.g. ``image_size=128``).
         camera: optional (scale (B,), trans (B, 2), quat (B, 4)) to render with instead of out's.
-        soft: blurred silhouette over ``faces_per_pixel`` faces (training); False: hard coverage.
+        soft: blurred silhouette over ``faces_per_pixel`` faces (training); False: hard coverage (the
+            silhouette is then ``coverage``).
 
     Returns:
         :class:`Rendered` (silhouette, rgb, coverage).
@@ -321,8 +322,9 @@ def render_prediction(out: dict, settings: RenderSettings | None = None, camera:
     renderer = silhouette_renderer(to_pytorch3d(scale, trans, quat), s)
     meshes = Meshes(verts=verts, faces=faces.expand(verts.shape[0], -1, -1))  # padded: no per-mesh lists
     frags = renderer.rasterizer(meshes)
-    silhouette = renderer.shader(frags, meshes)[..., 3]
     coverage = (frags.pix_to_face[..., :1] >= 0).float().permute(0, 3, 1, 2)
+    # hard: the covered pixels (the shader's sigmoid at sigma 0 is 0 / 0 on a pixel centre lying on an edge)
+    silhouette = renderer.shader(frags, meshes)[..., 3] if soft else coverage[:, 0]
     rgb, tex = None, out.get("texture")
     if tex is not None:
         near = nearest_face(frags, detach=True)  # CMR: the texture loss never moves the shape

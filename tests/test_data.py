@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from data_prep import make_dataset as md
 from data_prep import views
 from symnb import camera
-from symnb.data import CLASSES, BadSampleError, Pascal3DDataset, crop_box
+from symnb.data import CLASSES, BadSampleError, DataConfig, Pascal3DDataset, crop_box
 from symnb.io import load_mesh
 
 CLS = ("aeroplane", "car", "bottle", "diningtable")
@@ -394,3 +394,11 @@ def test_symmetric_textures_are_mirror_symmetric(root):
     asym = views.vertex_colors(v, rng, symmetric=False)
     np.testing.assert_array_equal(sym, sym[mirror])
     assert np.abs(asym - asym[mirror]).max() > 0.1
+
+
+def test_unaugmented_config_drops_every_augmentation_and_keeps_the_rest():
+    cfg = DataConfig(root="somewhere", flip=True, colour_jitter=0.3, crop_jitter=0.1, padding=0.2)
+    plain = cfg.unaugmented()
+    assert (plain.flip, plain.colour_jitter, plain.crop_jitter) == (False, 0.0, 0.0)
+    assert (plain.root, plain.padding, plain.classes) == ("somewhere", 0.2, cfg.classes)
+    assert cfg.flip  # the original is not changed

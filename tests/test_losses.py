@@ -211,5 +211,6 @@ def test_view_partners_match_a_naive_search():
         same = [j for j in ahead if cls[j] == cls[i] and cad[j] == cad[i]]
         assert int(got[i]) == (same[0] if same else -1)
     assert L.view_partners(torch.tensor([0]), torch.tensor([1])).tolist() == [-1]
+    assert L.view_partners(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)).shape == (0,)
     with pytest.raises(ValueError, match="same"):
         L.view_partners(cls, cad[:3])

@@ -191,3 +191,17 @@ def test_texture_mode_errors():
     atlas_mesh = Meshes([s.verts_packed()], [s.faces_packed()], textures=atlas)
     img = textured_renderer(cams, RenderSettings(image_size=16, sigma=0.0), mode="atlas")(atlas_mesh)
     assert np.isfinite(img.numpy()).all()
+
+
+def test_hard_prediction_silhouette_is_the_coverage():
+    from symnb.render import render_prediction
+
+    square = torch.tensor([[-0.45, -0.45, 0.0], [0.45, -0.45, 0.0], [0.45, 0.45, 0.0], [-0.45, 0.45, 0.0]])
+    square = square[None]
+    out = {"verts": square, "faces": torch.tensor([[0, 1, 2], [0, 2, 3]])}
+    cam = (torch.ones(1), torch.zeros(1, 2), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+    hard = render_prediction(out, RenderSettings(image_size=8), cam, soft=False)
+    assert torch.equal(hard.silhouette, hard.coverage[:, 0])  # 0 / 1, never the shader's 0 / 0 at sigma 0
+    assert hard.silhouette[0, 2:6, 2:6].sum() == 12  # the square's 4 x 4 pixels less the diagonal on its edge
+    soft = render_prediction(out, RenderSettings(image_size=8), cam)
+    assert ((soft.silhouette > 0) & (soft.silhouette < 1)).any()  # blurred edges

@@ -10,7 +10,7 @@ item's augmentation are a pure function of (seed, k), with any number of loader 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 import torch
@@ -76,6 +76,10 @@ class DataConfig(Config):
     every time). The embedded benchmark takes about 20 MiB."""
     options: dict = field(default_factory=dict)
     """Extra keyword arguments of the dataset class (e.g. ``{"n": 8}`` for "toy")."""
+
+    def unaugmented(self) -> DataConfig:
+        """The same data without flips, colour or crop jitter (evaluation, validation, the fits)."""
+        return replace(self, flip=False, colour_jitter=0.0, crop_jitter=0.0)
 
     def validate(self) -> None:
         self._choice("name", DATASETS)

@@ -196,7 +196,7 @@ def run_ceilings(cfg: ExperimentConfig, sizes=(64, 128), fit: FitConfig | None =
     from .evaluate import EvalConfig, evaluate
 
     fit = fit or FitConfig(template_verts=cfg.model.template_verts, template_radius=cfg.model.template_radius)
-    plain = replace(cfg.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
+    plain = cfg.data.unaugmented()
     parts = []
     for size in sizes:
         render = replace(cfg.render, image_size=size)

@@ -62,7 +62,7 @@ def _splits(c: ExperimentConfig) -> dict:
     held-out CAD instances (novel), the occluded test images and their clean originals, and with
     validation the validation split and the unaugmented training images (train_eval)."""
     ensure_dataset(c)
-    size, plain = c.model.img_size, replace(c.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
+    size, plain = c.model.img_size, c.data.unaugmented()
     data = {"train": build_dataset(c.data, "train", size), "test": build_dataset(c.data, "test", size)}
     try:  # the held-out CAD instances (generated benchmark: <class>_novelcad_test.txt)
         data["novel"] = build_dataset(replace(c.data, index_name="novelcad"), "test", size)

@@ -19,13 +19,13 @@ from tqdm.auto import tqdm
 
 from .. import losses as L
 from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
-from ..metrics import mask_iou
 from ..model import ReconstructionNet, load_model, save_model, transfer
-from ..render import RenderSettings, render_prediction
+from ..render import RenderSettings
 from ..utils import get_device, set_seed
 from . import distributed, tracking
 from .checkpoint import resume_checkpoint, save_checkpoint, set_rng_state
 from .config import SELECT, ExperimentConfig
+from .evaluate import EvalConfig, evaluate, silhouette_iou
 from .objective import compute_losses
 
 
@@ -57,8 +57,6 @@ def validate(model, datasets: dict, items: int) -> dict:
     """Validation metrics of a model on the first ``items`` images of each dataset ({prefix: dataset}):
     ``<prefix>_mask_iou`` (predicted camera), ``<prefix>_iou_3d_drc`` (the field's protocol, mean),
     ``<prefix>_rot_err`` (median degrees), ``<prefix>_rot_acc30``."""
-    from .evaluate import EvalConfig, evaluate
-
     ecfg = EvalConfig(icp=False, geom_symmetry=False, save_meshes=0, max_items=items, distances=False)
     was = model.training
     row = {}
@@ -100,21 +98,26 @@ def _validation_sets(cfg: ExperimentConfig, val_dataset, train_eval_dataset) -> 
         return {}
     if val_dataset is None:
         val_dataset = build_dataset(cfg.data, "eval", cfg.model.img_size)
-    return {"val": val_dataset, "train": train_eval_dataset or _plain(cfg)}
+    plain = train_eval_dataset if train_eval_dataset is not None else _plain(cfg)
+    return {"val": val_dataset, "train": plain}
 
 
 def _plain(cfg: ExperimentConfig):
     """The training images without augmentation."""
-    plain = dataclasses.replace(cfg.data, flip=False, colour_jitter=0.0, crop_jitter=0.0)
-    return build_dataset(plain, "train", cfg.model.img_size)
+    return build_dataset(cfg.data.unaugmented(), "train", cfg.model.img_size)
 
 
 def transfer_fitting(model: ReconstructionNet, source: ReconstructionNet, dataset, render: RenderSettings,
                      n_images: int = 64) -> tuple[list, dict]:
-    """:func:`symnb.model.transfer` with, for each mean shape, the symmetrize mode (of "cent", "l2r", "r2l"
-    where the group has a mirror) whose transferred network fits the masks of ``n_images`` evenly spaced
-    training images best (hard silhouettes through the annotated cameras, mean IoU), chosen one mean
-    shape after the other.
+    """:func:`symnb.model.transfer` with, for each mean shape, the symmetrize mode ("cent", "l2r", and "r2l"
+    for the reflection group) whose transferred network fits the masks of ``n_images`` evenly spaced
+    training images best (hard silhouettes through the annotated cameras, mean IoU,
+    :func:`~symnb.experiment.evaluate.silhouette_iou`), chosen one mean shape after the other.
+
+    Args:
+        model: the network to initialise (on the CPU, as built); source: the trained network.
+        dataset: unaugmented training images (:class:`symnb.data.Item` with mask and camera).
+        render: the renderer settings of the silhouettes; n_images: how many images score a choice.
 
     Returns:
         the modes, and {"<mean shape>:<mode>": mask IoU} of the choices tried (empty when the model has no
@@ -129,7 +132,7 @@ def transfer_fitting(model: ReconstructionNet, source: ReconstructionNet, datase
     idx = torch.linspace(0, len(dataset) - 1, min(n_images, len(dataset))).long().tolist()
     batch = collate([dataset[i] for i in idx])
     cam = (batch["scale"], batch["trans"], batch["quat"])
-    candidates = ("cent", "l2r", "r2l") if model.config.symmetry == "reflection" else ("cent", "l2r")
+    candidates = ("cent", "l2r", "r2l") if model.symmetry == "reflection" else ("cent", "l2r")
     fits, was = {}, model.training
     model.eval()
     for s in range(k):
@@ -137,13 +140,11 @@ def transfer_fitting(model: ReconstructionNet, source: ReconstructionNet, datase
             transfer(model, source, [*modes[:s], mode, *modes[s + 1:]])
             with torch.no_grad():
                 out = model(batch["image"])
-                shape = {"verts": out["verts"], "faces": out["faces"]}
-                sil = render_prediction(shape, render, cam, soft=False)
-            fits[f"{s}:{mode}"] = round(float(mask_iou(sil.silhouette, batch["mask"][:, 0]).mean()), 4)
+                fits[f"{s}:{mode}"] = float(silhouette_iou(out, batch, render, cam).mean())
         modes[s] = max(candidates, key=lambda m: fits[f"{s}:{m}"])
     transfer(model, source, modes)
     model.train(was)
-    return modes, fits
+    return modes, {k: round(v, 4) for k, v in fits.items()}
 
 
 def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callback=None,
@@ -159,7 +160,8 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
             to stop training (the last checkpoint stays valid).
         cad_meshes: CAD models for ``symmetry="auto"`` (default: :func:`category_cad_models` of the dataset).
         val_dataset, train_eval_dataset: the validation images and the unaugmented training images
-            used every ``train.val_every`` steps (default: built from ``cfg.data``).
+            used every ``train.val_every`` steps (default: built from ``cfg.data``); the latter also
+            choose how ``init_from``'s mean shapes are symmetrized (:func:`transfer_fitting`).
 
     ``model.pt`` holds the weights ``train.select`` picks (the last step, or the best validation);
     ``val_metrics.csv`` the validation curve (train and val columns).
@@ -186,8 +188,9 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         if tc.init_from.startswith("@"):
             raise ValueError(f"TrainConfig.init_from={tc.init_from!r}: a variant reference needs "
                              "variant_config (the runner) to resolve it to a model file")
-        modes, fits = transfer_fitting(model, load_model(tc.init_from), train_eval_dataset or _plain(cfg),
-                                       cfg.render)
+        if train_eval_dataset is None:  # built once: validation uses it too
+            train_eval_dataset = _plain(cfg)
+        modes, fits = transfer_fitting(model, load_model(tc.init_from), train_eval_dataset, cfg.render)
         if fits and ctx.main:
             tqdm.write(f"{out_dir.name}: mean shapes symmetrized {modes} (training mask IoU of each choice: "
                        f"{fits})")

@@ -61,7 +61,7 @@ def transfer(model: ReconstructionNet, source: ReconstructionNet, modes: list | 
     Returns:
         the names of ``model``'s parameters and buffers that were *not* copied (kept as initialised).
     Raises:
-        ValueError: the two networks have different numbers of mean shapes.
+        ValueError: the two networks have different numbers of mean shapes, or ``modes`` another number.
     """
     if source.mean_shape.shape[0] != model.mean_shape.shape[0]:
         raise ValueError(f"cannot fine-tune: the source has {source.mean_shape.shape[0]} mean shapes, the "
