@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .. import losses as L
 from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
-from ..model import ReconstructionNet, load_model, save_model, transfer
+from ..model import ReconstructionNet, load_model, same_representation, save_model, transfer
 from ..render import RenderSettings
 from ..utils import get_device, set_seed
 from . import distributed, tracking
@@ -126,8 +126,7 @@ def transfer_fitting(model: ReconstructionNet, source: ReconstructionNet, datase
     k = model.mean_shape.shape[0]
     modes = ["cent"] * k
     transfer(model, source, modes)
-    if model.symmetry == "none" or (model.symmetry == source.symmetry
-                                    and torch.equal(model.template.cpu(), source.template.cpu())):
+    if model.symmetry == "none" or same_representation(model, source):
         return modes, {}
     idx = torch.linspace(0, len(dataset) - 1, min(n_images, len(dataset))).long().tolist()
     batch = collate([dataset[i] for i in idx])

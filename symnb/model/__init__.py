@@ -11,13 +11,13 @@ from .config import SYMMETRIES, ModelConfig
 from .encoders import ENCODERS, build_encoder, register_encoder
 from .heads import CameraHead, DeformMLP, TextureDecoder
 from .network import ReconstructionNet, refinement_template, resolve_group, resolve_symmetry
-from .transfer import resample_on_template, transfer
+from .transfer import resample_on_template, same_representation, transfer
 from .uv import UV_MAPS, spherical_uv, symmetric_uv
 
 __all__ = [
     "ENCODERS", "SYMMETRIES", "UV_MAPS", "CameraHead", "DeformMLP", "ModelConfig", "ReconstructionNet",
     "TextureDecoder", "build_encoder", "export_mesh", "load_model", "model_from_state", "read_checkpoint",
     "refinement_template", "register_encoder", "resample_on_template", "resolve_group", "resolve_symmetry",
-    "save_model",
+    "same_representation", "save_model",
     "spherical_uv", "symmetric_uv", "transfer", "vertex_colours",
 ]

@@ -47,6 +47,14 @@ def resample_on_template(values: torch.Tensor, src_template: torch.Tensor, src_f
     return (bary[None, :, :, None] * corners).sum(2)
 
 
+def same_representation(model: ReconstructionNet, source: ReconstructionNet) -> bool:
+    """Whether the two networks' mean shapes have the same group, template and smooth coordinates (then
+    :func:`transfer` copies them as they are and ``modes`` play no part)."""
+    return (source.symmetry == model.symmetry and torch.equal(source.template.cpu(), model.template.cpu())
+            and torch.equal(source.faces.cpu(), model.faces.cpu())
+            and source.config.mean_shape_smoothing == model.config.mean_shape_smoothing)
+
+
 @torch.no_grad()
 def transfer(model: ReconstructionNet, source: ReconstructionNet, modes: list | None = None) -> list[str]:
     """Initialise ``model`` from a trained ``source`` network (see the module docstring).
@@ -71,10 +79,7 @@ def transfer(model: ReconstructionNet, source: ReconstructionNet, modes: list | 
     template_keys = {"mean_shape", "template", "faces", "verts_uvs", "faces_uvs", "kp_logits"}
     copied = {k: v for k, v in src.items() if k in own and k not in template_keys and v.shape == own[k].shape}
     model.load_state_dict(copied, strict=False)
-    same = (source.symmetry == model.symmetry and torch.equal(source.template.cpu(), model.template.cpu())
-            and torch.equal(source.faces.cpu(), model.faces.cpu())
-            and source.config.mean_shape_smoothing == model.config.mean_shape_smoothing)
-    if same:  # the same representation (e.g. a texture variant): the parameters themselves, bit for bit
+    if same_representation(model, source):  # e.g. a texture variant: the parameters themselves, bit for bit
         model.mean_shape.copy_(source.mean_shape)
         return sorted(k for k in own if k not in copied and k != "mean_shape")
     full = source.full_mean_shapes().detach().cpu()
