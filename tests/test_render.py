@@ -201,7 +201,7 @@ def test_hard_prediction_silhouette_is_the_coverage():
     out = {"verts": square, "faces": torch.tensor([[0, 1, 2], [0, 2, 3]])}
     cam = (torch.ones(1), torch.zeros(1, 2), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
     hard = render_prediction(out, RenderSettings(image_size=8), cam, soft=False)
-    assert torch.equal(hard.silhouette, hard.coverage[:, 0])  # 0 / 1, never the shader's 0 / 0 at sigma 0
+    assert torch.equal(hard.silhouette, hard.coverage[:, 0])  # 0 / 1 (the shader can give NaN at sigma 0)
     assert hard.silhouette[0, 2:6, 2:6].sum() == 12  # the square's 4 x 4 pixels less the diagonal on its edge
     soft = render_prediction(out, RenderSettings(image_size=8), cam)
     assert ((soft.silhouette > 0) & (soft.silhouette < 1)).any()  # blurred edges

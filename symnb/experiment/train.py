@@ -98,11 +98,11 @@ def _validation_sets(cfg: ExperimentConfig, val_dataset, train_eval_dataset) -> 
         return {}
     if val_dataset is None:
         val_dataset = build_dataset(cfg.data, "eval", cfg.model.img_size)
-    plain = train_eval_dataset if train_eval_dataset is not None else _plain(cfg)
+    plain = train_eval_dataset if train_eval_dataset is not None else _unaugmented_training_set(cfg)
     return {"val": val_dataset, "train": plain}
 
 
-def _plain(cfg: ExperimentConfig):
+def _unaugmented_training_set(cfg: ExperimentConfig):
     """The training images without augmentation."""
     return build_dataset(cfg.data.unaugmented(), "train", cfg.model.img_size)
 
@@ -188,7 +188,7 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
             raise ValueError(f"TrainConfig.init_from={tc.init_from!r}: a variant reference needs "
                              "variant_config (the runner) to resolve it to a model file")
         if train_eval_dataset is None:  # built once: validation uses it too
-            train_eval_dataset = _plain(cfg)
+            train_eval_dataset = _unaugmented_training_set(cfg)
         modes, fits = transfer_fitting(model, load_model(tc.init_from), train_eval_dataset, cfg.render)
         if fits and ctx.main:
             tqdm.write(f"{out_dir.name}: mean shapes symmetrized {modes} (training mask IoU of each choice: "
