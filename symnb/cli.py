@@ -82,8 +82,7 @@ def _ceilings(args) -> int:
 
     cfg = load_experiment(args.config, smoke=args.smoke, overrides=parse_overrides(args.overrides))
     ensure_dataset(cfg)
-    fit = FitConfig(steps=args.steps, template_verts=cfg.model.template_verts,
-                    template_radius=cfg.model.template_radius)
+    fit = FitConfig(steps=args.steps)
     sizes = tuple(int(s) for s in args.sizes.split(","))
     scores = run_ceilings(cfg, sizes, fit, model_path=args.model)
     table = ceiling_table(scores)

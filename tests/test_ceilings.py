@@ -14,12 +14,14 @@ from symnb.experiment.ceilings import (
     FitConfig,
     ceiling_table,
     fit_template,
+    initial_sphere,
     instance_views,
     network_rows,
     score_meshes,
 )
 from symnb.losses import LossWeights
 from symnb.metrics import iou_3d
+from symnb.model.config import ModelConfig
 from symnb.render import RenderSettings, render_prediction
 from symnb.symmetry.templates import sphere_template
 
@@ -53,9 +55,10 @@ def target():
 
 def test_fit_recovers_a_shape_from_its_silhouettes(target):
     v, f, views = target
-    cfg = FitConfig(steps=300, views_per_step=6, template_verts=162)
-    fit_v, fit_f = fit_template(views, LossWeights(), RenderSettings(image_size=32), cfg)
-    sphere = sphere_template(162)[0] * cfg.template_radius
+    cfg = FitConfig(steps=300, views_per_step=6)
+    sphere, faces = initial_sphere(ModelConfig(template_verts=162))
+    fit_v, fit_f = fit_template(views, (sphere, faces), LossWeights(), RenderSettings(image_size=32), cfg)
+    assert torch.allclose(sphere.norm(dim=-1), torch.tensor(ModelConfig().template_radius))
     fitted, start = iou_3d(fit_v, fit_f, v, f, 32), iou_3d(sphere, fit_f, v, f, 32)
     assert fitted > 0.7 and fitted > start + 0.4
     out = {"verts": fit_v[None].expand(10, -1, -1), "faces": fit_f}
@@ -68,8 +71,8 @@ def test_fit_recovers_a_shape_from_its_silhouettes(target):
 def test_fit_checks_the_render_size(target):
     _, _, views = target
     with pytest.raises(ValueError, match="image_size"):
-        fit_template(views, LossWeights(), RenderSettings(image_size=64),
-                     FitConfig(steps=1, template_verts=162))
+        fit_template(views, initial_sphere(ModelConfig(template_verts=162)), LossWeights(),
+                     RenderSettings(image_size=64), FitConfig(steps=1))
     with pytest.raises(ValueError, match="FitConfig.views_per_step"):
         FitConfig(views_per_step=0)
 

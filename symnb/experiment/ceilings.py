@@ -39,6 +39,7 @@ from ..symmetry.groups import template_for
 from .evaluate import silhouette_iou
 
 if TYPE_CHECKING:
+    from ..model.config import ModelConfig
     from .config import ExperimentConfig
 
 
@@ -54,19 +55,14 @@ class FitConfig(Config):
     """Adam learning rate of the smooth coordinates."""
     smoothing: float = 10.0
     """Lambda of the optimiser's smooth coordinates (0: plain Adam on the vertices)."""
-    template_verts: int = 642
-    """Vertices of the sphere template (the network's template)."""
-    template_radius: float = 0.3
-    """Radius of the initial sphere."""
     seed: int = 0
     """Seeds the choice of views."""
 
     def validate(self) -> None:
-        for name in ("steps", "views_per_step", "template_verts"):
+        for name in ("steps", "views_per_step"):
             self._range(name, 1)
         self._range("lr", 0, lo_open=True)
         self._range("smoothing", 0)
-        self._range("template_radius", 0, lo_open=True)
 
 
 def instance_views(dataset) -> dict[tuple[str, int], dict]:
@@ -84,12 +80,20 @@ def instance_views(dataset) -> dict[tuple[str, int], dict]:
             for key, g in sorted(groups.items())}
 
 
-def fit_template(views: dict, weights: L.LossWeights, render: RenderSettings,
-                 cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def initial_sphere(model: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fit's starting mesh: the network's sphere (``template_verts``, ``template_radius``) without
+    its symmetry -> verts (V, 3), faces (F, 3)."""
+    sphere, faces = template_for("none", model.template_verts)
+    return torch.nn.functional.normalize(sphere.float(), dim=-1) * model.template_radius, faces
+
+
+def fit_template(views: dict, template: tuple[torch.Tensor, torch.Tensor], weights: L.LossWeights,
+                 render: RenderSettings, cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """A free template mesh fitted to one instance's views through their annotated cameras.
 
     Args:
         views: one entry of :func:`instance_views` (masks (N, S, S) and cameras).
+        template: the starting mesh, verts (V, 3) and faces (F, 3) (:func:`initial_sphere`).
         weights: the objective's weights of the terms used: mask, laplacian, laplacian_offsets,
             deformation (the offsets are the vertices' displacements from the sphere).
         render: soft-silhouette settings (``image_size`` must be the masks' size).
@@ -102,8 +106,7 @@ def fit_template(views: dict, weights: L.LossWeights, render: RenderSettings,
     if render.image_size != S:
         raise ValueError(f"fit_template: RenderSettings.image_size {render.image_size} differs from the "
                          f"masks' size {S}")
-    sphere, faces = template_for("none", cfg.template_verts)
-    sphere = torch.nn.functional.normalize(sphere.float(), dim=-1) * cfg.template_radius
+    sphere, faces = template
     smooth = smoothing_operator(faces, len(sphere), cfg.smoothing)
     u = torch.zeros_like(sphere, requires_grad=True)
     opt = torch.optim.Adam([u], lr=cfg.lr)
@@ -127,10 +130,12 @@ def fit_template(views: dict, weights: L.LossWeights, render: RenderSettings,
         return sphere + (smooth @ u if smooth.numel() else u), faces
 
 
-def fit_instances(train_views: dict, weights: L.LossWeights, render: RenderSettings, cfg: FitConfig,
+def fit_instances(train_views: dict, template: tuple[torch.Tensor, torch.Tensor], weights: L.LossWeights,
+                  render: RenderSettings, cfg: FitConfig,
                   progress: bool = True) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`fit_template` for each instance of :func:`instance_views` -> {key: (verts, faces)}."""
-    return {key: fit_template(v, weights, render, cfg)
+    """:func:`fit_template` from ``template`` for each instance of :func:`instance_views` -> {key: (verts,
+    faces)}."""
+    return {key: fit_template(v, template, weights, render, cfg)
             for key, v in tqdm(train_views.items(), desc="fit", disable=not progress)}
 
 
@@ -195,7 +200,8 @@ def run_ceilings(cfg: ExperimentConfig, sizes=(64, 128), fit: FitConfig | None =
     from ..model import load_model
     from .evaluate import EvalConfig, evaluate
 
-    fit = fit or FitConfig(template_verts=cfg.model.template_verts, template_radius=cfg.model.template_radius)
+    fit = fit or FitConfig()
+    template = initial_sphere(cfg.model)
     plain = cfg.data.unaugmented()
     parts = []
     for size in sizes:
@@ -206,8 +212,8 @@ def run_ceilings(cfg: ExperimentConfig, sizes=(64, 128), fit: FitConfig | None =
             test_views = {k: {n: v[:max_items] for n, v in g.items()} for k, g in test_views.items()}
         if size == sizes[0]:
             parts.append(cad_rows(test_views, test, render))
-        meshes = fit_instances(instance_views(build_dataset(plain, "train", size)), cfg.loss, render, fit,
-                               progress)
+        meshes = fit_instances(instance_views(build_dataset(plain, "train", size)), template, cfg.loss,
+                               render, fit, progress)
         parts.append(score_meshes(meshes, test_views, test, render, f"fit {size} px"))
     if model_path is not None:
         model = load_model(model_path)
