@@ -18,7 +18,7 @@ from symnb.geometry import (
     subdivide_loop,
     subdivide_midpoint,
 )
-from symnb.symmetry.templates import geodesic_sphere
+from symnb.symmetry.templates import geodesic_sphere, sphere_template
 
 
 def test_from_pyvista_triangulates_quads():
@@ -185,15 +185,33 @@ def test_subdivide_loop_differentiable():
     assert torch.allclose(v.grad, torch.ones_like(v) * (len(v2) / len(v)), rtol=0.5)
 
 
-def test_triangle_index_matches_brute_force_including_far_points():
+def _folded_sphere():
+    """A crumpled sphere as untrained networks predict (faces overlapping and folded over), with one
+    degenerate (zero-area) and one sliver face, and points on its surface (the plane bound prunes)."""
+    v, f = sphere_template(162)
+    g = torch.Generator().manual_seed(1)
+    v = v.double() * 0.3 + 0.08 * torch.randn(len(v), 3, generator=g, dtype=torch.float64)
+    v = torch.cat([v, torch.tensor([[0.0, 0, 0], [0.2, 0, 0], [0.4, 0, 0], [0.0, 1e-9, 0.3]],
+                                   dtype=torch.float64)])
+    n = len(v)
+    f = torch.cat([f, torch.tensor([[n - 4, n - 3, n - 2], [n - 4, n - 2, n - 1]])])
+    p, _ = sample_surface(v, f, 150, seed=2)
+    return v, f, p
+
+
+@pytest.mark.parametrize("case", ["airplane", "folded"])
+def test_triangle_index_matches_brute_force_including_far_points(case):
     from symnb.examples import example_mesh
     from symnb.geometry import TriangleIndex
 
-    v, f = example_mesh("airplane")
-    v = v.double() / 1000
     g = torch.Generator().manual_seed(0)
-    jitter = 0.05 * torch.randn(100, 3, generator=g, dtype=torch.float64)
-    near = v[torch.randint(len(v), (100,), generator=g)] + jitter
+    if case == "airplane":
+        v, f = example_mesh("airplane")
+        v = v.double() / 1000
+        jitter = 0.05 * torch.randn(100, 3, generator=g, dtype=torch.float64)
+        near = v[torch.randint(len(v), (100,), generator=g)] + jitter
+    else:
+        v, f, near = _folded_sphere()
     far = 50 * torch.randn(200, 3, generator=g, dtype=torch.float64)  # every face passes the pruning
     p = torch.cat([near, far])
     d, c, face = TriangleIndex(v, f).closest(p)

@@ -12,6 +12,7 @@ from symnb.metrics import (
     directed_distances,
     hausdorff,
     iou_3d,
+    iou_3d_protocol,
     is_closed_oriented,
     mask_iou,
     minmax_distances,
@@ -205,3 +206,23 @@ def test_signed_voxelization_counts_overlapping_folds_inside():
     assert voxelize(v, f[:, [0, 2, 1]], lo, step, 24, "signed").sum() == 0
     single = voxelize(v, f, lo, step, 24, "signed")
     assert (single == voxelize(v, f, lo, step, 24, "parity")).all()  # the same where parity is right
+
+
+def test_iou_3d_protocol_undoes_one_global_scale_and_shift():
+    """Predictions that are their CAD models scaled by 0.5 and shifted (one transform for the set)
+    score against them as the CADs score against themselves; CAD models shared by several
+    predictions (voxelized once) score as copies do."""
+    sphere, fs = sphere_template(642)
+    box = sphere.double() / sphere.abs().amax(1, keepdim=True) * torch.tensor([0.4, 0.1, 0.25]).double()
+    cads = [(sphere.double() * 0.3, fs), (box, fs)]
+    gt = [cads[0], cads[1], cads[0], cads[1]]  # shared objects, as a dataset's cad_mesh returns them
+    shift = torch.tensor([0.1, -0.05, 0.2], dtype=torch.float64)
+    preds = [v * 0.5 + shift for v, _ in gt]
+    ious, scale, t = iou_3d_protocol(preds, fs, gt)
+    assert scale == pytest.approx(2.0) and np.allclose(t, -2 * shift.numpy())
+    self_ious, _, _ = iou_3d_protocol([v for v, _ in gt], fs, gt)
+    assert np.allclose(ious, self_ious, atol=0.02) and (self_ious == 1).all()
+    copies = [(v.clone(), f.clone()) for v, f in gt]
+    assert np.array_equal(iou_3d_protocol(preds, fs, copies)[0], ious)
+    with pytest.raises(ValueError, match="4 predictions for 3 CAD models"):
+        iou_3d_protocol(preds, fs, gt[:3])
