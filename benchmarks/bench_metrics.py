@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 import torch
+from bench_symmetry import timed  # the benchmarks' folder is on the path when a script runs
 from pytorch3d import _C
 
 from symnb.geometry import TriangleIndex, sample_surface
@@ -31,15 +30,6 @@ class SphereBoundIndex(TriangleIndex):
     def candidates(self, p: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d2 = np.maximum((p**2).sum(1)[:, None] + (self.cen**2).sum(1)[None] - 2 * p @ self.cen.T, 0)
         return np.nonzero(np.sqrt(d2) - self.rad[None] <= ub[:, None] * (1 + 1e-9) + 1e-9)
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def pytorch3d_distances(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
