@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any
@@ -21,6 +22,10 @@ def _type_name(tp) -> str:
 
 #: types taken as they are, with the words of their error message
 _PLAIN = {bool: "true or false", str: "a string"}
+
+
+#: a number in exponent notation without a decimal point ("1e-4"), which PyYAML reads as a string
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _coerce(value: Any, tp, where: str) -> Any:
@@ -61,6 +66,8 @@ def _coerce(value: Any, tp, where: str) -> Any:
             raise ValueError(f"{where} must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # "3e-4": a float in YAML 1.2, a string to PyYAML's YAML 1.1
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where} must be a number, got {value!r}")
         if not math.isfinite(value):

@@ -331,6 +331,17 @@ def test_bad_command_line_overrides_name_the_override(item):
         ExperimentConfig.from_dict(parse_overrides([item]))
 
 
+def test_exponent_notation_is_a_number_in_files_and_overrides(tmp_path):
+    """PyYAML reads ``3e-4`` (no decimal point) as a string; a float field takes it as YAML 1.2 does."""
+    p = tmp_path / "exp.yaml"
+    p.write_text("train: {lr: 3e-4, mean_shape_lr_scale: 1E+1}\n")
+    cfg = load_experiment(p, overrides=parse_overrides(["loss.deformation=5e-2", "train.min_lr=2.5e-1"]))
+    assert (cfg.train.lr, cfg.train.mean_shape_lr_scale, cfg.train.min_lr) == (3e-4, 10.0, 0.25)
+    assert cfg.loss.deformation == 0.05 and isinstance(cfg.train.lr, float)
+    with pytest.raises(ValueError, match=r"TrainConfig\.lr must be a number, got '3e-4x'"):
+        ExperimentConfig.from_dict(parse_overrides(["train.lr=3e-4x"]))
+
+
 def test_single_class_name_is_one_class(tmp_path):
     p = tmp_path / "exp.yaml"
     p.write_text("data: {classes: car}\n")
