@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from symnb.data import build_dataset
 from symnb.demo import DEFAULT_CONFIG, main
@@ -11,6 +12,7 @@ from symnb.experiment import evaluate, load_experiment, variant_config
 from symnb.model import load_model
 
 
+@pytest.mark.slow
 def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     # two processes: a fine-tune waits for its source, the texture variants for reflection_ft
     summary = main(["--smoke", "--run", "smoke", "--results", str(tmp_path), "--jobs", "2"])
