@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m symnb.demo --jobs 2 $(ARGS)
 
-# pytest-xdist: one worker per core, each test file (and its module fixtures) on one worker; one
-# thread per worker (tests/conftest.py sets the tests' share; the nbval kernels get OMP_NUM_THREADS)
-XDIST := -n auto --dist loadfile
+# pytest-xdist: one worker per core, each test file (and its module fixtures) on one worker, the files
+# in tests/conftest.py's order (slow ones first; xdist's own reorder, by test count, would put them
+# last); one thread per worker (conftest sets the tests' share; the nbval kernels get OMP_NUM_THREADS)
+XDIST := -n auto --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)

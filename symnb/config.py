@@ -25,7 +25,8 @@ _PLAIN = {bool: "true or false", str: "a string"}
 
 
 #: a number in exponent notation without a decimal point ("1e-4"), which PyYAML reads as a string
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+#: (ASCII digits only: ``\d`` would also take other scripts' digits, which YAML does not)
+_EXPONENT_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
 
 
 def _coerce(value: Any, tp, where: str) -> Any:

@@ -180,11 +180,13 @@ class TriangleIndex:
     """Exact point-to-surface queries on a fixed triangle mesh (float64, numpy).
 
     Faces are pruned with two lower bounds of the distance from p to face t: its bounding sphere,
-    |p - centre_t| - radius_t, and its plane, |n_t . (p - a_t)| less the corners' own rounding off
-    that plane. Face t can only hold the closest point if both are <= an upper bound of the distance
-    (the nearest vertex, or `upper`); the survivors are tested exactly (`closest_point_on_triangles`).
-    The plane bound keeps folded meshes (overlapping faces, as trained networks predict them) from
-    testing hundreds of faces per point: 25x fewer exact tests on the demo's refinement meshes.
+    |p - centre_t| - radius_t, and its plane, |n_t . (p - a_t)| less ``slack_t``, the farthest any of
+    its corners lies off that plane in floating point (zero-area faces have a zero normal, so their
+    plane bound is 0 and never prunes). Face t can only hold the closest point if both bounds are <=
+    an upper bound of the distance (the nearest vertex of a face, or `upper`); the survivors are
+    tested exactly (`closest_point_on_triangles`). The plane bound keeps folded meshes (overlapping
+    faces, as trained networks predict them) from testing hundreds of faces per point
+    (`benchmarks/bench_metrics.py`).
     """
 
     def __init__(self, verts, faces):
@@ -199,16 +201,27 @@ class TriangleIndex:
         lift = ((self.tris - self.tris[:, :1]) * nrm[:, None]).sum(-1)  # the corners' offsets off the plane
         self.nrm, self.off = nrm.numpy(), (nrm * self.tris[:, 0]).sum(-1).numpy()
         self.slack = lift.abs().amax(1).numpy()
-        self.vtree = cKDTree(self.verts.numpy())
+        used = torch.unique(self.faces)  # a vertex of no face bounds no distance to the surface
+        self.vtree = cKDTree(self.verts[used].numpy())
 
-    def candidates(self, p: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The (point, face) pairs whose lower bounds do not exceed the points' upper bounds ``ub`` (P,):
-        the bounding spheres, over all faces, then the planes, over the pairs that pass the spheres."""
+    def candidates(self, p: np.ndarray, ub: np.ndarray,
+                   block: int = 500_000) -> tuple[np.ndarray, np.ndarray]:
+        """The (point, face) pairs whose lower bounds do not exceed the points' upper bounds.
+
+        Args:
+            p: (P, 3) points; ub: (P,) upper bounds of their distances to the surface.
+            block: pairs plane-tested at once (bounded memory when the bounds are loose).
+        Returns:
+            point indices (K,) and face indices (K,): the bounding spheres are tested over all faces,
+            then the planes over the pairs that pass the spheres.
+        """
         tol = ub * (1 + 1e-9) + 1e-9
         d2 = np.maximum((p**2).sum(1)[:, None] + (self.cen**2).sum(1)[None] - 2 * p @ self.cen.T, 0)
         pi, fi = np.nonzero(np.sqrt(d2) - self.rad[None] <= tol[:, None])
-        plane = np.abs((p[pi] * self.nrm[fi]).sum(1) - self.off[fi]) - self.slack[fi]
-        keep = plane <= tol[pi]
+        keep = np.empty(len(pi), dtype=bool)
+        for b in range(0, len(pi), block):
+            i, f = pi[b : b + block], fi[b : b + block]
+            keep[b : b + block] = np.abs((p[i] * self.nrm[f]).sum(1) - self.off[f]) - self.slack[f] <= tol[i]
         return pi[keep], fi[keep]
 
     def closest(self, points, upper=None, chunk: int | None = None):

@@ -319,10 +319,10 @@ def iou_3d_protocol(pred_verts, faces, gt_meshes,
     ious, cad_occ = [], {}  # each CAD model voxelized once on the fixed grid (a test set shares a few)
     for v, f, (gv, gf) in zip(preds, pf, gt_meshes, strict=True):
         occ = voxelize(torch.as_tensor(v).double() * s + torch.as_tensor(t), f, lo, step, resolution)
-        key = (id(gv), id(gf))  # the list holds every pair, so identities are not reused during the loop
+        key = (id(gv), id(gf))  # the cache holds the pair itself, so its identity is not reused
         if key not in cad_occ:
-            cad_occ[key] = voxelize(gv, gf, lo, step, resolution)
-        gt = cad_occ[key]
+            cad_occ[key] = (gv, gf, voxelize(gv, gf, lo, step, resolution))
+        gt = cad_occ[key][2]
         union = (occ | gt).sum()
         ious.append(float((occ & gt).sum() / union) if union else 0.0)
     return np.array(ious), s, t

@@ -22,18 +22,19 @@ THREADS = max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIS
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 torch.set_num_threads(THREADS)
 
+
 def pytest_collection_modifyitems(items):
     """Files with a ``slow`` test first, then the notebooks, then the rest (collection order within
-    each): the xdist workers take whole files (``--dist loadfile``) in this order, so the long ones no
-    longer end the run on one worker while the other waits."""
+    each; the sort is stable): `make test`'s xdist workers take whole files in this order
+    (``--dist loadfile --no-loadscope-reorder``), so the long ones do not end the run on one worker
+    while the other waits."""
     def rank(item) -> int:
         return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("notebook") else 2
 
     first = {}
     for item in items:
         first[item.path] = min(first.get(item.path, 2), rank(item))
-    order = {item: i for i, item in enumerate(items)}
-    items.sort(key=lambda item: (first[item.path], order[item]))
+    items.sort(key=lambda item: first[item.path])
 
 
 @pytest.fixture(autouse=True)

@@ -186,17 +186,21 @@ def test_subdivide_loop_differentiable():
 
 
 def _folded_sphere():
-    """A crumpled sphere as untrained networks predict (faces overlapping and folded over), with one
-    degenerate (zero-area) and one sliver face, and points on its surface (the plane bound prunes)."""
+    """A crumpled sphere as networks predict it (faces overlapping and folded over), and away from it a
+    zero-area face (three collinear corners, zero normal) and a sliver (1e-12 high, its normal only
+    roughly known), with points on the sphere and next to the two faces, whose closest face they are."""
     v, f = sphere_template(162)
     g = torch.Generator().manual_seed(1)
     v = v.double() * 0.3 + 0.08 * torch.randn(len(v), 3, generator=g, dtype=torch.float64)
-    v = torch.cat([v, torch.tensor([[0.0, 0, 0], [0.2, 0, 0], [0.4, 0, 0], [0.0, 1e-9, 0.3]],
-                                   dtype=torch.float64)])
+    extra = torch.tensor([[2.0, 0, 0], [2.2, 0, 0], [2.4, 0, 0],  # collinear
+                          [1.0, 1, 1], [1.3, 1.1, 0.9], [1.6, 1.2 + 1e-12, 0.8]], dtype=torch.float64)
     n = len(v)
-    f = torch.cat([f, torch.tensor([[n - 4, n - 3, n - 2], [n - 4, n - 2, n - 1]])])
-    p, _ = sample_surface(v, f, 150, seed=2)
-    return v, f, p
+    f = torch.cat([f, torch.tensor([[n, n + 1, n + 2], [n + 3, n + 4, n + 5]])])
+    v = torch.cat([v, extra])
+    on, _ = sample_surface(v, f, 150, seed=2)
+    near = torch.cat([extra[[0, 1, 2]].mean(0).expand(20, 3), extra[[3, 4, 5]].mean(0).expand(20, 3)])
+    near = near + 0.01 * torch.randn(near.shape, generator=g, dtype=torch.float64)
+    return v, f, torch.cat([on, near])
 
 
 @pytest.mark.parametrize("case", ["airplane", "folded"])
@@ -212,10 +216,12 @@ def test_triangle_index_matches_brute_force_including_far_points(case):
         near = v[torch.randint(len(v), (100,), generator=g)] + jitter
     else:
         v, f, near = _folded_sphere()
-    far = 50 * torch.randn(200, 3, generator=g, dtype=torch.float64)  # every face passes the pruning
+    far = 50 * torch.randn(200, 3, generator=g, dtype=torch.float64)  # loose upper bounds
     p = torch.cat([near, far])
     d, c, face = TriangleIndex(v, f).closest(p)
     t = v[f]
+    if case == "folded":  # the points beside the zero-area face and the sliver are closest to them
+        assert (face[-240:-220] == len(f) - 2).all() and (face[-220:-200] == len(f) - 1).all()
     brute = torch.stack([
         (closest_point_on_triangles(q[None], t[:, 0], t[:, 1], t[:, 2]) - q).norm(dim=-1).min() for q in p
     ])
@@ -223,6 +229,17 @@ def test_triangle_index_matches_brute_force_including_far_points(case):
     assert torch.allclose((c - p).norm(dim=-1), d, atol=1e-12)
     tf = t[face]
     assert torch.allclose(closest_point_on_triangles(p, tf[:, 0], tf[:, 1], tf[:, 2]), c, atol=1e-12)
+
+
+def test_triangle_index_ignores_vertices_of_no_face():
+    """A stray vertex (in no face) next to the query must not bound its distance to the surface."""
+    from symnb.geometry import TriangleIndex
+
+    v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 5, 5]], dtype=torch.float64)
+    f = torch.tensor([[0, 1, 2]])
+    d, c, face = TriangleIndex(v, f).closest(torch.tensor([[5.0, 5, 5.01], [0.2, 0.2, 1.0]]))
+    assert torch.allclose(d, torch.tensor([(torch.tensor([4.5, 4.5, 5.01]).norm()), 1.0], dtype=torch.float64))
+    assert torch.allclose(c[0], torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64)) and (face == 0).all()
 
 
 def _old_unique_edges(faces):

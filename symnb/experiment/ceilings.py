@@ -95,7 +95,7 @@ def fit_template(views: dict, template: tuple[torch.Tensor, torch.Tensor], weigh
         views: one entry of :func:`instance_views` (masks (N, S, S) and cameras).
         template: the starting mesh, verts (V, 3) and faces (F, 3) (:func:`initial_sphere`).
         weights: the objective's weights of the terms used: mask, laplacian, laplacian_offsets,
-            deformation (the offsets are the vertices' displacements from the sphere).
+            deformation (the offsets are the vertices' displacements from ``template``).
         render: soft-silhouette settings (``image_size`` must be the masks' size).
         cfg: :class:`FitConfig`.
 
@@ -106,15 +106,15 @@ def fit_template(views: dict, template: tuple[torch.Tensor, torch.Tensor], weigh
     if render.image_size != S:
         raise ValueError(f"fit_template: RenderSettings.image_size {render.image_size} differs from the "
                          f"masks' size {S}")
-    sphere, faces = template
-    smooth = smoothing_operator(faces, len(sphere), cfg.smoothing)
-    u = torch.zeros_like(sphere, requires_grad=True)
+    start, faces = template
+    smooth = smoothing_operator(faces, len(start), cfg.smoothing)
+    u = torch.zeros_like(start, requires_grad=True)
     opt = torch.optim.Adam([u], lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(views["mask"])
     for _ in range(cfg.steps):
         offsets = smooth @ u if smooth.numel() else u
-        verts = (sphere + offsets)[None]
+        verts = (start + offsets)[None]
         pick = torch.randperm(n, generator=gen)[: cfg.views_per_step]
         out = {"verts": verts.expand(len(pick), -1, -1), "faces": faces}
         cams = (views["scale"][pick], views["trans"][pick], views["quat"][pick])
@@ -127,7 +127,7 @@ def fit_template(views: dict, template: tuple[torch.Tensor, torch.Tensor], weigh
         loss.backward()
         opt.step()
     with torch.no_grad():
-        return sphere + (smooth @ u if smooth.numel() else u), faces
+        return start + (smooth @ u if smooth.numel() else u), faces
 
 
 def fit_instances(train_views: dict, template: tuple[torch.Tensor, torch.Tensor], weights: L.LossWeights,

@@ -117,10 +117,8 @@ def transfer_fitting(model: ReconstructionNet, source: ReconstructionNet, datase
     Args:
         model: the network to initialise (on the CPU, as built); source: the trained network.
         dataset: unaugmented training images (:class:`symnb.data.Item` with mask and camera).
-        render: the renderer settings of the silhouettes; n_images: how many images score a choice (the
-            two sides of the demo baseline's aeroplane mean shape differ by 0.1 test 3-D IoU but by 0.001
-            training mask IoU: 64 images ranked them the wrong way round for the refinement scheme, 256
-            the right way for both schemes).
+        render: the renderer settings of the silhouettes; n_images: how many images score a choice
+            (two sides can differ by 0.001 in training mask IoU: see docs/results.md).
 
     Returns:
         the modes, and {"<mean shape>:<mode>": mask IoU} of the choices tried (empty when the model has no
