@@ -30,7 +30,8 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     assert rows.loc["baseline:posthoc_best", "symmetry_error"] <= 1e-6
     assert rows.loc["refinement_ft", "n_params"] == rows.loc["baseline", "n_params"]
     assert 1.9 <= rows.loc["refinement_ft", "n_verts"] / rows.loc["baseline", "n_verts"] <= 2.1
-    assert (rows.loc[["baseline", "reflection_ft", "refinement_ft"], "steps"] == 3).all()
+    assert rows.loc["baseline", "steps"] == 2 + 3  # its camera steps, then the full ones
+    assert (rows.loc[["reflection_ft", "refinement_ft"], "steps"] == 3).all()  # fine-tunes: none
     assert csv.iou_3d.between(0, 1).all()
     trained = rows.loc[["baseline", "reflection_ft", "refinement_ft"]]
     assert (trained.chamfer > 0).all()  # the extra rows (untrained, post hoc) skip surface distances

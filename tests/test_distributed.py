@@ -3,6 +3,7 @@ the doubled batch, rank 0 alone writes, and a DDP run resumes to the weights of 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,9 +29,9 @@ train: {steps: STEPS, batch_size: 8, lr: 0.001, log_every: 1, ckpt_every: 2, pro
 """
 
 
-def _run(tmp: Path, out: str, steps: int, procs: int) -> Path:
+def _run(tmp: Path, out: str, steps: int, procs: int, config: str = CONFIG) -> Path:
     cfg = tmp / f"cfg{steps}.yaml"
-    cfg.write_text(CONFIG.replace("STEPS", str(steps)))
+    cfg.write_text(config.replace("STEPS", str(steps)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = ["-m", "symnb.cli", "train", str(cfg), "--out", str(tmp / out)]
     launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(procs),
@@ -85,3 +86,14 @@ def test_distributed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     a, b = load_model(full / "model.pt").state_dict(), load_model(resumed / "model.pt").state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+def test_distributed_camera_steps_then_full_steps(tmp_path):
+    """The camera steps leave the shape and texture parameters without a gradient, which DDP must be told
+    (its unused-parameter search), or its next step fails; the full steps follow."""
+    run = _run(tmp_path, "cam", 2, 2, CONFIG.replace("train: {", "train: {camera_steps: 2, "))
+    assert load_model(run / "model.pt").n_verts == 162
+    rows = json.loads((run / "metrics.json").read_text())
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert "mask" not in rows[1] and "mask" in rows[2]  # camera steps, then the full objective

@@ -86,3 +86,27 @@ def test_per_class_table_has_all_row():
     t = per_class(df)
     assert list(t.index) == ["a", "b", "all"]
     assert t.loc["a", "iou_3d"] == pytest.approx(0.3) and t.loc["all", "iou_3d"] == pytest.approx(0.5)
+
+
+def test_half_turn_iou_and_the_flips_split_by_it():
+    from data_prep.shapes import box
+    from symnb.experiment.evaluate import flips_by_half_turn, half_turn_iou
+
+    def mesh(z0, z1):
+        v, f = box(-0.3, 0.3, 0.0, 0.2, z0, z1)
+        return torch.as_tensor(v), torch.as_tensor(f)
+
+    alike, distinct = mesh(-0.5, 0.5), mesh(-0.2, 0.5)  # the second reaches further to the front
+    assert half_turn_iou(*alike) > 0.99
+    assert half_turn_iou(*distinct) == pytest.approx(0.4, abs=0.05)  # overlap [-0.2, 0.2] of [-0.5, 0.5]
+
+    class Cads:
+        def cad_mesh(self, class_name, cad_idx):
+            return alike if cad_idx == 1 else distinct
+
+    df = pd.DataFrame({"class_name": ["car"] * 5, "cad_idx": [1, 1, 2, 2, 2],
+                       "az": [0.0, 180.0, 10.0, 20.0, 340.0], "az_gt": [0.0, 0.0, 0.0, 0.0, 0.0]})
+    t = flips_by_half_turn(df, Cads())
+    assert t.loc[("car", "alike"), "flip_rate"] == 0.5 and t.loc[("car", "distinct"), "flip_rate"] == 0.0
+    assert t.loc[("car", "alike"), "images"] == 2
+    assert t.loc[("car", "distinct"), "share"] == pytest.approx(0.6)

@@ -238,7 +238,8 @@ def test_triangle_index_ignores_vertices_of_no_face():
     v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 5, 5]], dtype=torch.float64)
     f = torch.tensor([[0, 1, 2]])
     d, c, face = TriangleIndex(v, f).closest(torch.tensor([[5.0, 5, 5.01], [0.2, 0.2, 1.0]]))
-    assert torch.allclose(d, torch.tensor([(torch.tensor([4.5, 4.5, 5.01]).norm()), 1.0], dtype=torch.float64))
+    expected = torch.tensor([float(torch.tensor([4.5, 4.5, 5.01]).norm()), 1.0], dtype=torch.float64)
+    assert torch.allclose(d, expected)
     assert torch.allclose(c[0], torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64)) and (face == 0).all()
 
 

@@ -2,8 +2,9 @@ import math
 
 import pytest
 
-SMOKE = dict(variants="baseline,refinement_ft", seeds=2, steps=3, ft_steps=2, data_root="data/synthetic_nb06",
-             classes="aeroplane,car", per_class=6, cad_per_class=3, heldout_cads=1, occluded_test=1,
+SMOKE = dict(variants="baseline,refinement_ft", seeds=2, steps=3, camera_steps=1, ft_steps=2,
+             data_root="data/synthetic_nb06", classes="aeroplane,car", per_class=6, cad_per_class=3,
+             heldout_cads=1, occluded_test=1,
              val_every=1, img_size=32, batch_size=4, template_verts=162, tex_size=16, eval_items=2,
              fidelity_items=1, iou_resolution=16, fresh=True)
 
@@ -16,7 +17,7 @@ def test_ablations_notebook(run_notebook):
     # refinement: same learnable parameter count as the baseline, about twice the vertices
     assert t["refinement_ft"]["n_params"] == t["baseline"]["n_params"]
     assert 1.9 <= t["refinement_ft"]["n_verts"] / t["baseline"]["n_verts"] <= 2.1
-    assert t["refinement_ft"]["steps"] == 2 and t["baseline"]["steps"] == 3  # fine-tuned for ft_steps
+    assert t["refinement_ft"]["steps"] == 2 and t["baseline"]["steps"] == 1 + 3  # ft_steps; camera + full
     # reflection outputs are exactly symmetric; the baseline's are not
     assert t["refinement_ft"]["symmetry_error_mean"] <= 1e-6
     assert t["baseline"]["symmetry_error_mean"] > 1e-4

@@ -66,6 +66,46 @@ def test_resume_after_interruption_reaches_identical_weights(tmp_path, toy):
         assert torch.equal(state[k], full[k]), k
 
 
+def test_camera_steps_train_the_encoder_and_camera_alone_then_the_full_objective(tmp_path, toy):
+    from symnb.experiment.train import learning_rate
+    from symnb.model import ReconstructionNet
+
+    cfg = tiny(tmp_path / "cam", steps=2)
+    cfg.train = dataclasses.replace(cfg.train, camera_steps=3, lr_schedule="cosine", min_lr=0.1)
+    torch.manual_seed(cfg.train.seed)
+    start = ReconstructionNet(cfg.model).state_dict()
+    seen = []
+    res = train(cfg, dataset=toy, callback=lambda step, logs: seen.append((step, dict(logs))))
+    assert res.steps == 5 and [s for s, _ in seen] == [1, 2, 3, 4, 5]
+    assert all("mask" not in logs and "camera" in logs and "silhouette" in logs for _, logs in seen[:3])
+    assert all("mask" in logs for _, logs in seen[3:])
+    # each phase runs the cosine over its own length
+    tc = cfg.train
+    assert [round(learning_rate(tc, s), 6) for s in (0, 3, 4)] == [1e-3, 1e-3, round(1e-4 + 0.9e-3 * 0.5, 6)]
+
+    cam_only = tiny(tmp_path / "cam_only", steps=1)  # no full step: nothing but the image-only parts moves
+    cam_only.train = dataclasses.replace(cam_only.train, camera_steps=2, steps=1)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_camera_phase(step, logs):
+        if step == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(cam_only, dataset=toy, callback=stop_after_camera_phase)
+    moved = ReconstructionNet(cam_only.model)
+    ck = torch.load(tmp_path / "cam_only" / "checkpoint.pt", weights_only=False)
+    moved.load_state_dict(ck["model"])
+    after = moved.state_dict()
+    changed = {k.split(".")[0] for k in start if start[k].dtype.is_floating_point
+               and "running" not in k and not torch.equal(start[k], after[k])}
+    assert changed == {"encoder", "camera", "silhouette"}, changed
+    # a fine-tune starts from a trained encoder: no camera steps
+    assert dataclasses.replace(tc, init_from="model.pt").total_steps == tc.steps
+
+
 def test_subdivision_during_training_and_resume(tmp_path, toy):
     cfg = tiny(tmp_path / "sub", steps=4, symmetry="reflection")
     cfg.train = dataclasses.replace(cfg.train, subdivide_at=(2,))

@@ -53,6 +53,12 @@ class TrainConfig(Config):
     """Images per step."""
     lr: float = 1e-4
     """Adam learning rate."""
+    camera_steps: int = 0
+    """Steps before ``steps`` that train the encoder, the camera head and the silhouette decoder on the
+    terms that need no rendering (:func:`~symnb.experiment.objective.camera_losses`), with a schedule of
+    their own: a pretraining of the encoder on the annotated viewpoints, in place of the ImageNet weights
+    MCMR starts from. From scratch only: a run with ``init_from`` starts from a trained encoder and
+    skips them."""
     render_camera: str = "gt"
     """Which camera renders the training masks and textures: "gt" (the annotated one, as MCMR's ``main.py``
     trains and CMR's ``use_gtpose``; the annotation alone supervises the camera head), "pred" (the
@@ -96,9 +102,20 @@ class TrainConfig(Config):
     """The mean shapes' learning rate as a multiple of ``lr`` (their smooth coordinates move whole
     neighbourhoods, so a larger step is stable)."""
 
+    @property
+    def camera_phase(self) -> int:
+        """The camera steps this run takes (``camera_steps``, or 0 with ``init_from``)."""
+        return 0 if self.init_from else self.camera_steps
+
+    @property
+    def total_steps(self) -> int:
+        """Camera steps and full steps together: the step counter's end."""
+        return self.camera_phase + self.steps
+
     def validate(self) -> None:
         for name in ("batch_size", "log_every", "ckpt_every"):
             self._range(name, 1)
+        self._range("camera_steps", 0)
         if self.steps == 0 and not self.init_from:
             raise ValueError("TrainConfig.steps must be >= 1 (0 only with init_from: the transferred network "
                              "evaluated as is)")

@@ -49,13 +49,15 @@ def setup(device: torch.device) -> tuple[Context, torch.device]:
     return Context(rank, world, local, started), device
 
 
-def wrap(model: torch.nn.Module, ctx: Context, device: torch.device) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, ctx: Context, device: torch.device,
+         partial: bool = False) -> torch.nn.Module:
     """The module to call in the training loop: DDP around the model when distributed (the model
-    itself, its config, templates and symmetry maps stay reachable as usual)."""
+    itself, its config, templates and symmetry maps stay reachable as usual). ``partial``: some steps
+    leave parameters without a gradient (the camera steps), so DDP searches the graph for them."""
     if not ctx.distributed:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=partial)
 
 
 def barrier(ctx: Context) -> None:

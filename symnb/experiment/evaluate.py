@@ -162,7 +162,8 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
         for b in range(len(batch["id"])):
             v, f = out["verts"][b].cpu(), out["faces"].cpu()
             cv, cf = dataset.cad_mesh(batch["class_name"][b], int(batch["cad_idx"][b]))
-            row = {"id": batch["id"][b], "class_name": batch["class_name"][b], "mask_iou": float(miou[b]),
+            row = {"id": batch["id"][b], "class_name": batch["class_name"][b],
+                   "cad_idx": int(batch["cad_idx"][b]), "mask_iou": float(miou[b]),
                    "mask_iou_gt_camera": float(miou_gt[b]),
                    "iou_3d": M.iou_3d(v, f, cv, cf, resolution=cfg.iou_resolution)}
             if cfg.icp:
@@ -240,6 +241,36 @@ def view_sector(azimuth) -> pd.Series:
     """Azimuths (degrees) -> sector names of :data:`SECTORS`."""
     k = ((pd.Series(azimuth, dtype=float) + 45) % 360 // 90).astype(int)
     return k.map(dict(enumerate(SECTORS)))
+
+
+def half_turn_iou(verts, faces, resolution: int = 32) -> float:
+    """3-D IoU of a mesh and itself turned half a turn about the world's vertical axis (y, the azimuth's
+    axis, :func:`symnb.camera.viewpoint_rotation`). Near 1 when the object's front and back are alike: its
+    images then hardly tell a view from the one 180 deg of azimuth away, and such a front / back flip of
+    the predicted camera costs the reconstruction nothing."""
+    v = torch.as_tensor(verts, dtype=torch.float64)
+    return M.iou_3d(v, faces, v * v.new_tensor([-1.0, 1.0, -1.0]), faces, resolution=resolution)
+
+
+def flips_by_half_turn(df: pd.DataFrame, dataset, threshold: float = 0.9) -> pd.DataFrame:
+    """Front / back flips (azimuth off by more than 150 deg) per class, split by whether the image's CAD
+    model is alike under a half turn (:func:`half_turn_iou` >= ``threshold``): rows (class, "alike" /
+    "distinct"), columns the images' share of the class, their count and their flip rate.
+
+    Args:
+        df: per-sample rows of :func:`evaluate` ("class_name", "cad_idx", "az", "az_gt").
+        dataset: the evaluated dataset (its ``cad_mesh``).
+    """
+    turn = {key: half_turn_iou(*dataset.cad_mesh(*key))
+            for key in set(zip(df["class_name"], df["cad_idx"].astype(int), strict=True))}
+    alike = [turn[(c, int(k))] >= threshold for c, k in zip(df["class_name"], df["cad_idx"], strict=True)]
+    err = angle_diff(torch.tensor(df["az"].values), torch.tensor(df["az_gt"].values)).numpy()
+    rows = pd.DataFrame({"class": df["class_name"].values,
+                         "CAD under a half turn": ["alike" if a else "distinct" for a in alike],
+                         "flip": err > 150})
+    out = rows.groupby(["class", "CAD under a half turn"]).flip.agg(images="size", flip_rate="mean")
+    out.insert(0, "share", out["images"] / out.groupby(level="class")["images"].transform("sum"))
+    return out
 
 
 def view_confusion(df: pd.DataFrame) -> pd.DataFrame:

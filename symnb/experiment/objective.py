@@ -32,6 +32,34 @@ def _cross_view(out: dict, batch: dict, render: RenderSettings) -> torch.Tensor:
     return L.mask_loss(r.silhouette, batch["mask"][j, 0])
 
 
+def image_terms(out: dict, batch: dict, weights: L.LossWeights) -> dict[str, torch.Tensor]:
+    """The terms that need no rendering: the camera against the annotation (viewpoint bins, or
+    regressed hypotheses and their choice) and the silhouette decoder's mask.
+
+    Args:
+        out: the model's forward dict; batch: a collated batch (cameras "scale" (B,), "trans" (B, 2),
+            "quat" (B, 4); "mask" (B, 1, S, S)); weights: the terms with weight 0 are left out.
+    """
+    R_gt = quaternion_to_matrix(batch["quat"])
+    terms = {}
+    if weights.camera and "az_logits" in out:  # a viewpoint-bin head
+        terms["camera"] = L.viewpoint_loss([out[f"{a}_logits"] for a in VIEW_ANGLES],
+                                           [out[f"{a}_residual"] for a in VIEW_ANGLES], out["scale"],
+                                           out["trans"], R_gt, batch["scale"], batch["trans"])
+    elif weights.camera:
+        terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["R_hyp"], batch["scale"],
+                                        batch["trans"], R_gt)
+    if weights.camera_choice and "R_hyp" in out and out["R_hyp"].shape[1] > 1:
+        terms["camera_choice"] = L.hypothesis_loss(out["R_hyp"], out["cam_logits"], R_gt)
+    if weights.quat and "quat_raw" in out and out["quat_raw"].shape[-1] == 4:
+        terms["quat"] = L.quat_norm_loss(out["quat_raw"])
+    if weights.silhouette:
+        if "silhouette_logits" not in out:
+            raise ValueError("LossWeights.silhouette > 0 needs ModelConfig.silhouette_decoder")
+        terms["silhouette"] = L.silhouette_loss(out["silhouette_logits"], batch["mask"])
+    return terms
+
+
 def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: RenderSettings, camera: str = "gt",
                    perceptual: L.PerceptualLoss | None = None) -> tuple[torch.Tensor, dict]:
     """All loss terms of one batch and their weighted sum.
@@ -61,21 +89,7 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     terms = {"mask": L.mask_loss(r.silhouette, mask[:, 0])}
     if weights.cross_view:
         terms["cross_view"] = _cross_view(out, batch, render)
-    if weights.camera and "az_logits" in out:  # a viewpoint-bin head
-        terms["camera"] = L.viewpoint_loss([out[f"{a}_logits"] for a in VIEW_ANGLES],
-                                           [out[f"{a}_residual"] for a in VIEW_ANGLES], out["scale"],
-                                           out["trans"], R_gt, batch["scale"], batch["trans"])
-    elif weights.camera:
-        terms["camera"] = L.camera_loss(out["scale"], out["trans"], out["R_hyp"], batch["scale"],
-                                        batch["trans"], R_gt)
-    if weights.camera_choice and "R_hyp" in out and out["R_hyp"].shape[1] > 1:
-        terms["camera_choice"] = L.hypothesis_loss(out["R_hyp"], out["cam_logits"], R_gt)
-    if weights.quat and "quat_raw" in out and out["quat_raw"].shape[-1] == 4:
-        terms["quat"] = L.quat_norm_loss(out["quat_raw"])
-    if weights.silhouette:
-        if "silhouette_logits" not in out:
-            raise ValueError("LossWeights.silhouette > 0 needs ModelConfig.silhouette_decoder")
-        terms["silhouette"] = L.silhouette_loss(out["silhouette_logits"], mask)
+    terms.update(image_terms(out, batch, weights))
     if weights.deformation:
         terms["deformation"] = L.deformation_loss(out["offsets"])
     if weights.laplacian:
@@ -116,5 +130,17 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     with torch.no_grad():
         logs["mask_iou"] = float(mask_iou(r.silhouette, mask[:, 0]).mean())
         logs["cam_deg"] = float(rotation_angle(out["R"], R_gt).median())
+    logs["loss"] = float(total.detach())
+    return total, logs
+
+
+def camera_losses(out: dict, batch: dict, weights: L.LossWeights) -> tuple[torch.Tensor, dict]:
+    """The objective of the encoder's camera phase (``TrainConfig.camera_steps``): :func:`image_terms`
+    alone, nothing rendered. Returns the weighted sum and the float terms with "cam_deg" and "loss"."""
+    terms = image_terms(out, batch, weights)
+    total = L.weighted_sum(terms, weights)
+    logs = {k: float(v.detach()) for k, v in terms.items()}
+    with torch.no_grad():
+        logs["cam_deg"] = float(rotation_angle(out["R"], quaternion_to_matrix(batch["quat"])).median())
     logs["loss"] = float(total.detach())
     return total, logs

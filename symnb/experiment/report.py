@@ -270,7 +270,7 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
         figs["Textures from the annotated camera's views (what texture fidelity scores)"] = save_figure(
             plot_texture_views(textured, test_dataset, idx, renders=result.renders),
             run_dir / "textures.png").name
-    from .evaluate import protocol_table, view_confusion
+    from .evaluate import flips_by_half_turn, protocol_table, view_confusion
 
     tables = {"Runs (test split)": result.runs, "Mean and std over seeds": result.summary.reset_index()}
     if len(result.paired):
@@ -299,4 +299,8 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
         if name in trained and "az" in dfs[0]:
             tables[f"{name}: front / back confusion of the predicted azimuth (test split, all seeds)"] = (
                 view_confusion(pd.concat(dfs)).reset_index())
+            if "cad_idx" in dfs[0] and hasattr(test_dataset, "cad_mesh"):
+                tables[f"{name}: front / back flips by the CAD model's likeness under a half turn (3-D IoU "
+                       ">= 0.9; test split, all seeds)"] = flips_by_half_turn(pd.concat(dfs), test_dataset
+                                                                              ).reset_index()
     return write_report(run_dir, tables, result.per_class, figs, notes)

@@ -26,16 +26,23 @@ from . import distributed, tracking
 from .checkpoint import resume_checkpoint, save_checkpoint, set_rng_state
 from .config import SELECT, ExperimentConfig
 from .evaluate import EvalConfig, evaluate, silhouette_iou
-from .objective import compute_losses
+from .objective import camera_losses, compute_losses
 
 
 def learning_rate(tc, step: int) -> float:
-    """The learning rate at ``step`` (a pure function of the step, so resuming needs no scheduler state)."""
+    """The learning rate at ``step`` (a pure function of the step, so resuming needs no scheduler state).
+
+    The camera steps (``tc.camera_phase``) and the full steps each run the schedule (warm-up, then
+    constant or cosine) over their own length."""
+    if step < tc.camera_phase:
+        length = tc.camera_phase
+    else:
+        step, length = step - tc.camera_phase, tc.steps
     if tc.warmup and step < tc.warmup:
         return tc.lr * (step + 1) / tc.warmup
     if tc.lr_schedule == "constant":
         return tc.lr
-    t = min(1.0, (step - tc.warmup) / max(1, tc.steps - tc.warmup))
+    t = min(1.0, (step - tc.warmup) / max(1, length - tc.warmup))
     return tc.lr * (tc.min_lr + (1 - tc.min_lr) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -202,19 +209,19 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         val_history, best = list(st.get("val_history", [])), dict(st.get("best", best))
         n_sub = int(st.get("n_subdivisions", 0))
         set_rng_state(st["rng"])
-    net = distributed.wrap(model, ctx, device)
+    net = distributed.wrap(model, ctx, device, partial=tc.camera_phase > 0)
     perceptual = (L.PerceptualLoss(cfg.loss.perceptual_weights).to(device)
                   if cfg.loss.perceptual and cfg.loss.perceptual_weights else None)
     val_sets = _validation_sets(cfg, val_dataset, train_eval_dataset) if ctx.main else {}
     board = tracking.Board(out_dir / "tb" if tc.tensorboard and ctx.main else None)
     higher = SELECT[tc.select]
-    sampler = SeededBatchSampler(len(dataset), tc.batch_size, tc.seed, tc.steps, start=step, rank=ctx.rank,
-                                 world_size=ctx.world_size)
+    sampler = SeededBatchSampler(len(dataset), tc.batch_size, tc.seed, tc.total_steps, start=step,
+                                 rank=ctx.rank, world_size=ctx.world_size)
     batches = torch.utils.data.DataLoader(SeededItems(dataset), batch_sampler=sampler, collate_fn=collate,
                                           num_workers=cfg.data.num_workers)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=tc.bf16 and device.type == "cuda")
     model.train()
-    bar = tqdm(total=tc.steps, initial=step, desc=cfg.name, disable=not (tc.progress and ctx.main))
+    bar = tqdm(total=tc.total_steps, initial=step, desc=cfg.name, disable=not (tc.progress and ctx.main))
     t0 = time.perf_counter()
     for batch in batches:
         if step in tc.subdivide_at and n_sub < sum(s <= step for s in tc.subdivide_at):
@@ -225,9 +232,13 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_scale"]
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        camera_step = step < tc.camera_phase
         with autocast:
-            out = net(batch["image"])
-        loss, logs = compute_losses(out, batch, cfg.loss, cfg.render, cfg.train.render_camera, perceptual)
+            out = net(batch["image"], camera_only=camera_step)
+        if camera_step:
+            loss, logs = camera_losses(out, batch, cfg.loss)
+        else:
+            loss, logs = compute_losses(out, batch, cfg.loss, cfg.render, tc.render_camera, perceptual)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}: {logs}")
         opt.zero_grad(set_to_none=True)
@@ -235,11 +246,11 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
         opt.step()
         step += 1
         bar.update(1)
-        if ctx.main and (step % tc.log_every == 0 or step == tc.steps):
+        if ctx.main and (step % tc.log_every == 0 or step == tc.total_steps):
             history.append({"step": step, "seconds": seconds + time.perf_counter() - t0, "lr": lr, **logs})
             board.scalars(history[-1], step, "train_batch")
-            bar.set_postfix(loss=f"{logs['loss']:.3f}", iou=f"{logs['mask_iou']:.2f}")
-        if val_sets and (step % tc.val_every == 0 or step == tc.steps):
+            bar.set_postfix(loss=f"{logs['loss']:.3f}", iou=f"{logs.get('mask_iou', 0):.2f}")
+        if val_sets and (step % tc.val_every == 0 or step == tc.total_steps):
             row = {"step": step, **validate(model, val_sets, tc.val_items)}
             val_history.append(row)
             board.scalars(row, step, "validation")
@@ -250,7 +261,7 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
                 best = {"value": value, "step": step}
                 save_model(model, out_dir / "best.pt", steps=step, experiment=cfg.to_dict())
             tracking.write_metrics(out_dir, val_history, "val_metrics")
-        if ctx.main and (step % tc.ckpt_every == 0 or step == tc.steps):
+        if ctx.main and (step % tc.ckpt_every == 0 or step == tc.total_steps):
             save_checkpoint(ckpt, model, opt, step, cfg, seconds + time.perf_counter() - t0, n_sub,
                             history=history, val_history=val_history, best=best)
             tracking.write_metrics(out_dir, history)

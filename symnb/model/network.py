@@ -267,11 +267,13 @@ class ReconstructionNet(nn.Module):
         return held + push[..., None] * n
 
     # ---- forward
-    def forward(self, images: torch.Tensor) -> dict:
+    def forward(self, images: torch.Tensor, camera_only: bool = False) -> dict:
         """Predict shape, camera and texture.
 
         Args:
             images: (B, 3, S, S) float in [0, 1], S = config.img_size.
+            camera_only: the camera keys and "silhouette_logits" (in training) alone, from the encoder,
+                camera head and silhouette decoder (the training's camera steps).
 
         Returns:
             dict with "verts" (B, V, 3), "faces" (F, 3), "mean_shape" (B, V, 3), "offsets" (B, V, 3),
@@ -283,6 +285,11 @@ class ReconstructionNet(nn.Module):
             keypoints "kp3d" (B, N, 3).
         """
         fmap, feat = self.encoder(images)
+        if camera_only:
+            out = self.camera(feat)
+            if self.silhouette is not None and self.training:
+                out["silhouette_logits"] = self.silhouette(feat)
+            return out
         probs = torch.softmax(self.classifier(feat), dim=-1)
         mean = torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
         pos = mean if self.config.deform_input == "mean_shape" else self.template
