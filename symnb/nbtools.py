@@ -64,6 +64,15 @@ def parameter_cells(nb) -> list:
     return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
 
 
+def _scalar(node) -> bool:
+    """A literal string, number, bool or None, a number with its sign included (``-1``)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        node = node.operand
+        return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+            and not isinstance(node.value, bool)
+    return isinstance(node, ast.Constant)
+
+
 def check(path: str | Path) -> list[str]:
     """Problems with a notebook: outputs left in, or not exactly one plain-scalar `parameters` cell."""
     path = Path(path)
@@ -82,9 +91,9 @@ def check(path: str | Path) -> list[str]:
                 isinstance(node, ast.Assign)
                 and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name)
-                and isinstance(node.value, ast.Constant)
+                and _scalar(node.value)
                 or isinstance(node, ast.AnnAssign)
-                and isinstance(node.value, ast.Constant)
+                and _scalar(node.value)
             )
             if not ok:
                 problems.append(

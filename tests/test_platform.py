@@ -83,6 +83,16 @@ def test_notebook_is_stripped_with_one_parameters_cell(nb):
     assert check(nb) == []
 
 
+def test_parameters_cell_takes_signed_numbers_and_nothing_computed(tmp_path):
+    from symnb.nbtools import write
+
+    good = write(tmp_path / "good.ipynb", [("params", 'a = -1\nb = +0.5\nc = "x"\nd = None\ne = True')])
+    assert check(good) == []
+    for i, line in enumerate(["a = -True", "a = [1]", "a = 1 + 1", "a = -x"]):
+        bad = write(tmp_path / f"bad{i}.ipynb", [("params", line)])
+        assert check(bad) == [f"bad{i}.ipynb: parameters cell line 1 is not `name = <scalar>`"], line
+
+
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_every_notebook_has_a_papermill_test(nb):
     tests = "".join(p.read_text() for p in (ROOT / "tests").glob("test_nb_*.py"))
