@@ -3,6 +3,7 @@
 # the 3 GB of torch's wheels install in well under a minute instead of about three with pip), every
 # package at the version requirements.lock pins (`make lock` re-resolves it from pyproject.toml): the
 # README's numbers were measured in that environment, and a newer release of a dependency changes them.
+# The lock is for Linux x86-64 and CPython 3.11; elsewhere install by hand (README).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -37,6 +37,7 @@ def test_perfect_shape_scores_perfectly(toy, tmp_path):
     df = evaluate(model, sub, EvalConfig(iou_resolution=32, n_samples=2000, save_meshes=1), out_dir=tmp_path,
                   progress=False)
     row = df.iloc[0]
+    assert row.cad_idx == int(sub[0]["cad_idx"])  # each row names its CAD model (flips_by_half_turn)
     assert row.iou_3d > 0.97 and row.iou_3d_icp > 0.95
     assert row.chamfer < 1e-3 and row.hausdorff < 0.03
     assert row.symmetry_error < 1e-6  # the toy ellipsoid is symmetric about x = 0

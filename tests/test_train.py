@@ -10,6 +10,7 @@ import torch
 from symnb.data import ToyDataset, batch_indices, collate
 from symnb.experiment import ExperimentConfig, TrainConfig, train
 from symnb.experiment.config import load_experiment
+from symnb.losses import LossWeights
 from symnb.model import ModelConfig, load_model
 from symnb.render import RenderSettings, make_textures, render_prediction
 
@@ -71,17 +72,22 @@ def test_camera_steps_train_the_encoder_and_camera_alone_then_the_full_objective
     from symnb.model import ReconstructionNet
 
     cfg = tiny(tmp_path / "cam", steps=2)
-    cfg.train = dataclasses.replace(cfg.train, camera_steps=3, lr_schedule="cosine", min_lr=0.1)
+    cfg.train = dataclasses.replace(cfg.train, camera_steps=3, lr_schedule="cosine", min_lr=0.1, val_every=1,
+                                    val_items=2, select="val_rot_err", tensorboard=False)
     torch.manual_seed(cfg.train.seed)
     start = ReconstructionNet(cfg.model).state_dict()
     seen = []
-    res = train(cfg, dataset=toy, callback=lambda step, logs: seen.append((step, dict(logs))))
+    res = train(cfg, dataset=toy, callback=lambda step, logs: seen.append((step, dict(logs))),
+                val_dataset=toy, train_eval_dataset=toy)
     assert res.steps == 5 and [s for s, _ in seen] == [1, 2, 3, 4, 5]
+    # validated at the camera phase's end and at every full step; the weights kept are a full step's
+    assert [row["step"] for row in res.val_history] == [3, 4, 5] and res.best_step in (4, 5)
     assert all("mask" not in logs and "camera" in logs and "silhouette" in logs for _, logs in seen[:3])
     assert all("mask" in logs for _, logs in seen[3:])
     # each phase runs the cosine over its own length
     tc = cfg.train
-    assert [round(learning_rate(tc, s), 6) for s in (0, 3, 4)] == [1e-3, 1e-3, round(1e-4 + 0.9e-3 * 0.5, 6)]
+    assert [round(learning_rate(tc, s), 6) for s in (0, 2, 3, 4)] == [
+        1e-3, round(1e-4 + 0.9e-3 * 0.25, 6), 1e-3, round(1e-4 + 0.9e-3 * 0.5, 6)]  # cos(2/3 pi) = -0.5
 
     cam_only = tiny(tmp_path / "cam_only", steps=1)  # no full step: nothing but the image-only parts moves
     cam_only.train = dataclasses.replace(cam_only.train, camera_steps=2, steps=1)
@@ -104,6 +110,32 @@ def test_camera_steps_train_the_encoder_and_camera_alone_then_the_full_objective
     assert changed == {"encoder", "camera", "silhouette"}, changed
     # a fine-tune starts from a trained encoder: no camera steps
     assert dataclasses.replace(tc, init_from="model.pt").total_steps == tc.steps
+    with pytest.raises(ValueError, match="camera_steps needs a camera or silhouette"):
+        ExperimentConfig(loss=LossWeights(camera=0, silhouette=0), train=tc)
+
+
+def test_resume_from_the_camera_phase_reaches_identical_weights(tmp_path, toy):
+    def cfg(name):
+        c = tiny(tmp_path / name, steps=2)
+        c.train = dataclasses.replace(c.train, camera_steps=3)
+        return c
+
+    full = train(cfg("full"), dataset=toy).model.state_dict()
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_3(step, logs):
+        if step == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(cfg("resumed"), dataset=toy, callback=crash_at_3)  # the checkpoint of camera step 2 survives
+    resumed = train(cfg("resumed"), dataset=toy)
+    assert resumed.steps == 5 and [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5]
+    state = resumed.model.state_dict()
+    for k in full:
+        assert torch.equal(state[k], full[k]), k
 
 
 def test_subdivision_during_training_and_resume(tmp_path, toy):

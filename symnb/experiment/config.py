@@ -47,8 +47,8 @@ class TrainConfig(Config):
     """Optimisation settings, and the camera the training objective renders through."""
 
     steps: int = 600
-    """Total optimisation steps (>= 1; 0 with ``init_from``: the transferred network as is, e.g. a texture or
-    symmetrization applied to a trained network)."""
+    """Optimisation steps of the full objective, after the ``camera_steps`` (>= 1; 0 with ``init_from``: the
+    transferred network as is, e.g. a texture or symmetrization applied to a trained network)."""
     batch_size: int = 8
     """Images per step."""
     lr: float = 1e-4
@@ -87,7 +87,8 @@ class TrainConfig(Config):
     """Which weights ``model.pt`` holds: "last", or the validation step with the best "val_iou_3d_drc" /
     "val_mask_iou" (highest) or "val_rot_err" (lowest median)."""
     subdivide_at: tuple[int, ...] = ()
-    """Steps at which the template is midpoint-subdivided (network unchanged)."""
+    """Steps at which the template is midpoint-subdivided (network unchanged); like every step number here
+    (logs, checkpoints, validations), counted from the first camera step."""
     progress: bool = True
     """Show a tqdm bar."""
     init_from: str | None = None
@@ -176,6 +177,9 @@ class ExperimentConfig(Config):
             object.__setattr__(self, "render", _replace(self.render, image_size=self.model.img_size))
         if not self.seeds:
             raise ValueError("ExperimentConfig.seeds must hold at least one seed")
+        if self.train.camera_phase and not (self.loss.camera or self.loss.silhouette):
+            raise ValueError("TrainConfig.camera_steps needs a camera or silhouette loss weight: the camera "
+                             "steps train on those terms alone")
         for name, v in self.variants.items():
             if not isinstance(v, dict) or set(v) - set(SECTIONS):
                 raise ValueError(f"variant {name!r} must be a mapping of sections {SECTIONS}, got {v!r}")

@@ -37,8 +37,13 @@ def image_terms(out: dict, batch: dict, weights: L.LossWeights) -> dict[str, tor
     regressed hypotheses and their choice) and the silhouette decoder's mask.
 
     Args:
-        out: the model's forward dict; batch: a collated batch (cameras "scale" (B,), "trans" (B, 2),
-            "quat" (B, 4); "mask" (B, 1, S, S)); weights: the terms with weight 0 are left out.
+        out: the model's forward dict (its camera keys and "silhouette_logits" suffice).
+        batch: a collated batch: annotated camera "scale" (B,), "trans" (B, 2), "quat" (B, 4); "mask"
+            (B, 1, S, S).
+        weights: loss weights; a term of weight 0 is left out.
+
+    Returns:
+        {term name: scalar tensor} of the terms computed (unweighted).
     """
     R_gt = quaternion_to_matrix(batch["quat"])
     terms = {}
@@ -136,7 +141,15 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
 
 def camera_losses(out: dict, batch: dict, weights: L.LossWeights) -> tuple[torch.Tensor, dict]:
     """The objective of the encoder's camera phase (``TrainConfig.camera_steps``): :func:`image_terms`
-    alone, nothing rendered. Returns the weighted sum and the float terms with "cam_deg" and "loss"."""
+    alone, nothing rendered.
+
+    Args:
+        out: the model's forward dict (``forward(images, camera_only=True)`` suffices); batch and
+            weights: as :func:`image_terms`.
+
+    Returns:
+        the weighted sum (scalar), and the float terms with the "cam_deg" diagnostic and "loss".
+    """
     terms = image_terms(out, batch, weights)
     total = L.weighted_sum(terms, weights)
     logs = {k: float(v.detach()) for k, v in terms.items()}

@@ -55,7 +55,7 @@ class TrainResult:
     out_dir: Path
     model_path: Path
     train_seconds: float
-    steps: int
+    steps: int  # all steps taken: the camera steps (TrainConfig.camera_phase) and the full ones
     val_history: list[dict] = dataclasses.field(default_factory=list)
     best_step: int | None = None
 
@@ -250,14 +250,18 @@ def train(cfg: ExperimentConfig, dataset=None, resume: bool | str = True, callba
             history.append({"step": step, "seconds": seconds + time.perf_counter() - t0, "lr": lr, **logs})
             board.scalars(history[-1], step, "train_batch")
             bar.set_postfix(loss=f"{logs['loss']:.3f}", iou=f"{logs.get('mask_iou', 0):.2f}")
-        if val_sets and (step % tc.val_every == 0 or step == tc.total_steps):
+        full = step > tc.camera_phase  # the step just taken trained the whole network
+        # the camera phase is validated once, at its end; its weights (shape and texture untrained) are
+        # never selected
+        if val_sets and (step == tc.camera_phase or full and (step % tc.val_every == 0
+                                                              or step == tc.total_steps)):
             row = {"step": step, **validate(model, val_sets, tc.val_items)}
             val_history.append(row)
             board.scalars(row, step, "validation")
             board.reconstructions(model, val_sets["val"], step)
             value = row.get(tc.select)
-            if value is not None and (best["value"] is None or (value > best["value"]) == higher
-                                      and value != best["value"]):
+            if full and value is not None and (best["value"] is None or (value > best["value"]) == higher
+                                               and value != best["value"]):
                 best = {"value": value, "step": step}
                 save_model(model, out_dir / "best.pt", steps=step, experiment=cfg.to_dict())
             tracking.write_metrics(out_dir, val_history, "val_metrics")
