@@ -20,6 +20,18 @@ def toy():
     return ToyDataset(n=12, img_size=32, seed=0)
 
 
+class Crash(Exception):
+    """Raised by :func:`crash_at` to interrupt a training run."""
+
+
+def crash_at(n: int):
+    """A training callback that interrupts the run at step ``n``, after that step's checkpoint (if any)."""
+    def callback(step, logs):
+        if step == n:
+            raise Crash
+    return callback
+
+
 def tiny(out_dir, steps=4, **model) -> ExperimentConfig:
     return ExperimentConfig(
         name="tiny", out_dir=str(out_dir),
@@ -48,17 +60,9 @@ def test_training_loop_learns_and_writes_logs(tmp_path, toy):
 
 def test_resume_after_interruption_reaches_identical_weights(tmp_path, toy):
     full = train(tiny(tmp_path / "full", steps=5), dataset=toy).model.state_dict()
-
-    class Crash(Exception):
-        pass
-
-    def crash_at_3(step, logs):
-        if step == 3:
-            raise Crash
-
     cfg = tiny(tmp_path / "resumed", steps=5)
     with pytest.raises(Crash):
-        train(cfg, dataset=toy, callback=crash_at_3)  # checkpoint of step 2 survives
+        train(cfg, dataset=toy, callback=crash_at(3))  # checkpoint of step 2 survives
     resumed = train(cfg, dataset=toy)
     assert resumed.steps == 5 and [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5]
     state = resumed.model.state_dict()
@@ -91,16 +95,8 @@ def test_camera_steps_train_the_encoder_and_camera_alone_then_the_full_objective
 
     cam_only = tiny(tmp_path / "cam_only", steps=1)  # no full step: nothing but the image-only parts moves
     cam_only.train = dataclasses.replace(cam_only.train, camera_steps=2, steps=1)
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_camera_phase(step, logs):
-        if step == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(cam_only, dataset=toy, callback=stop_after_camera_phase)
+    with pytest.raises(Crash):
+        train(cam_only, dataset=toy, callback=crash_at(2))  # after the camera phase's checkpoint
     moved = ReconstructionNet(cam_only.model)
     ck = torch.load(tmp_path / "cam_only" / "checkpoint.pt", weights_only=False)
     moved.load_state_dict(ck["model"])
@@ -121,16 +117,8 @@ def test_resume_from_the_camera_phase_reaches_identical_weights(tmp_path, toy):
         return c
 
     full = train(cfg("full"), dataset=toy).model.state_dict()
-
-    class Crash(Exception):
-        pass
-
-    def crash_at_3(step, logs):
-        if step == 3:
-            raise Crash
-
     with pytest.raises(Crash):
-        train(cfg("resumed"), dataset=toy, callback=crash_at_3)  # the checkpoint of camera step 2 survives
+        train(cfg("resumed"), dataset=toy, callback=crash_at(3))  # the checkpoint of camera step 2 survives
     resumed = train(cfg("resumed"), dataset=toy)
     assert resumed.steps == 5 and [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5]
     state = resumed.model.state_dict()
