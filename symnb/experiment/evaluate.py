@@ -243,6 +243,11 @@ def view_sector(azimuth) -> pd.Series:
     return k.map(dict(enumerate(SECTORS)))
 
 
+def _azimuth_error(df: pd.DataFrame):
+    """Per row, the predicted azimuth's error in degrees (numpy, in [0, 180])."""
+    return angle_diff(torch.tensor(df["az"].values), torch.tensor(df["az_gt"].values)).numpy()
+
+
 def half_turn_iou(verts, faces, resolution: int = 32) -> float:
     """3-D IoU of a mesh and itself turned half a turn about the world's vertical axis (y, the azimuth's
     axis, :func:`symnb.camera.viewpoint_rotation`). Near 1 when the object's front and back are alike: its
@@ -264,7 +269,7 @@ def flips_by_half_turn(df: pd.DataFrame, dataset, threshold: float = 0.9) -> pd.
     turn = {key: half_turn_iou(*dataset.cad_mesh(*key))
             for key in set(zip(df["class_name"], df["cad_idx"].astype(int), strict=True))}
     alike = [turn[(c, int(k))] >= threshold for c, k in zip(df["class_name"], df["cad_idx"], strict=True)]
-    err = angle_diff(torch.tensor(df["az"].values), torch.tensor(df["az_gt"].values)).numpy()
+    err = _azimuth_error(df)
     rows = pd.DataFrame({"class": df["class_name"].values,
                          "CAD under a half turn": ["alike" if a else "distinct" for a in alike],
                          "flip": err > 150})
@@ -282,7 +287,7 @@ def view_confusion(df: pd.DataFrame) -> pd.DataFrame:
     gt, pred = view_sector(df["az_gt"]), view_sector(df["az"])
     table = pd.crosstab([df["class_name"].values, gt.values], pred.values, rownames=["class", "annotated"],
                         colnames=["predicted"]).reindex(columns=list(SECTORS), fill_value=0)
-    err = angle_diff(torch.tensor(df["az"].values), torch.tensor(df["az_gt"].values)).numpy()
+    err = _azimuth_error(df)
     mirror = angle_diff(torch.tensor(df["az"].values), -torch.tensor(df["az_gt"].values)).numpy()
     stats = pd.DataFrame({"class": df["class_name"].values, "annotated": gt.values, "az<30": err < 30,
                           "flip_fb": err > 150, "flip_lr": (mirror < 30) & (err >= 30)})

@@ -130,13 +130,9 @@ def compute_losses(out: dict, batch: dict, weights: L.LossWeights, render: Rende
     if weights.texture_cycle and out.get("texels") is not None:
         xy, visible = texel_visibility(*out["texels"], R_gt, batch["scale"], batch["trans"])
         terms["texture_cycle"] = L.texture_cycle_loss(out["texture_flow"], xy, visible)
-    total = L.weighted_sum(terms, weights)
-    logs = {k: float(v.detach()) for k, v in terms.items()}
     with torch.no_grad():
-        logs["mask_iou"] = float(mask_iou(r.silhouette, mask[:, 0]).mean())
-        logs["cam_deg"] = float(rotation_angle(out["R"], R_gt).median())
-    logs["loss"] = float(total.detach())
-    return total, logs
+        fit = {"mask_iou": float(mask_iou(r.silhouette, mask[:, 0]).mean())}
+    return _total_and_logs(terms, weights, out["R"], R_gt, fit)
 
 
 def camera_losses(out: dict, batch: dict, weights: L.LossWeights) -> tuple[torch.Tensor, dict]:
@@ -150,10 +146,17 @@ def camera_losses(out: dict, batch: dict, weights: L.LossWeights) -> tuple[torch
     Returns:
         the weighted sum (scalar), and the float terms with the "cam_deg" diagnostic and "loss".
     """
-    terms = image_terms(out, batch, weights)
+    R_gt = quaternion_to_matrix(batch["quat"])
+    return _total_and_logs(image_terms(out, batch, weights), weights, out["R"], R_gt)
+
+
+def _total_and_logs(terms: dict, weights: L.LossWeights, R: torch.Tensor, R_gt: torch.Tensor,
+                    diagnostics: dict | None = None) -> tuple[torch.Tensor, dict]:
+    """The weighted sum of ``terms`` and the logs: each term as a float, then ``diagnostics``, the median
+    rotation error "cam_deg" of ``R`` (B, 3, 3) against ``R_gt`` (B, 3, 3), and "loss"."""
     total = L.weighted_sum(terms, weights)
-    logs = {k: float(v.detach()) for k, v in terms.items()}
+    logs = {k: float(v.detach()) for k, v in terms.items()} | (diagnostics or {})
     with torch.no_grad():
-        logs["cam_deg"] = float(rotation_angle(out["R"], quaternion_to_matrix(batch["quat"])).median())
+        logs["cam_deg"] = float(rotation_angle(R, R_gt).median())
     logs["loss"] = float(total.detach())
     return total, logs
