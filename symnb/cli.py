@@ -4,7 +4,7 @@
 
     symnb train CONFIG [--variant NAME] [--seed S] [--set section.key=value ...] [--out DIR] [--fresh]
     symnb evaluate MODEL DATA [--split test] [--index novelcad] [--out DIR] [--max-items N]
-    symnb ceilings CONFIG [--sizes 64,128] [--steps N] [--model MODEL] [--out DIR] [--set ...]
+    symnb ceilings CONFIG [--sizes 64,128|none] [--steps N] [--model MODEL] [--code-steps N] [--out DIR] [--set ...]
     symnb demo [the main job's options]          (python -m symnb.demo)
     symnb make-data [the generator's options]    (python -m data_prep.make_dataset)
 
@@ -83,8 +83,8 @@ def _ceilings(args) -> int:
     cfg = load_experiment(args.config, smoke=args.smoke, overrides=parse_overrides(args.overrides))
     ensure_dataset(cfg)
     fit = FitConfig(steps=args.steps)
-    sizes = tuple(int(s) for s in args.sizes.split(","))
-    scores = run_ceilings(cfg, sizes, fit, model_path=args.model)
+    sizes = () if args.sizes == "none" else tuple(int(s) for s in args.sizes.split(","))
+    scores = run_ceilings(cfg, sizes, fit, model_path=args.model, code_steps=args.code_steps)
     table = ceiling_table(scores)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.round(3).to_string())
@@ -117,9 +117,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="folder for per_sample.csv and protocol.csv")
     c = sub.add_parser("ceilings", help="quality ceilings (template fits, a network)")
     c.add_argument("config", help="experiment YAML (its data, loss and model template)")
-    c.add_argument("--sizes", default="64,128", help="comma-separated crop sizes of the template fits")
+    c.add_argument("--sizes", default="64,128",
+                   help='comma-separated crop sizes of the template fits ("none": no fits)')
     c.add_argument("--steps", type=int, default=300, help="Adam steps per fitted instance")
     c.add_argument("--model", default=None, help="a trained model.pt: adds rows (b) and (c)")
+    c.add_argument("--code-steps", type=int, default=0,
+                   help="with --model: fine-tune it this many steps with the image feature and with an "
+                        "instance code (rows b')")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     c.add_argument("--smoke", action="store_true", help="apply the config's smoke section")
     c.add_argument("--out", default=None, help="folder for ceilings.csv (default results/ceilings)")

@@ -10,9 +10,15 @@ mask IoU of the test images:
   training objective's silhouette loss and regularisers (:class:`~symnb.losses.LossWeights`: mask,
   Laplacian of the vertices and of the offsets, offset L2): the ceiling of the template, the loss
   and the resolution. Evaluated on the test images of the same instances.
+* ``class fit <S> px``: the same fit to the pooled views of all instances of a class
+  (:func:`fit_classes`): the best single shape per class, what a network that cannot tell a class's
+  instances apart can reach.
 * ``network, annotated camera`` / ``network, predicted camera``: ceilings (b) and (c), a trained
   network's shapes (the same 3-D IoU) rendered through the annotation or its own camera
   (:func:`network_rows`).
+* ``network fine-tuned, image feature`` / ``network fine-tuned, instance code``: ceiling (b'), the
+  trained network's shape decoder fine-tuned as it is and with its image feature replaced by a learned
+  code per instance (:func:`instance_code_rows`): what the decoder reaches when it knows the instance.
 
 The fit optimises Adam in smooth coordinates (Nicolet et al. 2021, "Large steps in inverse
 rendering"): vertices = template + ``(I - lambda L)^-1 u``, so that a step moves neighbourhoods. Plain
@@ -22,6 +28,7 @@ Adam on the vertices crumples the surface into folds that fit the silhouettes bu
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .. import losses as L
 from ..config import Config
+from ..data import collate
 from ..metrics import iou_3d_protocol
 from ..model.network import smoothing_operator
 from ..render import RenderSettings, render_prediction
@@ -40,6 +48,7 @@ from .evaluate import silhouette_iou
 
 if TYPE_CHECKING:
     from ..model.config import ModelConfig
+    from ..model.network import ReconstructionNet
     from .config import ExperimentConfig
 
 
@@ -139,6 +148,21 @@ def fit_instances(train_views: dict, template: tuple[torch.Tensor, torch.Tensor]
             for key, v in tqdm(train_views.items(), desc="fit", disable=not progress)}
 
 
+def fit_classes(train_views: dict, template: tuple[torch.Tensor, torch.Tensor], weights: L.LossWeights,
+                render: RenderSettings, cfg: FitConfig,
+                progress: bool = True) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`fit_template` to the pooled views of all instances of each class: the best single shape per
+    class under the same loss (what a network that cannot tell a class's instances apart can reach) ->
+    {key: (verts, faces)}, every instance of a class with its class's mesh."""
+    meshes = {}
+    for cls in tqdm(sorted({c for c, _ in train_views}), desc="class fit", disable=not progress):
+        groups = [v for (c, _), v in train_views.items() if c == cls]
+        pooled = {k: torch.cat([g[k] for g in groups]) for k in ("mask", "scale", "trans", "quat")}
+        mesh = fit_template(pooled, template, weights, render, cfg)
+        meshes.update({key: mesh for key in train_views if key[0] == cls})
+    return meshes
+
+
 def score_meshes(meshes: dict, test_views: dict, dataset, render: RenderSettings, label: str) -> pd.DataFrame:
     """Per test image: the 3-D IoU (DRC protocol, one global alignment for the set) and the mask IoU
     (annotated camera) of its instance's mesh in ``meshes`` ({(class, cad_idx): (verts, faces)}); test
@@ -171,6 +195,95 @@ def network_rows(per_sample: pd.DataFrame) -> pd.DataFrame:
                       base.assign(row="network, predicted camera", mask_iou=per_sample["mask_iou"])])
 
 
+def _code_init(model: ReconstructionNet, dataset, groups: dict) -> torch.Tensor:
+    """Each instance's mean image feature over its images in ``dataset`` -> (len(groups), n_feat)."""
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        codes = torch.stack([torch.cat([model.encoder(collate([dataset[i] for i in g["index"][s:s + 64]])["image"])[1]
+                                        for s in range(0, len(g["index"]), 64)]).mean(0)
+                             for g in groups.values()])
+    model.train(was)
+    return codes
+
+
+def instance_code_rows(model: ReconstructionNet, train, test, weights: L.LossWeights, render: RenderSettings,
+                       steps: int = 600, lr: float = 3e-4, mean_shape_lr_scale: float = 30.0,
+                       batch_size: int = 16, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Ceiling (b'): can the network's shape decoder represent each instance when told which one it sees?
+
+    Two copies of a trained network are fine-tuned for ``steps`` on the training images, with the
+    training objective's silhouette loss and shape regularisers (``weights``: mask, laplacian,
+    laplacian_offsets, deformation) through the annotated cameras. One reads its deformation from the
+    image feature as in training (the control). The other reads it from a learned code per CAD instance
+    (an auto-decoder, the code initialised at the instance's mean image feature): an oracle that knows the
+    instance. Both keep the image's mean-shape blend. The gap between the two rows is what the encoder's
+    identification of the instance costs; the gap between the code row and the fits (a) is what the
+    decoder (mean shapes + deformation MLP) costs.
+
+    Args:
+        model: a trained :class:`~symnb.model.ReconstructionNet` (left unchanged).
+        train, test: datasets of :class:`symnb.data.Item` at the network's input size (``test`` needs
+            ``cad_mesh``); the test images of instances absent from ``train`` are skipped.
+        weights, render: the training objective's weights and soft-silhouette settings.
+        steps, lr, mean_shape_lr_scale, batch_size, seed: the fine-tune (Adam; the mean shapes at
+            ``mean_shape_lr_scale`` times ``lr``, the codes at 10 times).
+
+    Returns:
+        per test image: "row", "class_name", "cad_idx", "mask_iou" (annotated camera), "iou_3d_drc".
+    """
+    groups = instance_views(train)
+    index = torch.empty(len(train), dtype=torch.long)  # dataset index -> instance number
+    for k, g in enumerate(groups.values()):
+        index[g["index"]] = k
+    number = {key: k for k, key in enumerate(groups)}
+    tests = [i for i in range(len(test)) if (test[i]["class_name"], int(test[i]["cad_idx"])) in number]
+    init = _code_init(model, train, groups)
+    parts = []
+    for label, oracle in (("network fine-tuned, image feature", False),
+                          ("network fine-tuned, instance code", True)):
+        net = copy.deepcopy(model).train()
+        codes = torch.nn.Parameter(init.clone())
+
+        def decode(batch, keys):
+            feat = net.encoder(batch["image"])[1]
+            probs = torch.softmax(net.classifier(feat), dim=-1)
+            return net.decode_shape(codes[keys] if oracle else feat, probs)
+
+        param_groups = [{"params": [p for n, p in net.named_parameters() if n != "mean_shape"], "lr": lr},
+                   {"params": [net.mean_shape], "lr": lr * mean_shape_lr_scale}]
+        opt = torch.optim.Adam(param_groups + ([{"params": [codes], "lr": 10 * lr}] if oracle else []))
+        gen = torch.Generator().manual_seed(seed)
+        for _ in tqdm(range(steps), desc=label, disable=not progress):
+            idx = torch.randint(len(train), (batch_size,), generator=gen)
+            batch = collate([train[int(i)] for i in idx])
+            verts, _, offsets = decode(batch, index[idx])
+            sil = render_prediction({"verts": verts, "faces": net.faces}, render,
+                                    (batch["scale"], batch["trans"], batch["quat"])).silhouette
+            terms = {"mask": L.mask_loss(sil, batch["mask"][:, 0]),
+                     "laplacian": L.laplacian_loss(verts, net.faces),
+                     "laplacian_offsets": L.laplacian_loss(offsets, net.faces),
+                     "deformation": L.deformation_loss(offsets)}
+            opt.zero_grad(set_to_none=True)
+            L.weighted_sum(terms, weights).backward()
+            opt.step()
+        net.eval()
+        rows, preds, gts = [], [], []
+        with torch.no_grad():
+            for s in range(0, len(tests), 64):
+                batch = collate([test[i] for i in tests[s:s + 64]])
+                keys = list(zip(batch["class_name"], batch["cad_idx"].tolist()))
+                verts = decode(batch, torch.tensor([number[k] for k in keys]))[0]
+                miou = silhouette_iou({"verts": verts, "faces": net.faces}, batch, render,
+                                      camera=(batch["scale"], batch["trans"], batch["quat"]))
+                rows += [{"row": label, "class_name": c, "cad_idx": i, "mask_iou": m}
+                         for (c, i), m in zip(keys, miou.tolist())]
+                preds += list(verts)
+                gts += [test.cad_mesh(*k) for k in keys]
+        parts.append(pd.DataFrame(rows).assign(iou_3d_drc=iou_3d_protocol(preds, net.faces, gts)[0]))
+    return pd.concat(parts, ignore_index=True)
+
+
 def ceiling_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean 3-D IoU (DRC) and mask IoU per row and class (columns ``<class> 3-D IoU``, ``<class> mask
     IoU``), rows in the order they first appear."""
@@ -188,12 +301,13 @@ def cad_rows(test_views: dict, dataset, render: RenderSettings) -> pd.DataFrame:
 
 
 def run_ceilings(cfg: ExperimentConfig, sizes=(64, 128), fit: FitConfig | None = None,
-                 model_path: str | None = None, max_items: int | None = None,
+                 model_path: str | None = None, max_items: int | None = None, code_steps: int = 0,
                  progress: bool = True) -> pd.DataFrame:
     """Every row of the ceiling table on an experiment's data: ``cad`` and ``fit <S> px`` for each crop
     size S in ``sizes`` (instances of the training split, scored on the test split), and with
-    ``model_path`` the rows (b) and (c) of that trained network. Returns the per-image scores
-    (:func:`ceiling_table` summarises them)."""
+    ``model_path`` the rows (b) and (c) of that trained network and, with ``code_steps`` > 0, the rows
+    (b') of :func:`instance_code_rows` after that many fine-tuning steps (the config's learning rates and
+    batch size). Returns the per-image scores (:func:`ceiling_table` summarises them)."""
     from dataclasses import replace
 
     from ..data import build_dataset
@@ -212,13 +326,20 @@ def run_ceilings(cfg: ExperimentConfig, sizes=(64, 128), fit: FitConfig | None =
             test_views = {k: {n: v[:max_items] for n, v in g.items()} for k, g in test_views.items()}
         if size == sizes[0]:
             parts.append(cad_rows(test_views, test, render))
-        meshes = fit_instances(instance_views(build_dataset(plain, "train", size)), template, cfg.loss,
-                               render, fit, progress)
+        train_views = instance_views(build_dataset(plain, "train", size))
+        meshes = fit_instances(train_views, template, cfg.loss, render, fit, progress)
         parts.append(score_meshes(meshes, test_views, test, render, f"fit {size} px"))
+        shared = fit_classes(train_views, template, cfg.loss, render, fit, progress)
+        parts.append(score_meshes(shared, test_views, test, render, f"class fit {size} px"))
     if model_path is not None:
         model = load_model(model_path)
         test = build_dataset(plain, "test", model.config.img_size)
         light = EvalConfig(icp=False, geom_symmetry=False, save_meshes=0, distances=False)
         per_sample = evaluate(model, test, light, progress=progress, render=cfg.render)
         parts.append(network_rows(per_sample))
+        if code_steps:
+            train = build_dataset(plain, "train", model.config.img_size)
+            tc = cfg.train
+            parts.append(instance_code_rows(model, train, test, cfg.loss, cfg.render, code_steps, tc.lr,
+                                            tc.mean_shape_lr_scale, tc.batch_size, tc.seed, progress))
     return pd.concat(parts, ignore_index=True)

@@ -267,6 +267,28 @@ class ReconstructionNet(nn.Module):
         return held + push[..., None] * n
 
     # ---- forward
+    def decode_shape(self, latent: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The shape decoder: the class-blended mean shape plus the deformation read from ``latent``.
+
+        Args:
+            latent: (B, n_feat) the image feature (or a stand-in of its size, e.g. the learned instance
+                codes of :func:`symnb.experiment.ceilings.instance_code_rows`); probs: (B, K) mean-shape
+                weights.
+
+        Returns:
+            verts (B, V, 3) exactly invariant under the symmetry, mean shape (B, V, 3), offsets (B, V, 3).
+        """
+        mean = torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
+        pos = mean if self.config.deform_input == "mean_shape" else self.template
+        raw = self.deform(torch.cat([latent, probs], dim=1), pos)  # (B, V, 3)
+        if self.offset_smoother.numel():
+            raw = self.offset_smoother @ raw
+        offsets = symmetrize(raw, self.smap, self.config.sym_mode)
+        held = (mean + offsets)[:, self.smap.independent]  # (B, n_independent, 3)
+        if self.config.keep_side and self.symmetry == "reflection":
+            held = self._keep_side(held)
+        return expand(held, self.smap), mean, offsets
+
     def forward(self, images: torch.Tensor, camera_only: bool = False) -> dict:
         """Predict shape, camera and texture.
 
@@ -291,16 +313,7 @@ class ReconstructionNet(nn.Module):
                 out["silhouette_logits"] = self.silhouette(feat)
             return out
         probs = torch.softmax(self.classifier(feat), dim=-1)
-        mean = torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
-        pos = mean if self.config.deform_input == "mean_shape" else self.template
-        raw = self.deform(torch.cat([feat, probs], dim=1), pos)  # (B, V, 3)
-        if self.offset_smoother.numel():
-            raw = self.offset_smoother @ raw
-        offsets = symmetrize(raw, self.smap, self.config.sym_mode)
-        held = (mean + offsets)[:, self.smap.independent]  # (B, n_independent, 3)
-        if self.config.keep_side and self.symmetry == "reflection":
-            held = self._keep_side(held)
-        verts = expand(held, self.smap)  # exactly invariant
+        verts, mean, offsets = self.decode_shape(feat, probs)
         cam = self.camera(feat)
         texture = flow = texels = None
         tex_in = fmap.detach() if self.config.texture_detach else fmap
