@@ -4,7 +4,8 @@
 
     symnb train CONFIG [--variant NAME] [--seed S] [--set section.key=value ...] [--out DIR] [--fresh]
     symnb evaluate MODEL DATA [--split test] [--index novelcad] [--out DIR] [--max-items N]
-    symnb ceilings CONFIG [--sizes 64,128|none] [--steps N] [--model MODEL] [--code-steps N] [--out DIR] [--set ...]
+    symnb ceilings CONFIG [--sizes 64,128|none] [--steps N] [--model MODEL] [--code-steps N] [--out DIR]
+                   [--set ...]
     symnb demo [the main job's options]          (python -m symnb.demo)
     symnb make-data [the generator's options]    (python -m data_prep.make_dataset)
 

@@ -169,7 +169,8 @@ def test_the_command_adds_the_network_and_instance_code_rows(tmp_path):
     from symnb.experiment import ensure_dataset, load_experiment, variant_config
     from symnb.experiment.train import train
 
-    cfg = variant_config(load_experiment("configs/demo.yaml", smoke=True), "baseline", run_dir=tmp_path / "run")
+    cfg = load_experiment("configs/demo.yaml", smoke=True)
+    cfg = variant_config(cfg, "baseline", run_dir=tmp_path / "run")
     ensure_dataset(cfg)
     model = train(cfg, resume=False).model_path
     assert cli.main(["ceilings", "configs/demo.yaml", "--smoke", "--sizes", "none", "--model", str(model),

@@ -199,12 +199,23 @@ def _code_init(model: ReconstructionNet, dataset, groups: dict) -> torch.Tensor:
     """Each instance's mean image feature over its images in ``dataset`` -> (len(groups), n_feat)."""
     was = model.training
     model.eval()
+    codes = []
     with torch.no_grad():
-        codes = torch.stack([torch.cat([model.encoder(collate([dataset[i] for i in g["index"][s:s + 64]])["image"])[1]
-                                        for s in range(0, len(g["index"]), 64)]).mean(0)
-                             for g in groups.values()])
+        for g in groups.values():
+            chunks = [g["index"][s:s + 64] for s in range(0, len(g["index"]), 64)]
+            feats = [model.encoder(collate([dataset[i] for i in c])["image"])[1] for c in chunks]
+            codes.append(torch.cat(feats).mean(0))
     model.train(was)
-    return codes
+    return torch.stack(codes)
+
+
+def _decode(net: ReconstructionNet, images: torch.Tensor, codes: torch.Tensor | None = None,
+            number: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The shapes of a batch (``decode_shape``), the deformation read from the image feature or, with
+    ``codes``, from each image's instance code ``codes[number]``."""
+    feat = net.encoder(images)[1]
+    probs = torch.softmax(net.classifier(feat), dim=-1)
+    return net.decode_shape(feat if codes is None else codes[number], probs)
 
 
 def instance_code_rows(model: ReconstructionNet, train, test, weights: L.LossWeights, render: RenderSettings,
@@ -212,8 +223,8 @@ def instance_code_rows(model: ReconstructionNet, train, test, weights: L.LossWei
                        batch_size: int = 16, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Ceiling (b'): can the network's shape decoder represent each instance when told which one it sees?
 
-    Two copies of a trained network are fine-tuned for ``steps`` on the training images, with the
-    training objective's silhouette loss and shape regularisers (``weights``: mask, laplacian,
+    Two copies of a trained network are fine-tuned for ``steps`` on the (unaugmented) training images,
+    with the training objective's silhouette loss and shape regularisers (``weights``: mask, laplacian,
     laplacian_offsets, deformation) through the annotated cameras. One reads its deformation from the
     image feature as in training (the control). The other reads it from a learned code per CAD instance
     (an auto-decoder, the code initialised at the instance's mean image feature): an oracle that knows the
@@ -233,31 +244,25 @@ def instance_code_rows(model: ReconstructionNet, train, test, weights: L.LossWei
         per test image: "row", "class_name", "cad_idx", "mask_iou" (annotated camera), "iou_3d_drc".
     """
     groups = instance_views(train)
-    index = torch.empty(len(train), dtype=torch.long)  # dataset index -> instance number
-    for k, g in enumerate(groups.values()):
-        index[g["index"]] = k
     number = {key: k for k, key in enumerate(groups)}
+    of_item = torch.empty(len(train), dtype=torch.long)  # training item -> its instance's number
+    for key, g in groups.items():
+        of_item[g["index"]] = number[key]
     tests = [i for i in range(len(test)) if (test[i]["class_name"], int(test[i]["cad_idx"])) in number]
     init = _code_init(model, train, groups)
     parts = []
     for label, oracle in (("network fine-tuned, image feature", False),
                           ("network fine-tuned, instance code", True)):
         net = copy.deepcopy(model).train()
-        codes = torch.nn.Parameter(init.clone())
-
-        def decode(batch, keys):
-            feat = net.encoder(batch["image"])[1]
-            probs = torch.softmax(net.classifier(feat), dim=-1)
-            return net.decode_shape(codes[keys] if oracle else feat, probs)
-
+        codes = torch.nn.Parameter(init.clone()) if oracle else None
         param_groups = [{"params": [p for n, p in net.named_parameters() if n != "mean_shape"], "lr": lr},
-                   {"params": [net.mean_shape], "lr": lr * mean_shape_lr_scale}]
+                        {"params": [net.mean_shape], "lr": lr * mean_shape_lr_scale}]
         opt = torch.optim.Adam(param_groups + ([{"params": [codes], "lr": 10 * lr}] if oracle else []))
         gen = torch.Generator().manual_seed(seed)
         for _ in tqdm(range(steps), desc=label, disable=not progress):
             idx = torch.randint(len(train), (batch_size,), generator=gen)
             batch = collate([train[int(i)] for i in idx])
-            verts, _, offsets = decode(batch, index[idx])
+            verts, _, offsets = _decode(net, batch["image"], codes, of_item[idx])
             sil = render_prediction({"verts": verts, "faces": net.faces}, render,
                                     (batch["scale"], batch["trans"], batch["quat"])).silhouette
             terms = {"mask": L.mask_loss(sil, batch["mask"][:, 0]),
@@ -267,21 +272,26 @@ def instance_code_rows(model: ReconstructionNet, train, test, weights: L.LossWei
             opt.zero_grad(set_to_none=True)
             L.weighted_sum(terms, weights).backward()
             opt.step()
-        net.eval()
-        rows, preds, gts = [], [], []
-        with torch.no_grad():
-            for s in range(0, len(tests), 64):
-                batch = collate([test[i] for i in tests[s:s + 64]])
-                keys = list(zip(batch["class_name"], batch["cad_idx"].tolist()))
-                verts = decode(batch, torch.tensor([number[k] for k in keys]))[0]
-                miou = silhouette_iou({"verts": verts, "faces": net.faces}, batch, render,
-                                      camera=(batch["scale"], batch["trans"], batch["quat"]))
-                rows += [{"row": label, "class_name": c, "cad_idx": i, "mask_iou": m}
-                         for (c, i), m in zip(keys, miou.tolist())]
-                preds += list(verts)
-                gts += [test.cad_mesh(*k) for k in keys]
-        parts.append(pd.DataFrame(rows).assign(iou_3d_drc=iou_3d_protocol(preds, net.faces, gts)[0]))
+        parts.append(_score_network(net.eval(), test, tests, render, label, codes, number))
     return pd.concat(parts, ignore_index=True)
+
+
+def _score_network(net: ReconstructionNet, test, items: list[int], render: RenderSettings, label: str,
+                   codes: torch.Tensor | None, number: dict) -> pd.DataFrame:
+    """Rows of :func:`instance_code_rows` for the test ``items``: mask IoU (annotated camera), 3-D IoU."""
+    rows, preds, gts = [], [], []
+    with torch.no_grad():
+        for s in range(0, len(items), 64):
+            batch = collate([test[i] for i in items[s:s + 64]])
+            keys = list(zip(batch["class_name"], batch["cad_idx"].tolist(), strict=True))
+            verts = _decode(net, batch["image"], codes, torch.tensor([number[k] for k in keys]))[0]
+            miou = silhouette_iou({"verts": verts, "faces": net.faces}, batch, render,
+                                  camera=(batch["scale"], batch["trans"], batch["quat"]))
+            rows += [{"row": label, "class_name": c, "cad_idx": i, "mask_iou": m}
+                     for (c, i), m in zip(keys, miou.tolist(), strict=True)]
+            preds += list(verts)
+            gts += [test.cad_mesh(*k) for k in keys]
+    return pd.DataFrame(rows).assign(iou_3d_drc=iou_3d_protocol(preds, net.faces, gts)[0])
 
 
 def ceiling_table(scores: pd.DataFrame) -> pd.DataFrame:

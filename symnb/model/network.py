@@ -267,7 +267,8 @@ class ReconstructionNet(nn.Module):
         return held + push[..., None] * n
 
     # ---- forward
-    def decode_shape(self, latent: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def decode_shape(self, latent: torch.Tensor,
+                     probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The shape decoder: the class-blended mean shape plus the deformation read from ``latent``.
 
         Args:
