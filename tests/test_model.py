@@ -395,3 +395,46 @@ def test_viewpoint_head_and_silhouette_decoder_outputs():
     assert mean_in(torch.rand(2, 3, 32, 32))["offsets"].shape == (2, 162, 3)
     with pytest.raises(ValueError, match="view_bins"):
         ModelConfig(view_bins=(8, 6))
+
+
+def test_refine_camera_recovers_a_shifted_and_scaled_camera():
+    from pytorch3d.transforms import euler_angles_to_matrix, matrix_to_quaternion
+
+    from symnb.model.refine import refine_camera
+    from symnb.render import RenderSettings, render_prediction
+
+    v, f = sphere_template(162)
+    verts = (v * torch.tensor([0.4, 0.15, 0.25]))[None].expand(2, -1, -1)  # an ellipsoid
+    angles = torch.tensor([[3.0, 0.6, 0.0], [2.9, -1.0, 0.1]])
+    quat = matrix_to_quaternion(euler_angles_to_matrix(angles, "XYZ"))
+    true_s, true_t = torch.tensor([1.2, 0.9]), torch.tensor([[0.1, -0.05], [-0.08, 0.04]])
+    target = render_prediction({"verts": verts, "faces": f}, RenderSettings(image_size=32),
+                               (true_s, true_t, quat)).silhouette
+    s0, t0 = true_s * torch.tensor([1.25, 0.8]), true_t + torch.tensor([[-0.1, 0.08], [0.1, -0.1]])
+    s, t = refine_camera(verts, f, s0, t0, quat, target, steps=60, lr=0.02)
+    assert not s.requires_grad and not t.requires_grad
+    assert ((s / true_s).log().abs() < 0.3 * (s0 / true_s).log().abs()).all()  # most of the error removed
+    assert ((t - true_t).norm(dim=-1) < 0.3 * (t0 - true_t).norm(dim=-1)).all()
+    with pytest.raises(ValueError, match="target"):
+        refine_camera(verts, f, s0, t0, quat, target[:1])
+
+
+def test_camera_refinement_runs_at_inference_only_and_moves_scale_and_translation_alone():
+    torch.manual_seed(0)
+    model = _perturbed(ReconstructionNet(ModelConfig(**SMALL)))
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        plain = model(images)
+        model.config = ModelConfig(**SMALL, camera_refine_steps=5)
+        refined = model(images)
+    assert torch.equal(plain["verts"], refined["verts"]) and torch.equal(plain["quat"], refined["quat"])
+    assert not torch.equal(plain["scale"], refined["scale"])
+    assert not torch.equal(plain["trans"], refined["trans"])
+    model.train()
+    torch.manual_seed(1)
+    a = model(images)["scale"]
+    model.config = ModelConfig(**SMALL)
+    torch.manual_seed(1)
+    assert torch.equal(a, model(images)["scale"])  # training: no refinement
+    with pytest.raises(ValueError, match="silhouette_decoder"):
+        ModelConfig(camera_refine_steps=5, silhouette_decoder=False)

@@ -109,6 +109,12 @@ class ModelConfig(Config):
     silhouette_decoder: bool = True
     """Decode the object's silhouette (32 x 32) from the image feature, an auxiliary task
     (``LossWeights.silhouette``) that teaches the encoder the outline the camera is read from."""
+    camera_refine_steps: int = 0
+    """At inference (eval mode): Adam steps that refine the predicted scale and translation so that the
+    predicted shape's silhouette matches the silhouette decoder's (:func:`symnb.model.refine.refine_camera`;
+    render and compare, nothing annotated is used; 0: off; needs ``silhouette_decoder``)."""
+    camera_refine_lr: float = 0.01
+    """Their learning rate."""
     auto_threshold: float = field(default=0.02, repr=False)
     """"auto": detection tolerance on the CAD models."""
     auto_order: int = 8
@@ -130,7 +136,11 @@ class ModelConfig(Config):
         self._choice("deform_input", ("template", "mean_shape"))
         self._range("max_offset", 0, lo_open=True)
         self._range("init_scale", 0, lo_open=True)
-        for name in ("deform_layers", "n_slices", "n_keypoints", "sym_order"):
+        self._range("camera_refine_lr", 0, lo_open=True)
+        if self.camera_refine_steps and not self.silhouette_decoder:
+            raise ValueError("ModelConfig.camera_refine_steps > 0 needs silhouette_decoder = True (its "
+                             "silhouette is the refinement's target)")
+        for name in ("deform_layers", "n_slices", "n_keypoints", "sym_order", "camera_refine_steps"):
             self._range(name, 0)
         self._range("auto_order", 2)
         self._range("cam_hypotheses", 1)

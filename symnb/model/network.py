@@ -38,6 +38,7 @@ from ..symmetry.templates import uv_sphere
 from .config import ModelConfig
 from .encoders import build_encoder
 from .heads import CameraHead, DeformMLP, SilhouetteDecoder, TextureDecoder, ViewpointHead, sample_flow
+from .refine import refine_camera
 from .texture import ProjectedTexture, mirror_fill, texel_visibility
 from .uv import UV_MAPS
 
@@ -257,6 +258,14 @@ class ReconstructionNet(nn.Module):
             self._posthoc = posthoc_map(self.template.cpu()).to(self.template.device)
         return symmetrize(verts, self._posthoc, mode)
 
+    def _refine_camera(self, feat: torch.Tensor, verts: torch.Tensor, cam: dict) -> tuple[torch.Tensor, ...]:
+        """The predicted scale (B,) and translation (B, 2) refined against the decoded silhouette."""
+        S = self.config.img_size
+        target = torch.sigmoid(F.interpolate(self.silhouette(feat), size=(S, S), mode="bilinear",
+                                             align_corners=False))[:, 0]
+        return refine_camera(verts, self.faces, cam["scale"], cam["trans"], cam["quat"], target,
+                             self.config.camera_refine_steps, self.config.camera_refine_lr)
+
     def _keep_side(self, held: torch.Tensor) -> torch.Tensor:
         """Independent vertices (B, n, 3) of the left side moved to at least ``SIDE_MARGIN`` from the
         plane (on-plane vertices are left to ``expand``), so a half and its mirror cannot interpenetrate."""
@@ -316,6 +325,8 @@ class ReconstructionNet(nn.Module):
         probs = torch.softmax(self.classifier(feat), dim=-1)
         verts, mean, offsets = self.decode_shape(feat, probs)
         cam = self.camera(feat)
+        if not self.training and self.config.camera_refine_steps:  # render and compare (inference only)
+            cam["scale"], cam["trans"] = self._refine_camera(feat, verts, cam)
         texture = flow = texels = None
         tex_in = fmap.detach() if self.config.texture_detach else fmap
         if self.texture is not None and self.texture.out == "flow":  # CMR: colours copied from the image
