@@ -111,8 +111,9 @@ class ModelConfig(Config):
     (``LossWeights.silhouette``) that teaches the encoder the outline the camera is read from."""
     camera_refine_steps: int = 0
     """At inference (eval mode): Adam steps that refine the predicted scale and translation so that the
-    predicted shape's silhouette matches the silhouette decoder's (:func:`symnb.model.refine.refine_camera`;
-    render and compare, nothing annotated is used; 0: off; needs ``silhouette_decoder``)."""
+    predicted shape's silhouette matches the silhouette decoder's, at its size (32 px;
+    :func:`symnb.model.refine.refine_camera`; render and compare, nothing annotated is used; 0: off; needs
+    ``silhouette_decoder``)."""
     camera_refine_lr: float = 0.01
     """Their learning rate."""
     auto_threshold: float = field(default=0.02, repr=False)
