@@ -96,6 +96,14 @@ def initial_sphere(model: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nn.functional.normalize(sphere.float(), dim=-1) * model.template_radius, faces
 
 
+def _shape_terms(sil: torch.Tensor, mask: torch.Tensor, verts: torch.Tensor, offsets: torch.Tensor,
+                 faces: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The training objective's silhouette term and shape regularisers: sil, mask (B, S, S); verts,
+    offsets (B, V, 3) (offsets: the displacements from the template or mean shape); faces (F, 3)."""
+    return {"mask": L.mask_loss(sil, mask), "laplacian": L.laplacian_loss(verts, faces),
+            "laplacian_offsets": L.laplacian_loss(offsets, faces), "deformation": L.deformation_loss(offsets)}
+
+
 def fit_template(views: dict, template: tuple[torch.Tensor, torch.Tensor], weights: L.LossWeights,
                  render: RenderSettings, cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """A free template mesh fitted to one instance's views through their annotated cameras.
@@ -128,10 +136,7 @@ def fit_template(views: dict, template: tuple[torch.Tensor, torch.Tensor], weigh
         out = {"verts": verts.expand(len(pick), -1, -1), "faces": faces}
         cams = (views["scale"][pick], views["trans"][pick], views["quat"][pick])
         sil = render_prediction(out, render, cams).silhouette
-        terms = {"mask": L.mask_loss(sil, views["mask"][pick]), "laplacian": L.laplacian_loss(verts, faces),
-                 "laplacian_offsets": L.laplacian_loss(offsets[None], faces),
-                 "deformation": L.deformation_loss(offsets[None])}
-        loss = L.weighted_sum(terms, weights)
+        loss = L.weighted_sum(_shape_terms(sil, views["mask"][pick], verts, offsets[None], faces), weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -265,11 +270,8 @@ def instance_code_rows(model: ReconstructionNet, train, test, weights: L.LossWei
             verts, _, offsets = _decode(net, batch["image"], codes, of_item[idx])
             sil = render_prediction({"verts": verts, "faces": net.faces}, render,
                                     (batch["scale"], batch["trans"], batch["quat"])).silhouette
-            terms = {"mask": L.mask_loss(sil, batch["mask"][:, 0]),
-                     "laplacian": L.laplacian_loss(verts, net.faces),
-                     "laplacian_offsets": L.laplacian_loss(offsets, net.faces),
-                     "deformation": L.deformation_loss(offsets)}
             opt.zero_grad(set_to_none=True)
+            terms = _shape_terms(sil, batch["mask"][:, 0], verts, offsets, net.faces)
             L.weighted_sum(terms, weights).backward()
             opt.step()
         parts.append(_score_network(net.eval(), test, tests, render, label, codes, number))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..losses import mask_loss
 from ..render import RenderSettings, render_prediction
 
 
@@ -54,7 +55,7 @@ def refine_camera(verts: torch.Tensor, faces: torch.Tensor, scale: torch.Tensor,
         for _ in range(steps):
             sil = render_prediction(mesh, settings, (scale * log_scale.exp(), trans + shift, quat),
                                     image_size=target.shape[-1]).silhouette
-            loss = ((sil - target) ** 2).mean()
+            loss = mask_loss(sil, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
