@@ -111,3 +111,17 @@ def test_half_turn_iou_and_the_flips_split_by_it():
     assert t.loc[("car", "alike"), "flip_rate"] == 0.5 and t.loc[("car", "distinct"), "flip_rate"] == 0.0
     assert t.loc[("car", "alike"), "images"] == 2
     assert t.loc[("car", "distinct"), "share"] == pytest.approx(0.6)
+
+
+def test_camera_refine_off_scores_the_camera_as_predicted(toy):
+    torch.manual_seed(0)
+    kw = dict(img_size=32, template_verts=162, tex_size=16, deform_hidden=32, silhouette_decoder=True)
+    model = ReconstructionNet(ModelConfig(**kw, camera_refine_steps=5)).eval()
+    cfg = EvalConfig(iou_resolution=16, n_samples=500, icp=False, geom_symmetry=False, distances=False)
+    refined = evaluate(model, toy, cfg, progress=False)
+    off = evaluate(model, toy, EvalConfig(**{**cfg.to_dict(), "camera_refine": False}), progress=False)
+    model.config = ModelConfig(**kw)  # the same network without the refinement
+    plain = evaluate(model, toy, cfg, progress=False)
+    pd.testing.assert_series_equal(off.mask_iou, plain.mask_iou)
+    assert not refined.mask_iou.equals(plain.mask_iou)
+    pd.testing.assert_series_equal(refined.iou_3d, plain.iou_3d)  # the shape is not refined

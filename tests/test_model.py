@@ -430,6 +430,12 @@ def test_camera_refinement_runs_at_inference_only_and_moves_scale_and_translatio
     assert torch.equal(plain["verts"], refined["verts"]) and torch.equal(plain["quat"], refined["quat"])
     assert not torch.equal(plain["scale"], refined["scale"])
     assert not torch.equal(plain["trans"], refined["trans"])
+    with torch.no_grad():  # the per-call override: 0 steps gives the unrefined camera, > 0 refines
+        off = model(images, camera_refine_steps=0)
+        assert torch.equal(off["scale"], plain["scale"]) and torch.equal(off["trans"], plain["trans"])
+        assert torch.equal(model.reconstruct(images, camera_refine_steps=5)["scale"], refined["scale"])
+        with pytest.raises(ValueError, match="camera_refine_steps=-1"):
+            model(images, camera_refine_steps=-1)
     model.train()
     torch.manual_seed(1)
     a = model(images)["scale"]

@@ -71,6 +71,9 @@ class EvalConfig(Config):
     fidelity_items: int = 0
     """The runner's texture-fidelity and artefact tables (:mod:`symnb.experiment.fidelity`) on this many test
     images (0: off; needs generated data)."""
+    camera_refine: bool = True
+    """Run the model's inference-time camera refinement (``ModelConfig.camera_refine_steps``); False: the
+    camera as the network predicts it (the validation during training, which scores what is trained)."""
 
     def validate(self) -> None:
         self._range("iou_resolution", 2)
@@ -138,7 +141,8 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
     rows, saved, preds, gts = [], 0, [], []
     bar = tqdm(total=n, desc="evaluate", disable=not progress)
     for batch in loader(subset, cfg.batch_size):
-        out = model.reconstruct(batch["image"].to(device))
+        steps = None if cfg.camera_refine else 0  # None: the model's own setting
+        out = model.reconstruct(batch["image"].to(device), camera_refine_steps=steps)
         if mean_shape_only:
             out["verts"] = out["mean_shape"]
         if symmetrize in ("l2r", "r2l", "cent"):

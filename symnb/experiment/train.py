@@ -63,8 +63,10 @@ class TrainResult:
 def validate(model, datasets: dict, items: int) -> dict:
     """Validation metrics of a model on the first ``items`` images of each dataset ({prefix: dataset}):
     ``<prefix>_mask_iou`` (predicted camera), ``<prefix>_iou_3d_drc`` (the field's protocol, mean),
-    ``<prefix>_rot_err`` (median degrees), ``<prefix>_rot_acc30``."""
-    ecfg = EvalConfig(icp=False, geom_symmetry=False, save_meshes=0, max_items=items, distances=False)
+    ``<prefix>_rot_err`` (median degrees), ``<prefix>_rot_acc30``; the camera as predicted (the
+    inference-time refinement is not part of what is trained)."""
+    ecfg = EvalConfig(icp=False, geom_symmetry=False, save_meshes=0, max_items=items, distances=False,
+                      camera_refine=False)
     was = model.training
     row = {}
     for prefix, ds in datasets.items():
@@ -145,8 +147,8 @@ def transfer_fitting(model: ReconstructionNet, source: ReconstructionNet, datase
     for s in range(k):
         for mode in candidates:
             transfer(model, source, [*modes[:s], mode, *modes[s + 1:]])
-            with torch.no_grad():
-                out = model(batch["image"])
+            with torch.no_grad():  # scored through the annotated camera: no camera refinement
+                out = model(batch["image"], camera_refine_steps=0)
                 fits[f"{s}:{mode}"] = float(silhouette_iou(out, batch, render, cam).mean())
         modes[s] = max(candidates, key=lambda m: fits[f"{s}:{m}"])
     transfer(model, source, modes)

@@ -258,12 +258,13 @@ class ReconstructionNet(nn.Module):
             self._posthoc = posthoc_map(self.template.cpu()).to(self.template.device)
         return symmetrize(verts, self._posthoc, mode)
 
-    def _refine_camera(self, feat: torch.Tensor, verts: torch.Tensor, cam: dict) -> tuple[torch.Tensor, ...]:
+    def _refine_camera(self, feat: torch.Tensor, verts: torch.Tensor, cam: dict,
+                       steps: int) -> tuple[torch.Tensor, ...]:
         """The predicted scale (B,) and translation (B, 2) refined against the decoded silhouette, at the
         decoder's size (32 px: as good as upsampled to 64 on the validation split, 2.3x cheaper)."""
         target = torch.sigmoid(self.silhouette(feat))[:, 0]
         return refine_camera(verts, self.faces, cam["scale"], cam["trans"], cam["quat"], target,
-                             self.config.camera_refine_steps, self.config.camera_refine_lr)
+                             steps, self.config.camera_refine_lr)
 
     def _keep_side(self, held: torch.Tensor) -> torch.Tensor:
         """Independent vertices (B, n, 3) of the left side moved to at least ``SIDE_MARGIN`` from the
@@ -298,13 +299,16 @@ class ReconstructionNet(nn.Module):
             held = self._keep_side(held)
         return expand(held, self.smap), mean, offsets
 
-    def forward(self, images: torch.Tensor, camera_only: bool = False) -> dict:
+    def forward(self, images: torch.Tensor, camera_only: bool = False,
+                camera_refine_steps: int | None = None) -> dict:
         """Predict shape, camera and texture.
 
         Args:
             images: (B, 3, S, S) float in [0, 1], S = config.img_size.
             camera_only: the camera keys and "silhouette_logits" (in training) alone, from the encoder,
                 camera head and silhouette decoder (the training's camera steps).
+            camera_refine_steps: overrides ``config.camera_refine_steps`` for this call (e.g. 0 where
+                only the shape is used); the refinement runs in eval mode only.
 
         Returns:
             dict with "verts" (B, V, 3), "faces" (F, 3), "mean_shape" (B, V, 3), "offsets" (B, V, 3),
@@ -324,8 +328,12 @@ class ReconstructionNet(nn.Module):
         probs = torch.softmax(self.classifier(feat), dim=-1)
         verts, mean, offsets = self.decode_shape(feat, probs)
         cam = self.camera(feat)
-        if not self.training and self.config.camera_refine_steps:  # render and compare (inference only)
-            cam["scale"], cam["trans"] = self._refine_camera(feat, verts, cam)
+        steps = self.config.camera_refine_steps if camera_refine_steps is None else camera_refine_steps
+        if steps < 0 or (steps and self.silhouette is None):
+            raise ValueError(f"camera_refine_steps={steps}: needs >= 0, and a silhouette decoder (the "
+                             "refinement's target) when > 0")
+        if not self.training and steps:  # render and compare (inference only)
+            cam["scale"], cam["trans"] = self._refine_camera(feat, verts, cam, steps)
         texture = flow = texels = None
         tex_in = fmap.detach() if self.config.texture_detach else fmap
         if self.texture is not None and self.texture.out == "flow":  # CMR: colours copied from the image
@@ -354,12 +362,14 @@ class ReconstructionNet(nn.Module):
         return out
 
     @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor, symmetrize: str | None = None) -> dict:
+    def reconstruct(self, images: torch.Tensor, symmetrize: str | None = None,
+                    camera_refine_steps: int | None = None) -> dict:
         """Inference on images of any size: (B, 3, H, W) float in [0, 1] -> :meth:`forward`'s dict.
 
         Args:
             images: (B, 3, H, W) or (3, H, W); resized to config.img_size.
             symmetrize: optional post-hoc symmetrization of the output ("l2r", "r2l", "cent").
+            camera_refine_steps: overrides ``config.camera_refine_steps`` (:meth:`forward`).
         """
         if not torch.is_tensor(images) or not images.is_floating_point():
             raise TypeError("images must be a float tensor (B, 3, H, W) in [0, 1]")
@@ -377,7 +387,7 @@ class ReconstructionNet(nn.Module):
         if x.shape[-2:] != (self.config.img_size, self.config.img_size):
             x = F.interpolate(x, size=(self.config.img_size,) * 2, mode="bilinear", align_corners=False,
                               antialias=True)
-        out = self(x)
+        out = self(x, camera_refine_steps=camera_refine_steps)
         if symmetrize is not None:
             out["verts"] = self.posthoc_symmetrize(out["verts"], symmetrize)
         self.train(was)
