@@ -140,9 +140,9 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
     subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, picked)
     rows, saved, preds, gts = [], 0, [], []
     bar = tqdm(total=n, desc="evaluate", disable=not progress)
+    refine_steps = None if cfg.camera_refine else 0  # None: the model's own setting
     for batch in loader(subset, cfg.batch_size):
-        steps = None if cfg.camera_refine else 0  # None: the model's own setting
-        out = model.reconstruct(batch["image"].to(device), camera_refine_steps=steps)
+        out = model.reconstruct(batch["image"].to(device), camera_refine_steps=refine_steps)
         if mean_shape_only:
             out["verts"] = out["mean_shape"]
         if symmetrize in ("l2r", "r2l", "cent"):
