@@ -3,7 +3,8 @@
 ::
 
     symnb train CONFIG [--variant NAME] [--seed S] [--set section.key=value ...] [--out DIR] [--fresh]
-    symnb evaluate MODEL DATA [--split test] [--index novelcad] [--out DIR] [--max-items N]
+    symnb evaluate MODEL DATA [--split test] [--index novelcad] [--out DIR] [--max-items N] [--textures N]
+                   [--paired-with MODEL]
     symnb ceilings CONFIG [--sizes 64,128|none] [--steps N] [--model MODEL] [--code-steps N] [--out DIR]
                    [--set ...]
     symnb demo [the main job's options]          (python -m symnb.demo)
@@ -39,26 +40,88 @@ def _train(args) -> int:
     return 0
 
 
+#: The texture columns that ``evaluate --paired-with`` pairs (input-view gains, fidelity per view).
+TEXTURE_METRICS = ("gain", "psnr_", "ssim_")
+
+
+def _training_render(path: str):
+    """The render settings a model file was trained with (its ``experiment`` record; the defaults for a
+    file without one): the texture's sampling (TexturesUV or atlas) is a render setting."""
+    from .config import from_dict
+    from .model.checkpoint import read_checkpoint
+    from .render import RenderSettings
+
+    record = read_checkpoint(path).get("experiment") or {}
+    return from_dict(RenderSettings, record.get("render"), f"{path}: experiment.render")
+
+
+def _scores(model_path: str, ds, args) -> dict:
+    """One model's per-image tables on ``ds``: "geometry" (:func:`evaluate`) and, with ``--textures N``,
+    "textures" (the input view's gain over the mean colour and the fidelity PSNR / SSIM of each view,
+    one row per image)."""
+    from .experiment.evaluate import EvalConfig, evaluate
+    from .experiment.fidelity import input_view_gain, texture_fidelity
+    from .model import load_model
+
+    model = load_model(model_path)
+    out = {"geometry": evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))}
+    if args.textures:
+        rs = _training_render(model_path)
+        gain = input_view_gain(model, ds, args.textures, render=rs, cameras=("gt", "pred"))
+        fid = texture_fidelity(model, ds, args.textures, render=rs)
+        views = fid.pivot_table(index="id", columns="view", values=["psnr", "ssim"])
+        views.columns = [f"{metric}_{view}" for metric, view in views.columns]
+        out["textures"] = gain.merge(views.reset_index(), on="id")
+    return out
+
+
+def _texture_table(tex):
+    """Per class and over all images: the means of the texture columns that are paired."""
+    cols = [c for c in tex.columns if c.startswith(TEXTURE_METRICS)]
+    table = tex.groupby("class_name")[cols].mean()
+    table.loc["all"] = tex[cols].mean()
+    return table
+
+
 def _evaluate(args) -> int:
     import pandas as pd
 
     from .data import DataConfig, build_dataset
-    from .experiment.evaluate import EvalConfig, evaluate, protocol_table
+    from .experiment.evaluate import protocol_table
+    from .experiment.runner import PAIRED_METRICS
+    from .experiment.stats import paired_differences
     from .model import load_model
 
-    model = load_model(args.model)
+    img_size = load_model(args.model).config.img_size
     root = Path(args.data)
     folders = sorted(root.iterdir()) if root.is_dir() else []
     present = tuple(p.name for p in folders if (p / "annotations").is_dir())
     classes = tuple(args.classes.split(",")) if args.classes else present
     data = DataConfig(root=args.data, classes=classes or ("?",), index_name=args.index)
-    ds = build_dataset(data, args.split, model.config.img_size)
-    df = evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))
-    table = protocol_table(df)
+    ds = build_dataset(data, args.split, img_size)
+    scores = _scores(args.model, ds, args)
+    table = protocol_table(scores["geometry"])
+    out = Path(args.out) if args.out else None
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.round(4).to_string())
-    if args.out:
-        _write_tables(Path(args.out), "per_sample.csv", df, "protocol.csv", table)
+        if "textures" in scores:
+            print(_texture_table(scores["textures"]).round(3).to_string())
+        if args.paired_with:  # the same images through another model: paired differences (this - other)
+            other = _scores(args.paired_with, ds, args)
+            metrics = {"geometry": PAIRED_METRICS,
+                       "textures": [c for c in scores.get("textures", {}) if c.startswith(TEXTURE_METRICS)]}
+            paired = pd.concat([paired_differences({"model": [df], "paired_with": [other[part]]},
+                                                   "paired_with", metrics[part]).assign(part=part)
+                                for part, df in scores.items()], ignore_index=True)
+            print(f"paired with {args.paired_with} (this model - that one, 95% interval):")
+            print(paired.round(4).to_string(index=False))
+    if out:
+        _write_tables(out, "per_sample.csv", scores["geometry"], "protocol.csv", table)
+        if "textures" in scores:
+            _write_tables(out, "textures_per_sample.csv", scores["textures"], "textures.csv",
+                          _texture_table(scores["textures"]))
+        if args.paired_with:
+            _write_tables(out, "paired.csv", paired, "paired_significant.csv", paired[paired.significant])
     return 0
 
 
@@ -115,7 +178,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test")
     e.add_argument("--index", default=None, help="index variant, e.g. novelcad (held-out CAD instances)")
     e.add_argument("--max-items", type=int, default=None)
-    e.add_argument("--out", default=None, help="folder for per_sample.csv and protocol.csv")
+    e.add_argument("--textures", type=int, default=0, metavar="N",
+                   help="also score the texture on N images (needs generated data): input-view gain over "
+                        "the mean colour, fidelity PSNR / SSIM per view")
+    e.add_argument("--paired-with", default=None, metavar="MODEL",
+                   help="score a second model.pt on the same images and print the paired differences")
+    e.add_argument("--out", default=None, help="folder for per_sample.csv and protocol.csv (and the texture "
+                                               "and paired tables)")
     c = sub.add_parser("ceilings", help="quality ceilings (template fits, a network)")
     c.add_argument("config", help="experiment YAML (its data, loss and model template)")
     c.add_argument("--sizes", default="64,128",

@@ -125,3 +125,27 @@ def test_camera_refine_off_scores_the_camera_as_predicted(toy):
     pd.testing.assert_series_equal(off.mask_iou, plain.mask_iou)
     assert not refined.mask_iou.equals(plain.mask_iou)
     pd.testing.assert_series_equal(refined.iou_3d, plain.iou_3d)  # the shape is not refined
+
+
+def test_the_command_scores_textures_and_pairs_two_models(tmp_path, capsys):
+    from symnb import cli
+    from symnb.experiment import ensure_dataset, load_experiment, variant_config
+    from symnb.experiment.train import train
+
+    cfg = load_experiment("configs/demo.yaml", smoke=True)
+    cfg = variant_config(cfg, "baseline", run_dir=tmp_path / "run")
+    ensure_dataset(cfg)
+    model = str(train(cfg, resume=False).model_path)
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", model, cfg.data.root, "--max-items", "4", "--textures", "2",
+                     "--paired-with", model, "--out", str(out)]) == 0
+    tex = pd.read_csv(out / "textures_per_sample.csv")
+    assert len(tex) == 2
+    assert {"gain", "gain_pred_camera", "psnr_input", "psnr_mirror", "ssim_input"} <= set(tex)
+    assert ((tex.gain - (tex.psnr - tex.psnr_mean_colour)).abs() < 1e-9).all()
+    paired = pd.read_csv(out / "paired.csv")  # a model paired with itself: every difference is 0
+    assert set(paired.part) == {"geometry", "textures"}
+    assert {"mask_iou", "gain", "psnr_mirror"} <= set(paired.metric)
+    assert (paired.mean_diff == 0).all() and not paired.significant.any()
+    assert (paired.n_images == 2).all()  # the smoke test split holds 2 images
+    assert "paired with" in capsys.readouterr().out
