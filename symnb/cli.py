@@ -55,15 +55,13 @@ def _training_render(path: str):
     return from_dict(RenderSettings, record.get("render"), f"{path}: experiment.render")
 
 
-def _scores(model_path: str, ds, args) -> dict:
+def _scores(model, model_path: str, ds, args) -> dict:
     """One model's per-image tables on ``ds``: "geometry" (:func:`evaluate`) and, with ``--textures N``,
     "textures" (the input view's gain over the mean colour and the fidelity PSNR / SSIM of each view,
     one row per image)."""
     from .experiment.evaluate import EvalConfig, evaluate
     from .experiment.fidelity import input_view_gain, texture_fidelity
-    from .model import load_model
 
-    model = load_model(model_path)
     out = {"geometry": evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))}
     if args.textures:
         rs = _training_render(model_path)
@@ -91,15 +89,18 @@ def _evaluate(args) -> int:
     from .experiment.runner import PAIRED_METRICS
     from .experiment.stats import paired_differences
     from .model import load_model
+    from .utils import atomic_write
 
-    img_size = load_model(args.model).config.img_size
+    if args.textures < 0:
+        raise ValueError(f"--textures must be >= 0 (images whose texture is scored), got {args.textures}")
+    model = load_model(args.model)
     root = Path(args.data)
     folders = sorted(root.iterdir()) if root.is_dir() else []
     present = tuple(p.name for p in folders if (p / "annotations").is_dir())
     classes = tuple(args.classes.split(",")) if args.classes else present
     data = DataConfig(root=args.data, classes=classes or ("?",), index_name=args.index)
-    ds = build_dataset(data, args.split, img_size)
-    scores = _scores(args.model, ds, args)
+    ds = build_dataset(data, args.split, model.config.img_size)
+    scores = _scores(model, args.model, ds, args)
     table = protocol_table(scores["geometry"])
     out = Path(args.out) if args.out else None
     with pd.option_context("display.width", 200, "display.max_columns", 30):
@@ -107,7 +108,7 @@ def _evaluate(args) -> int:
         if "textures" in scores:
             print(_texture_table(scores["textures"]).round(3).to_string())
         if args.paired_with:  # the same images through another model: paired differences (this - other)
-            other = _scores(args.paired_with, ds, args)
+            other = _scores(load_model(args.paired_with), args.paired_with, ds, args)
             metrics = {"geometry": PAIRED_METRICS,
                        "textures": [c for c in scores.get("textures", {}) if c.startswith(TEXTURE_METRICS)]}
             paired = pd.concat([paired_differences({"model": [df], "paired_with": [other[part]]},
@@ -121,7 +122,8 @@ def _evaluate(args) -> int:
             _write_tables(out, "textures_per_sample.csv", scores["textures"], "textures.csv",
                           _texture_table(scores["textures"]))
         if args.paired_with:
-            _write_tables(out, "paired.csv", paired, "paired_significant.csv", paired[paired.significant])
+            with atomic_write(out / "paired.csv") as f:
+                paired.to_csv(f, index=False)
     return 0
 
 

@@ -149,3 +149,5 @@ def test_the_command_scores_textures_and_pairs_two_models(tmp_path, capsys):
     assert (paired.mean_diff == 0).all() and not paired.significant.any()
     assert (paired.n_images == 2).all()  # the smoke test split holds 2 images
     assert "paired with" in capsys.readouterr().out
+    assert cli.main(["evaluate", model, cfg.data.root, "--textures", "-1"]) == 2
+    assert "--textures must be >= 0" in capsys.readouterr().err
