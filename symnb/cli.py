@@ -86,8 +86,7 @@ def _evaluate(args) -> int:
 
     from .data import DataConfig, build_dataset
     from .experiment.evaluate import protocol_table
-    from .experiment.runner import PAIRED_METRICS
-    from .experiment.stats import paired_differences
+    from .experiment.stats import PAIRED_METRICS, paired_differences
     from .model import load_model
     from .utils import atomic_write
 

@@ -255,7 +255,7 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
     figs = {"Training losses vs step (mean over seeds)": save_figure(
         plot_seed_curves(result.histories), run_dir / "curves.png").name}
     if any(h for hs in result.val_histories.values() for h in hs):
-        figs["Training (dashed) and validation (solid) metrics"] = save_figure(
+        figs["Training (dashed) and validation (solid) metrics, camera as predicted"] = save_figure(
             plot_train_val(result.val_histories, offsets=result.start_steps), run_dir / "train_val.png").name
     figs["Summary"] = save_figure(plot_metric_bars(result.runs), run_dir / "summary.png").name
     n_show = min(n_show, len(test_dataset))

@@ -25,16 +25,12 @@ from .fidelity import artefact_table, input_view_gain, texture_fidelity
 from .jobs import SPLIT_FILES, Job, _evaluate_splits, _splits, plan, submit_evaluations, train_jobs
 from .report import aggregate, steps_to_reach
 from .results import RunResult
-from .stats import paired_differences
+from .stats import PAIRED_METRICS, paired_differences
 from .train import train
 
 #: test-split means kept per run (lower is better except the IoUs)
 RUN_METRICS = ("iou_3d_drc", "iou_3d", "iou_3d_icp", "chamfer", "hausdorff", "mask_iou", "mask_iou_gt_camera",
                "symmetry_error", "geom_symmetry_error", "rot_err", "az_err", "el_err")
-
-
-#: per-image metrics compared with the baseline, with confidence intervals
-PAIRED_METRICS = ("iou_3d_drc", "iou_3d", "mask_iou", "rot_err", "chamfer", "symmetry_error")
 
 
 def _row(name: str, seed: int, model: ReconstructionNet, df: pd.DataFrame, steps: int, train_s: float,

@@ -6,6 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+#: per-image metrics of :func:`symnb.experiment.evaluate.evaluate` compared with a reference variant (the
+#: runner's ``paired.csv``, ``symnb evaluate --paired-with``)
+PAIRED_METRICS = ("iou_3d_drc", "iou_3d", "mask_iou", "rot_err", "chamfer", "symmetry_error")
+
 
 def paired_differences(per_sample: dict[str, list[pd.DataFrame]], baseline: str, metrics,
                        n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
