@@ -436,6 +436,10 @@ def test_camera_refinement_runs_at_inference_only_and_moves_scale_and_translatio
         assert torch.equal(model.reconstruct(images, camera_refine_steps=5)["scale"], refined["scale"])
         with pytest.raises(ValueError, match="camera_refine_steps=-1"):
             model(images, camera_refine_steps=-1)
+        mean = model(images, mean_shape_only=True)  # the camera is refined for the mean shape
+        assert torch.equal(mean["verts"], refined["mean_shape"]) and not mean["offsets"].any()
+        assert not torch.equal(mean["scale"], refined["scale"])
+        assert torch.equal(mean["quat"], refined["quat"])
     model.train()
     torch.manual_seed(1)
     a = model(images)["scale"]

@@ -119,7 +119,8 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
         dataset: items as :class:`symnb.data.Item` (needs ``cad_mesh(class_name, cad_idx)``).
         symmetrize: post-hoc symmetrization of the output: "l2r", "r2l", "cent", or "best" (per
             sample, the mode whose silhouette best matches the mask).
-        mean_shape_only: evaluate the class-blended mean shape without the predicted deformation.
+        mean_shape_only: evaluate the class-blended mean shape without the predicted deformation (with
+            the camera refined for it, :meth:`ReconstructionNet.forward`).
         out_dir: if given, predicted meshes are exported to ``out_dir/meshes``.
         render: renderer settings (hard silhouettes at the model's input size are used for mask IoU).
 
@@ -142,9 +143,8 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
     bar = tqdm(total=n, desc="evaluate", disable=not progress)
     refine_steps = None if cfg.camera_refine else 0  # None: the model's own setting
     for batch in loader(subset, cfg.batch_size):
-        out = model.reconstruct(batch["image"].to(device), camera_refine_steps=refine_steps)
-        if mean_shape_only:
-            out["verts"] = out["mean_shape"]
+        out = model.reconstruct(batch["image"].to(device), camera_refine_steps=refine_steps,
+                                mean_shape_only=mean_shape_only)  # the camera refined for the shape scored
         if symmetrize in ("l2r", "r2l", "cent"):
             out["verts"] = model.posthoc_symmetrize(out["verts"], symmetrize)
         elif symmetrize == "best":

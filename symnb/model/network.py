@@ -300,7 +300,7 @@ class ReconstructionNet(nn.Module):
         return expand(held, self.smap), mean, offsets
 
     def forward(self, images: torch.Tensor, camera_only: bool = False,
-                camera_refine_steps: int | None = None) -> dict:
+                camera_refine_steps: int | None = None, mean_shape_only: bool = False) -> dict:
         """Predict shape, camera and texture.
 
         Args:
@@ -309,6 +309,8 @@ class ReconstructionNet(nn.Module):
                 camera head and silhouette decoder (the training's camera steps).
             camera_refine_steps: overrides ``config.camera_refine_steps`` for this call (e.g. 0 where
                 only the shape is used); the refinement runs in eval mode only.
+            mean_shape_only: the class-blended mean shape is the prediction (offsets zero): the camera is
+                refined and the texture registered for it (the evaluation of the mean shape alone).
 
         Returns:
             dict with "verts" (B, V, 3), "faces" (F, 3), "mean_shape" (B, V, 3), "offsets" (B, V, 3),
@@ -327,6 +329,8 @@ class ReconstructionNet(nn.Module):
             return out
         probs = torch.softmax(self.classifier(feat), dim=-1)
         verts, mean, offsets = self.decode_shape(feat, probs)
+        if mean_shape_only:
+            verts, offsets = mean, torch.zeros_like(offsets)
         cam = self.camera(feat)
         steps = self.config.camera_refine_steps if camera_refine_steps is None else camera_refine_steps
         if steps < 0 or (steps and self.silhouette is None):
@@ -363,13 +367,13 @@ class ReconstructionNet(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, symmetrize: str | None = None,
-                    camera_refine_steps: int | None = None) -> dict:
+                    camera_refine_steps: int | None = None, mean_shape_only: bool = False) -> dict:
         """Inference on images of any size: (B, 3, H, W) float in [0, 1] -> :meth:`forward`'s dict.
 
         Args:
             images: (B, 3, H, W) or (3, H, W); resized to config.img_size.
             symmetrize: optional post-hoc symmetrization of the output ("l2r", "r2l", "cent").
-            camera_refine_steps: overrides ``config.camera_refine_steps`` (:meth:`forward`).
+            camera_refine_steps, mean_shape_only: see :meth:`forward`.
         """
         if not torch.is_tensor(images) or not images.is_floating_point():
             raise TypeError("images must be a float tensor (B, 3, H, W) in [0, 1]")
@@ -387,7 +391,7 @@ class ReconstructionNet(nn.Module):
         if x.shape[-2:] != (self.config.img_size, self.config.img_size):
             x = F.interpolate(x, size=(self.config.img_size,) * 2, mode="bilinear", align_corners=False,
                               antialias=True)
-        out = self(x, camera_refine_steps=camera_refine_steps)
+        out = self(x, camera_refine_steps=camera_refine_steps, mean_shape_only=mean_shape_only)
         if symmetrize is not None:
             out["verts"] = self.posthoc_symmetrize(out["verts"], symmetrize)
         self.train(was)
