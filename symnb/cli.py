@@ -44,18 +44,21 @@ def _train(args) -> int:
 TEXTURE_METRICS = ("gain", "psnr_", "ssim_")
 
 
-def _training_render(path: str):
-    """The render settings a model file was trained with (its ``experiment`` record; the defaults for a
-    file without one): the texture's sampling (TexturesUV or atlas) is a render setting."""
+def _load(path: str):
+    """A model file's network and the render settings it was trained with (its ``experiment`` record;
+    the defaults for a file without one: the texture's sampling, TexturesUV or atlas, is a render
+    setting), from one read of the file."""
     from .config import from_dict
-    from .model.checkpoint import read_checkpoint
+    from .model.checkpoint import model_from_state, read_checkpoint
     from .render import RenderSettings
 
-    record = read_checkpoint(path).get("experiment") or {}
-    return from_dict(RenderSettings, record.get("render"), f"{path}: experiment.render")
+    state = read_checkpoint(path)
+    record = state.get("experiment") or {}
+    return model_from_state(state, path), from_dict(RenderSettings, record.get("render"),
+                                                    f"{path}: experiment.render")
 
 
-def _scores(model, model_path: str, ds, args) -> dict:
+def _scores(model, rs, ds, args) -> dict:
     """One model's per-image tables on ``ds``: "geometry" (:func:`evaluate`) and, with ``--textures N``,
     "textures" (the input view's gain over the mean colour and the fidelity PSNR / SSIM of each view,
     one row per image)."""
@@ -64,7 +67,6 @@ def _scores(model, model_path: str, ds, args) -> dict:
 
     out = {"geometry": evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))}
     if args.textures:
-        rs = _training_render(model_path)
         gain = input_view_gain(model, ds, args.textures, render=rs, cameras=("gt", "pred"))
         fid = texture_fidelity(model, ds, args.textures, render=rs)
         views = fid.pivot_table(index="id", columns="view", values=["psnr", "ssim"])
@@ -87,19 +89,18 @@ def _evaluate(args) -> int:
     from .data import DataConfig, build_dataset
     from .experiment.evaluate import protocol_table
     from .experiment.stats import PAIRED_METRICS, paired_differences
-    from .model import load_model
     from .utils import atomic_write
 
     if args.textures < 0:
         raise ValueError(f"--textures must be >= 0 (images whose texture is scored), got {args.textures}")
-    model = load_model(args.model)
+    model, rs = _load(args.model)
     root = Path(args.data)
     folders = sorted(root.iterdir()) if root.is_dir() else []
     present = tuple(p.name for p in folders if (p / "annotations").is_dir())
     classes = tuple(args.classes.split(",")) if args.classes else present
     data = DataConfig(root=args.data, classes=classes or ("?",), index_name=args.index)
     ds = build_dataset(data, args.split, model.config.img_size)
-    scores = _scores(model, args.model, ds, args)
+    scores = _scores(model, rs, ds, args)
     table = protocol_table(scores["geometry"])
     out = Path(args.out) if args.out else None
     with pd.option_context("display.width", 200, "display.max_columns", 30):
@@ -107,7 +108,7 @@ def _evaluate(args) -> int:
         if "textures" in scores:
             print(_texture_table(scores["textures"]).round(3).to_string())
         if args.paired_with:  # the same images through another model: paired differences (this - other)
-            other = _scores(load_model(args.paired_with), args.paired_with, ds, args)
+            other = _scores(*_load(args.paired_with), ds, args)
             metrics = {"geometry": PAIRED_METRICS,
                        "textures": [c for c in scores.get("textures", {}) if c.startswith(TEXTURE_METRICS)]}
             paired = pd.concat([paired_differences({"model": [df], "paired_with": [other[part]]},

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from .. import losses as L
 from ..config import Config
-from ..data import collate
+from ..data import collate, loader
 from ..metrics import iou_3d_protocol
 from ..model.network import smoothing_operator
 from ..render import RenderSettings, render_prediction
@@ -207,9 +207,8 @@ def _code_init(model: ReconstructionNet, dataset, groups: dict) -> torch.Tensor:
     codes = []
     with torch.no_grad():
         for g in groups.values():
-            chunks = [g["index"][s:s + 64] for s in range(0, len(g["index"]), 64)]
-            feats = [model.encoder(collate([dataset[i] for i in c])["image"])[1] for c in chunks]
-            codes.append(torch.cat(feats).mean(0))
+            subset = torch.utils.data.Subset(dataset, g["index"])
+            codes.append(torch.cat([model.encoder(b["image"])[1] for b in loader(subset, 64)]).mean(0))
     model.train(was)
     return torch.stack(codes)
 
@@ -283,8 +282,7 @@ def _score_network(net: ReconstructionNet, test, items: list[int], render: Rende
     """Rows of :func:`instance_code_rows` for the test ``items``: mask IoU (annotated camera), 3-D IoU."""
     rows, preds, gts = [], [], []
     with torch.no_grad():
-        for s in range(0, len(items), 64):
-            batch = collate([test[i] for i in items[s:s + 64]])
+        for batch in loader(torch.utils.data.Subset(test, items), 64):
             keys = list(zip(batch["class_name"], batch["cad_idx"].tolist(), strict=True))
             verts = _decode(net, batch["image"], codes, torch.tensor([number[k] for k in keys]))[0]
             miou = silhouette_iou({"verts": verts, "faces": net.faces}, batch, render,
