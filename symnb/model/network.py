@@ -276,6 +276,10 @@ class ReconstructionNet(nn.Module):
         return held + push[..., None] * n
 
     # ---- forward
+    def blend_mean_shapes(self, probs: torch.Tensor) -> torch.Tensor:
+        """The class-blended mean shape (B, V, 3) of mean-shape weights ``probs`` (B, K)."""
+        return torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
+
     def decode_shape(self, latent: torch.Tensor,
                      probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The shape decoder: the class-blended mean shape plus the deformation read from ``latent``.
@@ -288,7 +292,7 @@ class ReconstructionNet(nn.Module):
         Returns:
             verts (B, V, 3) exactly invariant under the symmetry, mean shape (B, V, 3), offsets (B, V, 3).
         """
-        mean = torch.einsum("bk,kvc->bvc", probs, self.full_mean_shapes())
+        mean = self.blend_mean_shapes(probs)
         pos = mean if self.config.deform_input == "mean_shape" else self.template
         raw = self.deform(torch.cat([latent, probs], dim=1), pos)  # (B, V, 3)
         if self.offset_smoother.numel():
@@ -328,9 +332,11 @@ class ReconstructionNet(nn.Module):
                 out["silhouette_logits"] = self.silhouette(feat)
             return out
         probs = torch.softmax(self.classifier(feat), dim=-1)
-        verts, mean, offsets = self.decode_shape(feat, probs)
-        if mean_shape_only:
-            verts, offsets = mean, torch.zeros_like(offsets)
+        if mean_shape_only:  # the deformation is not decoded
+            verts = mean = self.blend_mean_shapes(probs)
+            offsets = torch.zeros_like(mean)
+        else:
+            verts, mean, offsets = self.decode_shape(feat, probs)
         cam = self.camera(feat)
         steps = self.config.camera_refine_steps if camera_refine_steps is None else camera_refine_steps
         if steps < 0 or (steps and self.silhouette is None):
