@@ -21,6 +21,7 @@ from symnb.experiment.fidelity import (
     artefact_table,
     image_metrics,
     input_view_gain,
+    masked_psnr,
     render_vertex_colours,
     texture_fidelity,
     view_camera,
@@ -98,6 +99,15 @@ def test_image_metrics_identical_constant_and_empty(toy):
     assert worse["psnr"] < 25 and worse["l1"] > 0.05 and worse["ssim"] < 0.9
     empty = image_metrics(gt[0], gt[0], torch.zeros_like(mask[0]), torch.zeros_like(mask[0]))
     assert all(math.isnan(empty[k]) for k in ("psnr", "ssim", "l1", "mask_iou"))
+
+
+def test_masked_psnr_known_values():
+    target = torch.full((3, 50), 0.6)
+    assert masked_psnr(torch.full((3, 50), 0.5), target) == pytest.approx(20.0)  # MSE 0.01
+    assert masked_psnr(target, target) == PSNR_MAX
+    assert math.isnan(masked_psnr(target[:, :0], target[:, :0]))
+    half = torch.cat([torch.full((3, 25), 0.5), torch.full((3, 25), 0.7)], 1)  # MSE 0.01 again
+    assert masked_psnr(half, target) == pytest.approx(20.0)
 
 
 def test_mirror_view_of_a_symmetric_object_is_the_input_flipped(toy):

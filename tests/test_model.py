@@ -10,7 +10,6 @@ from symnb.model import (
     ReconstructionNet,
     export_mesh,
     load_model,
-    refinement_template,
     resolve_group,
     resolve_symmetry,
     save_model,
@@ -25,7 +24,7 @@ from symnb.symmetry import (
     symmetry_map,
     template_for,
 )
-from symnb.symmetry.templates import sphere_template, uv_sphere
+from symnb.symmetry.templates import refinement_template, sphere_template, uv_sphere
 
 SMALL = dict(img_size=32, template_verts=162, tex_size=16, deform_hidden=64)
 

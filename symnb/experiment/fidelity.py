@@ -26,6 +26,7 @@ import math
 import re
 from dataclasses import replace
 
+import kornia
 import numpy as np
 import pandas as pd
 import torch
@@ -41,7 +42,7 @@ from ..render import RenderSettings, generator_shading, make_rasterizer, nearest
 from ..symmetry import geometric_symmetry_error
 
 VIEWS = ("input", "mirror", "az+90", "az-90")  #: the default views of :func:`texture_fidelity`
-PSNR_MAX = 100.0  #: PSNR of identical images (the squared error is floored at 1e-10)
+PSNR_MAX = 100.0  #: the PSNR given to identical images (kornia's is infinite; a squared error of 1e-10)
 SYMMETRIZE = (None, "l2r", "r2l", "cent")
 
 
@@ -120,7 +121,7 @@ def image_metrics(gt: torch.Tensor, pred: torch.Tensor, gt_mask: torch.Tensor,
            "gt_pixels": int(gm.sum())}
     if gm.any():
         diff = (g - p)[gm]
-        row["psnr"] = min(PSNR_MAX, 10 * math.log10(1.0 / max(float((diff ** 2).mean()), 1e-10)))
+        row["psnr"] = masked_psnr(torch.from_numpy(p[gm]), torch.from_numpy(g[gm]))
         row["l1"] = float(np.abs(diff).mean())
     if union.any():
         ys, xs = np.nonzero(union)
@@ -233,8 +234,13 @@ def texture_fidelity(model, dataset, max_items: int | None = None, views=VIEWS, 
     return pd.DataFrame(rows)
 
 
-def _psnr(err2: torch.Tensor) -> float:
-    return min(PSNR_MAX, 10 * math.log10(1.0 / max(float(err2), 1e-10)))
+def masked_psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB (peak 1, ``kornia.metrics.psnr`` in double precision, at most :data:`PSNR_MAX`) of the
+    pixel values a mask selected: ``pred`` and ``target`` of one shape (e.g. (n, 3) or (3, n)); NaN when
+    empty."""
+    if not target.numel():
+        return float("nan")
+    return min(PSNR_MAX, float(kornia.metrics.psnr(pred.double(), target.double(), 1.0)))
 
 
 @torch.no_grad()
@@ -277,8 +283,8 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
             for j, row in enumerate(batch_rows):
                 m = both[j]
                 px = image[j][:, m]  # (3, n)
-                psnr = _psnr(((rgb[j][:, m] - px) ** 2).mean()) if px.numel() else float("nan")
-                ref = _psnr(((px.mean(1, keepdim=True) - px) ** 2).mean()) if px.numel() else float("nan")
+                psnr = masked_psnr(rgb[j][:, m], px)
+                ref = masked_psnr(px.mean(1, keepdim=True).expand_as(px), px)
                 row.update({f"pixels{sfx}": int(m.sum()), f"psnr{sfx}": psnr, f"psnr_mean_colour{sfx}": ref,
                             f"gain{sfx}": psnr - ref})
         rows += batch_rows
@@ -353,5 +359,5 @@ def artefact_table(model, dataset, max_items: int | None = None, symmetrize: str
 
 
 __all__ = ["PSNR_MAX", "VIEWS", "artefact_metrics", "artefact_table",
-           "image_metrics", "input_view_gain", "render_vertex_colours", "self_intersections",
+           "image_metrics", "input_view_gain", "masked_psnr", "render_vertex_colours", "self_intersections",
            "texture_fidelity", "view_camera"]

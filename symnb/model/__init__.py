@@ -10,14 +10,14 @@ from .checkpoint import export_mesh, load_model, model_from_state, read_checkpoi
 from .config import SYMMETRIES, ModelConfig
 from .encoders import ENCODERS, build_encoder, register_encoder
 from .heads import CameraHead, DeformMLP, TextureDecoder
-from .network import ReconstructionNet, refinement_template, resolve_group, resolve_symmetry
+from .network import ReconstructionNet, resolve_group, resolve_symmetry
 from .transfer import resample_on_template, same_representation, transfer
 from .uv import UV_MAPS, spherical_uv, symmetric_uv
 
 __all__ = [
     "ENCODERS", "SYMMETRIES", "UV_MAPS", "CameraHead", "DeformMLP", "ModelConfig", "ReconstructionNet",
     "TextureDecoder", "build_encoder", "export_mesh", "load_model", "model_from_state", "read_checkpoint",
-    "refinement_template", "register_encoder", "resample_on_template", "resolve_group", "resolve_symmetry",
+    "register_encoder", "resample_on_template", "resolve_group", "resolve_symmetry",
     "same_representation", "save_model",
     "spherical_uv", "symmetric_uv", "transfer", "vertex_colours",
 ]

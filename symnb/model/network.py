@@ -20,13 +20,12 @@ expanded again, so the output's index-symmetry error is 0 for every element of t
 
 Refinement scheme (``refine=True`` with reflection): a ~2x template whose independent half has as
 many vertices as the baseline template: same number of learnable parameters, ~2x output vertices
-(:func:`refinement_template`).
+(:func:`symnb.symmetry.templates.refinement_template`).
 """
 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn as nn
@@ -34,7 +33,7 @@ import torch.nn.functional as F
 
 from ..symmetry.groups import template_for
 from ..symmetry.maps import expand, posthoc_map, symmetrize, symmetry_map
-from ..symmetry.templates import uv_sphere
+from ..symmetry.templates import refinement_template
 from .config import ModelConfig
 from .encoders import build_encoder
 from .heads import CameraHead, DeformMLP, SilhouetteDecoder, TextureDecoder, ViewpointHead, sample_flow
@@ -58,26 +57,6 @@ def smoothing_operator(faces: torch.Tensor, n_verts: int, strength: float) -> to
 #: ``ModelConfig.keep_side``: the least distance of a free-half vertex from the symmetry plane (objects
 #: have a unit bounding-box diagonal), so that mirrored faces never coincide.
 SIDE_MARGIN = 0.005
-
-
-def refinement_template(n_base: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Template for the refinement scheme: ~2x ``n_base`` vertices, exactly ``n_base`` independent ones.
-
-    A latitude-longitude sphere (:func:`symnb.symmetry.templates.uv_sphere`, no vertex on the plane
-    x = 0 except the two poles) has ``(n_lat - 1) n_lon / 2 + 2`` independent vertices, so choosing
-    ``(n_lat - 1) n_lon = 2 (n_base - 2)`` (cells as square as possible) gives the same number of
-    mean-shape parameters as the ``n_base``-vertex baseline and ``2 n_base - 2`` output vertices.
-
-    Returns:
-        verts (V, 3), faces (F, 3).
-    """
-    target = 2 * (n_base - 2)
-    cands = [(r + 1, target // r) for r in range(2, target) if target % r == 0 and (target // r) % 2 == 0
-             and target // r >= 4]
-    if not cands:
-        raise ValueError(f"no latitude-longitude sphere has exactly {n_base} independent vertices")
-    n_lat, n_lon = min(cands, key=lambda c: abs(math.log(c[1] / (2 * c[0]))))
-    return uv_sphere(n_lat, n_lon)
 
 
 def _representation(verts, faces, tol=0.02) -> tuple[str, int]:

@@ -183,6 +183,26 @@ def uv_sphere(n_lat: int, n_lon: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(v, dtype=torch.float32), torch.as_tensor(faces, dtype=torch.int64)
 
 
+def refinement_template(n_base: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Template for the refinement scheme: ~2x ``n_base`` vertices, exactly ``n_base`` independent ones.
+
+    A latitude-longitude sphere (:func:`uv_sphere`, no vertex on the plane
+    x = 0 except the two poles) has ``(n_lat - 1) n_lon / 2 + 2`` independent vertices, so choosing
+    ``(n_lat - 1) n_lon = 2 (n_base - 2)`` (cells as square as possible) gives the same number of
+    mean-shape parameters as the ``n_base``-vertex baseline and ``2 n_base - 2`` output vertices.
+
+    Returns:
+        verts (V, 3), faces (F, 3).
+    """
+    target = 2 * (n_base - 2)
+    cands = [(r + 1, target // r) for r in range(2, target) if target % r == 0 and (target // r) % 2 == 0
+             and target // r >= 4]
+    if not cands:
+        raise ValueError(f"no latitude-longitude sphere has exactly {n_base} independent vertices")
+    n_lat, n_lon = min(cands, key=lambda c: abs(math.log(c[1] / (2 * c[0]))))
+    return uv_sphere(n_lat, n_lon)
+
+
 def _closest_frequency(n_verts: int) -> int:
     f = max(1, round(math.sqrt(max(n_verts - 2, 10) / 10)))
     cands = [g for g in (f - 1, f, f + 1) if g >= 1]
