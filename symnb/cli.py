@@ -4,7 +4,7 @@
 
     symnb train CONFIG [--variant NAME] [--seed S] [--set section.key=value ...] [--out DIR] [--fresh]
     symnb evaluate MODEL DATA [--split test] [--index novelcad] [--out DIR] [--max-items N] [--textures N]
-                   [--paired-with MODEL]
+                   [--texture-ceiling] [--paired-with MODEL]
     symnb ceilings CONFIG [--sizes 64,128|none] [--steps N] [--model MODEL] [--code-steps N] [--out DIR]
                    [--set ...]
     symnb demo [the main job's options]          (python -m symnb.demo)
@@ -67,7 +67,8 @@ def _scores(model, rs, ds, args) -> dict:
 
     out = {"geometry": evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))}
     if args.textures:
-        gain = input_view_gain(model, ds, args.textures, render=rs, cameras=("gt", "pred"))
+        cameras = ("gt", "pred", "oracle") if args.texture_ceiling else ("gt", "pred")
+        gain = input_view_gain(model, ds, args.textures, render=rs, cameras=cameras)
         fid = texture_fidelity(model, ds, args.textures, render=rs)
         views = fid.pivot_table(index="id", columns="view", values=["psnr", "ssim"])
         views.columns = [f"{metric}_{view}" for metric, view in views.columns]
@@ -93,6 +94,8 @@ def _evaluate(args) -> int:
 
     if args.textures < 0:
         raise ValueError(f"--textures must be >= 0 (images whose texture is scored), got {args.textures}")
+    if args.texture_ceiling and not args.textures:
+        raise ValueError("--texture-ceiling scores the texture: give --textures N (N > 0) as well")
     model, rs = _load(args.model)
     root = Path(args.data)
     folders = sorted(root.iterdir()) if root.is_dir() else []
@@ -183,6 +186,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--textures", type=int, default=0, metavar="N",
                    help="also score the texture on N images (needs generated data): input-view gain over "
                         "the mean colour, fidelity PSNR / SSIM per view")
+    e.add_argument("--texture-ceiling", action="store_true",
+                   help="with --textures: also the gain of the image projected onto the predicted mesh "
+                        "through the annotated camera (columns *_oracle: what a perfect camera allows)")
     e.add_argument("--paired-with", default=None, metavar="MODEL",
                    help="score a second model.pt on the same images and print the paired differences")
     e.add_argument("--out", default=None, help="folder for per_sample.csv and protocol.csv (and the texture "

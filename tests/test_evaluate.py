@@ -138,16 +138,18 @@ def test_the_command_scores_textures_and_pairs_two_models(tmp_path, capsys):
     model = str(train(cfg, resume=False).model_path)
     out = tmp_path / "eval"
     assert cli.main(["evaluate", model, cfg.data.root, "--max-items", "4", "--textures", "2",
-                     "--paired-with", model, "--out", str(out)]) == 0
+                     "--texture-ceiling", "--paired-with", model, "--out", str(out)]) == 0
     tex = pd.read_csv(out / "textures_per_sample.csv")
     assert len(tex) == 2
-    assert {"gain", "gain_pred_camera", "psnr_input", "psnr_mirror", "ssim_input"} <= set(tex)
+    assert {"gain", "gain_pred_camera", "gain_oracle", "psnr_input", "psnr_mirror", "ssim_input"} <= set(tex)
     assert ((tex.gain - (tex.psnr - tex.psnr_mean_colour)).abs() < 1e-9).all()
     paired = pd.read_csv(out / "paired.csv")  # a model paired with itself: every difference is 0
     assert set(paired.part) == {"geometry", "textures"}
-    assert {"mask_iou", "gain", "psnr_mirror"} <= set(paired.metric)
+    assert {"mask_iou", "gain", "gain_oracle", "psnr_mirror"} <= set(paired.metric)
     assert (paired.mean_diff == 0).all() and not paired.significant.any()
     assert (paired.n_images == 2).all()  # the smoke test split holds 2 images
     assert "paired with" in capsys.readouterr().out
     assert cli.main(["evaluate", model, cfg.data.root, "--textures", "-1"]) == 2
     assert "--textures must be >= 0" in capsys.readouterr().err
+    assert cli.main(["evaluate", model, cfg.data.root, "--texture-ceiling"]) == 2
+    assert "give --textures N" in capsys.readouterr().err

@@ -262,3 +262,22 @@ def test_input_view_gain_oracle_constant_and_errors(data, toy):
                                           deform_hidden=32, n_feat=32))
     with pytest.raises(ValueError, match="no texture"):
         input_view_gain(model, ds, max_items=1)
+
+
+def test_input_view_gain_oracle_registration(data):
+    """'oracle' projects the image onto the predicted mesh through the annotated camera and renders it
+    with that camera: the image comes back on the covered pixels, whatever the (here untrained) network's
+    camera, which its own texture ('gt') pays for."""
+    ds = Pascal3DDataset(data[0], "car", "train", img_size=64)
+    sub = torch.utils.data.Subset(ds, [0, 1, 2])
+    cfg = dict(img_size=64, template_verts=162, tex_size=32, deform_hidden=32, n_feat=32)
+    torch.manual_seed(0)
+    model = ReconstructionNet(ModelConfig(texture_source="projection", **cfg))
+    df = input_view_gain(model, sub, cameras=("gt", "oracle"))
+    assert {"gain", "gain_oracle", "psnr_oracle", "pixels_oracle"} <= set(df)
+    assert (df.gain_oracle > 6).all() and (df.gain_oracle > df.gain + 6).all(), df
+    assert ((df.gain_oracle - (df.psnr_oracle - df.psnr_mean_colour_oracle)).abs() < 1e-9).all()
+    with pytest.raises(ValueError, match="no projector"):
+        input_view_gain(ReconstructionNet(ModelConfig(**cfg)), sub, cameras=("oracle",))
+    with pytest.raises(ValueError, match="among 'gt', 'pred' and 'oracle'"):
+        input_view_gain(model, sub, cameras=("annotated",))

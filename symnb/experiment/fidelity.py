@@ -252,19 +252,25 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
     network's own; one forward pass serves every camera) and compared with the image itself on the
     pixels that both the stored mask and the prediction cover. The reference is each image's own mean
     colour over those pixels (the best single colour): a texture that carries nothing but one colour
-    per object scores at most 0 dB of gain.
+    per object scores at most 0 dB of gain. "oracle" is a ceiling: the predicted mesh with the image
+    projected onto it through the annotated camera (:class:`~symnb.model.texture.ProjectedTexture`),
+    rendered with that camera: what the texture could carry with a perfect camera.
 
     Args:
         model: predicts a texture (``reconstruct``); dataset: items with image, mask and camera.
         max_items: at most this many items, evenly spaced; render: the texture's sampling.
-        cameras: the cameras to render with, "gt" and / or "pred".
+        cameras: any of "gt", "pred" and "oracle" (needs a model with a projector: texture_source
+            "flow" or "projection").
     Returns:
         DataFrame, one row per item: id, class_name, and per camera pixels, psnr (prediction vs image,
         dB), psnr_mean_colour (the image's mean colour on those pixels vs image) and gain (the
-        difference); the "pred" camera's columns end in ``_pred_camera``.
+        difference); the "pred" camera's columns end in ``_pred_camera``, the oracle's in ``_oracle``.
     """
-    if not cameras or any(c not in ("gt", "pred") for c in cameras):
-        raise ValueError(f"cameras must be 'gt' and / or 'pred', got {cameras!r}")
+    if not cameras or any(c not in ("gt", "pred", "oracle") for c in cameras):
+        raise ValueError(f"cameras must be among 'gt', 'pred' and 'oracle', got {cameras!r}")
+    if "oracle" in cameras and getattr(model, "projector", None) is None:
+        raise ValueError("cameras 'oracle' projects the image onto the predicted mesh: the model has no "
+                         "projector (ModelConfig.texture_source 'flow' or 'projection')")
     picked = _picked(dataset, max_items)
     subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
     rows, dev = [], _device(model)
@@ -275,10 +281,15 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
         rs = replace(render or RenderSettings(), image_size=b["image"].shape[-1])
         image = b["image"]
         batch_rows = [{"id": b["id"][j], "class_name": b["class_name"][j]} for j in range(len(image))]
+        gt = tuple(b[k].to(dev) for k in ("scale", "trans", "quat"))
         for camera in cameras:
-            cam = tuple(b[k].to(dev) for k in ("scale", "trans", "quat")) if camera == "gt" else None
-            pr = render_prediction(out, rs, camera=cam, soft=False)
-            rgb, sfx = pr.rgb.cpu(), "" if camera == "gt" else "_pred_camera"
+            pred = out
+            if camera == "oracle":  # the image registered on the predicted mesh by the annotated camera
+                R_gt = quaternion_to_matrix(gt[2])
+                texture = model.projector(image.to(dev), out["verts"], R_gt, gt[0], gt[1])["texture"]
+                pred = dict(out, texture=texture)
+            pr = render_prediction(pred, rs, camera=None if camera == "pred" else gt, soft=False)
+            rgb, sfx = pr.rgb.cpu(), {"gt": "", "pred": "_pred_camera", "oracle": "_oracle"}[camera]
             both = (b["mask"][:, 0] > 0.5) & (pr.coverage[:, 0].cpu() > 0)  # (B, S, S)
             for j, row in enumerate(batch_rows):
                 m = both[j]
