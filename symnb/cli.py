@@ -68,11 +68,13 @@ def _scores(model, rs, ds, args) -> dict:
     out = {"geometry": evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))}
     if args.textures:
         cameras = ("gt", "pred", "oracle") if args.texture_ceiling else ("gt", "pred")
-        gain = input_view_gain(model, ds, args.textures, render=rs, cameras=cameras)
-        fid = texture_fidelity(model, ds, args.textures, render=rs)
-        views = fid.pivot_table(index="id", columns="view", values=["psnr", "ssim"])
-        views.columns = [f"{metric}_{view}" for metric, view in views.columns]
-        out["textures"] = gain.merge(views.reset_index(), on="id")
+        out["textures"] = input_view_gain(model, ds, args.textures, render=rs, cameras=cameras)
+        for oracle in (False, True) if args.texture_ceiling else (False,):
+            fid = texture_fidelity(model, ds, args.textures, render=rs, oracle=oracle)
+            views = fid.pivot_table(index="id", columns="view", values=["psnr", "ssim"])
+            sfx = "_oracle" if oracle else ""
+            views.columns = [f"{metric}_{view}{sfx}" for metric, view in views.columns]
+            out["textures"] = out["textures"].merge(views.reset_index(), on="id")
     return out
 
 
@@ -187,8 +189,9 @@ def parser() -> argparse.ArgumentParser:
                    help="also score the texture on N images (needs generated data): input-view gain over "
                         "the mean colour, fidelity PSNR / SSIM per view")
     e.add_argument("--texture-ceiling", action="store_true",
-                   help="with --textures: also the gain of the image projected onto the predicted mesh "
-                        "through the annotated camera (columns *_oracle: what a perfect camera allows)")
+                   help="with --textures: also the gain and fidelity of the image projected onto the "
+                        "predicted mesh through the annotated camera (columns *_oracle: what a perfect "
+                        "camera allows)")
     e.add_argument("--paired-with", default=None, metavar="MODEL",
                    help="score a second model.pt on the same images and print the paired differences")
     e.add_argument("--out", default=None, help="folder for per_sample.csv and protocol.csv (and the texture "

@@ -277,7 +277,10 @@ def test_input_view_gain_oracle_registration(data):
     assert {"gain", "gain_oracle", "psnr_oracle", "pixels_oracle"} <= set(df)
     assert (df.gain_oracle > 6).all() and (df.gain_oracle > df.gain + 6).all(), df
     assert ((df.gain_oracle - (df.psnr_oracle - df.psnr_mean_colour_oracle)).abs() < 1e-9).all()
-    with pytest.raises(ValueError, match="no projector"):
+    fid = {o: texture_fidelity(model, ds, max_items=3, views=("input",), oracle=o).set_index("id").psnr
+           for o in (False, True)}
+    assert (fid[True] > fid[False] + 1).all() and (fid[True] - fid[False]).mean() > 3, fid
+    with pytest.raises(ValueError, match="has no projector"):
         input_view_gain(ReconstructionNet(ModelConfig(**cfg)), sub, cameras=("oracle",))
     with pytest.raises(ValueError, match="among 'gt', 'pred' and 'oracle'"):
         input_view_gain(model, sub, cameras=("annotated",))

@@ -166,14 +166,30 @@ def render_views(out: dict, batch: dict, meshes: list, textures: list, views, rs
     return renders
 
 
+def registered_by_annotation(model, out: dict, batch: dict) -> dict:
+    """``out`` (a model's ``reconstruct`` outputs for ``batch``) with its texture replaced by the image
+    projected onto the predicted mesh through the annotated camera
+    (:class:`~symnb.model.texture.ProjectedTexture`): the texture of a ceiling, what a perfect camera
+    would give this shape."""
+    if getattr(model, "projector", None) is None:
+        raise ValueError("the oracle texture projects the image onto the predicted mesh: the model has no "
+                         "projector (ModelConfig.texture_source 'flow' or 'projection')")
+    dev = out["verts"].device
+    scale, trans, quat = (batch[k].to(dev) for k in ("scale", "trans", "quat"))
+    texture = model.projector(batch["image"].to(dev), out["verts"], quaternion_to_matrix(quat), scale, trans)
+    return dict(out, texture=texture["texture"])
+
+
 def _fidelity_rows(model, dataset, batch: list, views, rs: RenderSettings, shading: str,
-                   symmetrize: str | None) -> list[dict]:
+                   symmetrize: str | None, oracle: bool) -> list[dict]:
     b = collate([it for it, _ in batch])
     out = model.reconstruct(b["image"].to(_device(model)))
     if out.get("texture") is None:
         raise ValueError("the model predicts no texture (ModelConfig.texture is False)")
     if symmetrize is not None:
         out["verts"] = model.posthoc_symmetrize(out["verts"], symmetrize)
+    if oracle:
+        out = registered_by_annotation(model, out, b)
     meshes = [dataset.cad_mesh(c, int(k)) for c, k in zip(b["class_name"], b["cad_idx"], strict=True)]
     for (v, _), (it, tex) in zip(meshes, batch, strict=True):
         if tex.shape != (len(v), 3):
@@ -191,7 +207,8 @@ def _fidelity_rows(model, dataset, batch: list, views, rs: RenderSettings, shadi
 @torch.no_grad()
 def texture_fidelity(model, dataset, max_items: int | None = None, views=VIEWS, batch_size: int = 8,
                      render: RenderSettings | None = None, shading: str = "generator",
-                     symmetrize: str | None = None, progress: bool = False) -> pd.DataFrame:
+                     symmetrize: str | None = None, progress: bool = False,
+                     oracle: bool = False) -> pd.DataFrame:
     """Ground-truth vs predicted textured meshes, rendered from the annotated camera's views.
 
     Args:
@@ -206,6 +223,7 @@ def texture_fidelity(model, dataset, max_items: int | None = None, views=VIEWS, 
         shading: how the ground truth is lit (:func:`render_vertex_colours`); the prediction is its
             texture, unlit, as in training.
         symmetrize: post-hoc symmetrization of the predicted shape ("l2r", "r2l", "cent").
+        oracle: the ceiling: the predicted mesh with the texture :func:`registered_by_annotation`.
     Returns:
         DataFrame, one row per (item, view): id, class_name, cad_idx, view, psnr, ssim, l1, mask_iou,
         gt_pixels (:func:`image_metrics`).
@@ -225,7 +243,7 @@ def texture_fidelity(model, dataset, max_items: int | None = None, views=VIEWS, 
             batch.append((item, tex))
         if batch and (len(batch) == batch_size or k == len(picked) - 1):
             rs = replace(rs, image_size=batch[0][0]["image"].shape[-1])
-            rows += _fidelity_rows(model, dataset, batch, views, rs, shading, symmetrize)
+            rows += _fidelity_rows(model, dataset, batch, views, rs, shading, symmetrize, oracle)
             batch = []
     if not rows:
         name = getattr(dataset, "root", type(dataset).__name__)
@@ -254,7 +272,8 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
     colour over those pixels (the best single colour): a texture that carries nothing but one colour
     per object scores at most 0 dB of gain. "oracle" is a ceiling: the predicted mesh with the image
     projected onto it through the annotated camera (:class:`~symnb.model.texture.ProjectedTexture`),
-    rendered with that camera: what the texture could carry with a perfect camera.
+    rendered with that camera (:func:`registered_by_annotation`): what the texture could carry with a
+    perfect camera.
 
     Args:
         model: predicts a texture (``reconstruct``); dataset: items with image, mask and camera.
@@ -268,9 +287,6 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
     """
     if not cameras or any(c not in ("gt", "pred", "oracle") for c in cameras):
         raise ValueError(f"cameras must be among 'gt', 'pred' and 'oracle', got {cameras!r}")
-    if "oracle" in cameras and getattr(model, "projector", None) is None:
-        raise ValueError("cameras 'oracle' projects the image onto the predicted mesh: the model has no "
-                         "projector (ModelConfig.texture_source 'flow' or 'projection')")
     picked = _picked(dataset, max_items)
     subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
     rows, dev = [], _device(model)
@@ -283,11 +299,7 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
         batch_rows = [{"id": b["id"][j], "class_name": b["class_name"][j]} for j in range(len(image))]
         gt = tuple(b[k].to(dev) for k in ("scale", "trans", "quat"))
         for camera in cameras:
-            pred = out
-            if camera == "oracle":  # the image registered on the predicted mesh by the annotated camera
-                R_gt = quaternion_to_matrix(gt[2])
-                texture = model.projector(image.to(dev), out["verts"], R_gt, gt[0], gt[1])["texture"]
-                pred = dict(out, texture=texture)
+            pred = registered_by_annotation(model, out, b) if camera == "oracle" else out
             pr = render_prediction(pred, rs, camera=None if camera == "pred" else gt, soft=False)
             rgb, sfx = pr.rgb.cpu(), {"gt": "", "pred": "_pred_camera", "oracle": "_oracle"}[camera]
             both = (b["mask"][:, 0] > 0.5) & (pr.coverage[:, 0].cpu() > 0)  # (B, S, S)
@@ -369,6 +381,6 @@ def artefact_table(model, dataset, max_items: int | None = None, symmetrize: str
     return pd.DataFrame(rows)
 
 
-__all__ = ["PSNR_MAX", "VIEWS", "artefact_metrics", "artefact_table",
-           "image_metrics", "input_view_gain", "masked_psnr", "render_vertex_colours", "self_intersections",
+__all__ = ["PSNR_MAX", "VIEWS", "artefact_metrics", "artefact_table", "image_metrics", "input_view_gain",
+           "masked_psnr", "registered_by_annotation", "render_vertex_colours", "self_intersections",
            "texture_fidelity", "view_camera"]
