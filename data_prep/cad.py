@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from symnb.config import Config
+
 from .cad_mesh import (  # noqa: F401 - re-exported: data_prep.cad is the cleanup's public module
     Mesh,
     edge_counts,
@@ -46,7 +48,7 @@ from .remesh import decimate, mirror_weld, voxel_remesh  # noqa: F401 - re-expor
 
 
 @dataclass
-class CleanupSettings:
+class CleanupSettings(Config):
     """Settings of :func:`clean_cad`."""
 
     resolution: int = 64
@@ -64,15 +66,12 @@ class CleanupSettings:
     seed: int = 0
     """Seed of the surface sampling used for distances and symmetry errors."""
 
-    def __post_init__(self):
-        checks = {"resolution": 8 <= self.resolution <= 512, "face_budget": self.face_budget >= 4,
-                  "closing": self.closing >= 0, "smooth": self.smooth >= 0,
-                  "hole_size": 0 <= self.hole_size <= 1}
-        allowed = {"resolution": "8 .. 512", "face_budget": ">= 4", "closing": ">= 0", "smooth": ">= 0",
-                   "hole_size": "0 .. 1"}
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"CleanupSettings.{name} must be {allowed[name]}, got {getattr(self, name)}")
+    def validate(self) -> None:
+        self._range("resolution", 8, 512)
+        self._range("face_budget", 4)
+        self._range("closing", 0)
+        self._range("smooth", 0)
+        self._range("hole_size", 0, 1)
 
 
 @dataclass

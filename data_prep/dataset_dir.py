@@ -36,20 +36,6 @@ GENERATOR = "symnb data_prep.make_dataset"
 _KEYS = ("format_version", "generator_hash", "config")
 
 
-#: Allowed ranges of the generator's numeric settings (:class:`data_prep.make_dataset.DatasetConfig`).
-LIMITS = {"per_class": (1, 10**6), "img_size": (16, 4096), "cad_per_class": (1, 1000),
-          "face_budget": (4, 10**7), "remesh_resolution": (8, 512), "small_every": (1, 10**6),
-          "occlusion_prob": (0, 1), "symmetric_texture_prob": (0, 1), "heldout_cads": (0, 1000)}
-
-
-def check_settings(cfg) -> None:
-    """Refuse numbers a generation cannot run with (ValueError naming the setting)."""
-    for name, (lo, hi) in LIMITS.items():
-        value = getattr(cfg, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
-            raise ValueError(f"dataset setting {name} must be a number in [{lo}, {hi}], got {value!r}")
-
-
 def read_marker(folder: str | os.PathLike) -> dict | None:
     """The generation settings of a dataset folder we made (marker, or an earlier release's
     ``dataset.json``), else None."""

@@ -43,6 +43,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from symnb.cli_errors import add_debug_flag, run_main
+from symnb.config import Config
 from symnb.io import save_mesh
 from symnb.utils import load_json, save_json
 
@@ -52,9 +53,16 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "eval", "test")
 
 
+#: allowed ranges of the numeric settings of :class:`DatasetConfig`
+LIMITS = {"per_class": (1, 10**6), "img_size": (16, 4096), "cad_per_class": (1, 1000),
+          "face_budget": (4, 10**7), "remesh_resolution": (8, 512), "small_every": (1, 10**6),
+          "occlusion_prob": (0, 1), "symmetric_texture_prob": (0, 1), "heldout_cads": (0, 1000)}
+
+
 @dataclass
-class DatasetConfig:
-    """Everything that determines a generated dataset (stored in ``dataset.json``)."""
+class DatasetConfig(Config):
+    """Everything that determines a generated dataset (stored in ``dataset.json``); checked at
+    construction (ValueError naming the setting)."""
 
     classes: tuple[str, ...] = ("aeroplane", "car", "bottle")
     """Object classes (see ``data_prep.shapes.SUPPORTED_CLASSES``)."""
@@ -92,6 +100,18 @@ class DatasetConfig:
     (``index_name="occluded"``): paired clean / occluded tests."""
     views: views.ViewSettings = field(default_factory=views.ViewSettings)
     """Viewpoint distribution."""
+
+    def validate(self) -> None:
+        for name, (lo, hi) in LIMITS.items():
+            self._range(name, lo, hi)
+        unknown = [c for c in self.classes if c not in shapes.SUPPORTED_CLASSES]
+        if unknown or not self.classes:
+            raise ValueError(f"unknown classes {unknown or '(none given)'}; supported: "
+                             f"{', '.join(shapes.SUPPORTED_CLASSES)}")
+        self._choice("image_format", ("jpg", "png"))
+        if self.heldout_cads and self.heldout_cads >= self.cad_per_class:
+            raise ValueError(f"DatasetConfig.heldout_cads={self.heldout_cads} leaves no CAD model for "
+                             f"training (cad_per_class={self.cad_per_class})")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -254,10 +274,8 @@ def index_parts(class_name: str, ids: list[str], cfg: DatasetConfig,
     (``cfg.occluded_test``: the ``<id>_occ`` copies of the first test ids), in file order."""
     rng = np.random.default_rng([cfg.seed, 2000 + shapes.SUPPORTED_CLASSES.index(class_name)])
     parts = {}
-    if cfg.heldout_cads:
+    if cfg.heldout_cads:  # DatasetConfig keeps at least one CAD model for training
         first_held = cfg.cad_per_class - cfg.heldout_cads + 1
-        if first_held < 2:
-            raise ValueError(f"heldout_cads={cfg.heldout_cads} leaves no CAD model for training")
         parts["novelcad_test"] = [i for i, c in zip(ids, cad_of, strict=True) if c >= first_held]
         ids = [i for i, c in zip(ids, cad_of, strict=True) if c < first_held]
     parts.update(split_ids(ids, cfg.split_fractions, rng))
@@ -306,19 +324,10 @@ def make_dataset(out: str | os.PathLike = "data/synthetic", classes=("aeroplane"
     if isinstance(classes, str):
         classes = (classes,)
     try:
-        if isinstance(kwargs.get("views"), dict):  # from a YAML config: data.generate.views
-            kwargs["views"] = views.ViewSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                                    for k, v in kwargs["views"].items()})
         cfg = DatasetConfig(classes=tuple(classes), per_class=per_class, img_size=img_size, seed=seed,
                             **kwargs)
     except TypeError as err:  # an unknown setting, e.g. from a config's data.generate
         raise ValueError(f"dataset generator settings: {err}") from err
-    dataset_dir.check_settings(cfg)
-    unknown = [c for c in cfg.classes if c not in shapes.SUPPORTED_CLASSES]
-    if unknown:
-        raise ValueError(f"unknown classes {unknown}; supported: {', '.join(shapes.SUPPORTED_CLASSES)}")
-    if cfg.image_format not in ("jpg", "png"):
-        raise ValueError(f"image_format must be 'jpg' or 'png', got {cfg.image_format!r}")
     settings = {"format_version": FORMAT_VERSION, "generator_hash": generator_hash(), "config": cfg.as_dict()}
     with dataset_dir.claim(out, settings, overwrite, log=print if progress else None) as tmp:
         if tmp is None:  # out holds this very dataset

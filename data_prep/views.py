@@ -24,6 +24,7 @@ from pytorch3d.structures import Meshes
 from pytorch3d.utils import cameras_from_opencv_projection
 
 from symnb.camera import viewpoint_rotation
+from symnb.config import Config
 from symnb.render import generator_shading
 
 # ----------------------------------------------------------------------------- keypoints
@@ -96,7 +97,7 @@ def cad_keypoints(class_name: str, verts: np.ndarray) -> tuple[np.ndarray, list[
 
 
 @dataclass
-class ViewSettings:
+class ViewSettings(Config):
     """Viewpoint distribution (angles in degrees; distances in bbox diagonals; focal in image widths).
 
     ``distance_scale`` k multiplies the sampled distance and focal length alike, so the object keeps
@@ -124,6 +125,21 @@ class ViewSettings:
     """Largest principal-point offset, relative to the image size."""
     distance_scale: float = 50.0
     """k: distance and focal length times k (1: the true-perspective benchmark)."""
+
+    def validate(self) -> None:
+        for name in ("azimuth", "elevation", "distance", "theta", "focal"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"ViewSettings.{name} must be a range (low, high) with low <= high, got "
+                                 f"{getattr(self, name)}")
+        if not -90 <= self.elevation[0] <= self.elevation[1] <= 90:
+            raise ValueError(f"ViewSettings.elevation must lie in [-90, 90], got {self.elevation}")
+        if self.distance[0] <= 0 or self.focal[0] <= 0:
+            raise ValueError(f"ViewSettings.distance and focal must be > 0, got {self.distance}, "
+                             f"{self.focal}")
+        self._range("distance_scale", 0, lo_open=True)
+        self._range("shift", 0)
+        self._range("principal_jitter", 0)
 
 
 def look_at(azimuth: float, elevation: float, distance: float,

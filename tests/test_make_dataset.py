@@ -109,6 +109,20 @@ def test_bad_arguments(tmp_path):
         md.make_dataset(tmp_path / "x", classes=("car", "unicorn"), progress=False)
     with pytest.raises(ValueError, match="image_format"):
         md.make_dataset(tmp_path / "x", classes=("car",), image_format="gif", progress=False)
+    with pytest.raises(ValueError, match="none given"):
+        md.make_dataset(tmp_path / "x", classes=(), progress=False)
+    with pytest.raises(ValueError, match="DatasetConfig.per_class must be an integer"):
+        md.make_dataset(tmp_path / "x", classes=("car",), per_class="ten", progress=False)
+    with pytest.raises(ValueError, match="DatasetConfig.occlusion_prob must be >= 0 and <= 1"):
+        md.make_dataset(tmp_path / "x", classes=("car",), occlusion_prob=1.5, progress=False)
+    with pytest.raises(ValueError, match="leaves no CAD model for training"):  # before any folder is made
+        md.make_dataset(tmp_path / "x", classes=("car",), cad_per_class=2, heldout_cads=2, progress=False)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="ViewSettings.elevation must be a range"):
+        md.make_dataset(tmp_path / "x", classes=("car",), views={"elevation": [40, -10]}, progress=False)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['zoom'\] in DatasetConfig.views"):
+        md.make_dataset(tmp_path / "x", classes=("car",), views={"zoom": 2}, progress=False)
+    assert md.DatasetConfig(views={"azimuth": [0, 90]}).views.azimuth == (0.0, 90.0)  # YAML lists
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("not a dataset")
     with pytest.raises(FileExistsError, match="busy.*without the .symnb-dataset.json marker"):
