@@ -252,7 +252,8 @@ def instance_code_rows(model: ReconstructionNet, train, test, weights: L.LossWei
     of_item = torch.empty(len(train), dtype=torch.long)  # training item -> its instance's number
     for key, g in groups.items():
         of_item[g["index"]] = number[key]
-    tests = [i for i in range(len(test)) if (test[i]["class_name"], int(test[i]["cad_idx"])) in number]
+    items = (test[i] for i in range(len(test)))  # each test item read once
+    tests = [i for i, it in enumerate(items) if (it["class_name"], int(it["cad_idx"])) in number]
     init = _code_init(model, train, groups)
     parts = []
     for label, oracle in (("network fine-tuned, image feature", False),
