@@ -56,7 +56,8 @@ SPLITS = ("train", "eval", "test")
 #: allowed ranges of the numeric settings of :class:`DatasetConfig`
 LIMITS = {"per_class": (1, 10**6), "img_size": (16, 4096), "cad_per_class": (1, 1000),
           "face_budget": (4, 10**7), "remesh_resolution": (8, 512), "small_every": (1, 10**6),
-          "occlusion_prob": (0, 1), "symmetric_texture_prob": (0, 1), "heldout_cads": (0, 1000)}
+          "occlusion_prob": (0, 1), "symmetric_texture_prob": (0, 1), "heldout_cads": (0, 1000),
+          "occluded_test": (0, 10**6), "seed": (0, 2**32 - 1)}
 
 
 @dataclass
@@ -109,6 +110,10 @@ class DatasetConfig(Config):
             raise ValueError(f"unknown classes {unknown or '(none given)'}; supported: "
                              f"{', '.join(shapes.SUPPORTED_CLASSES)}")
         self._choice("image_format", ("jpg", "png"))
+        fr = self.split_fractions
+        if len(fr) != 2 or min(fr) < 0 or sum(fr) > 1:
+            raise ValueError("DatasetConfig.split_fractions must be (train, eval) fractions >= 0 with a sum "
+                             f"<= 1 (test gets the rest), got {self.split_fractions}")
         if self.heldout_cads and self.heldout_cads >= self.cad_per_class:
             raise ValueError(f"DatasetConfig.heldout_cads={self.heldout_cads} leaves no CAD model for "
                              f"training (cad_per_class={self.cad_per_class})")

@@ -128,6 +128,8 @@ class ViewSettings(Config):
 
     def validate(self) -> None:
         for name in ("azimuth", "elevation", "distance", "theta", "focal"):
+            if len(getattr(self, name)) != 2:
+                raise ValueError(f"ViewSettings.{name} must be a range (low, high), got {getattr(self, name)}")
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"ViewSettings.{name} must be a range (low, high) with low <= high, got "

@@ -117,6 +117,13 @@ def test_bad_arguments(tmp_path):
         md.make_dataset(tmp_path / "x", classes=("car",), occlusion_prob=1.5, progress=False)
     with pytest.raises(ValueError, match="leaves no CAD model for training"):  # before any folder is made
         md.make_dataset(tmp_path / "x", classes=("car",), cad_per_class=2, heldout_cads=2, progress=False)
+    for bad, match in (({"occluded_test": -1}, "DatasetConfig.occluded_test must be >= 0"),
+                       ({"seed": -1}, "DatasetConfig.seed must be >= 0"),
+                       ({"split_fractions": (0.9, 0.5)}, r"DatasetConfig.split_fractions .* sum <= 1"),
+                       ({"split_fractions": (-0.5, 0.2)}, r"DatasetConfig.split_fractions .* >= 0"),
+                       ({"views": {"azimuth": [0, 90, 180]}}, r"ViewSettings.azimuth must be a range \(low")):
+        with pytest.raises(ValueError, match=match):
+            md.make_dataset(tmp_path / "x", classes=("car",), progress=False, **bad)
     assert not (tmp_path / "x").exists()
     with pytest.raises(ValueError, match="ViewSettings.elevation must be a range"):
         md.make_dataset(tmp_path / "x", classes=("car",), views={"elevation": [40, -10]}, progress=False)
