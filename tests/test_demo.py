@@ -67,6 +67,9 @@ def test_demo_smoke_writes_summary_models_and_report(tmp_path):
     gain = pd.read_csv(run / "input_gain.csv").set_index("variant")  # input view vs the mean colour
     assert {*textures, "baseline", "reflection_ft"} <= set(gain.index)
     assert np.allclose(gain.gain, gain.psnr - gain.psnr_mean_colour)
+    assert cfg.eval.fidelity_items < min(cfg.eval.gain_items, len(test))  # the gain on more images
+    assert (gain.n_images == min(cfg.eval.gain_items, len(test))).all()
+    assert (gain.gain_ci_low <= gain.gain + 1e-9).all() and (gain.gain <= gain.gain_ci_high + 1e-9).all()
     assert set(pd.read_csv(run / "input_gain_paired.csv").variant) >= set(textures)
     for v in ("baseline", "reflection_ft", "refinement_ft"):
         model = load_model(run / v / "model.pt")

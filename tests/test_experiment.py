@@ -323,6 +323,25 @@ def test_paired_bootstrap_differences():
     assert (table.n_seeds == 3).all() and (table.n_images == 200).all()
 
 
+def test_bootstrap_interval_of_a_mean():
+    import numpy as np
+
+    from symnb.experiment.stats import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(2.0, 3.0, (1, 32)), rng.normal(2.0, 3.0, (1, 512))
+    lo_s, hi_s = bootstrap_interval(small, n_boot=1000)
+    lo_l, hi_l = bootstrap_interval(large, n_boot=1000)
+    assert lo_s < small.mean() < hi_s and lo_l < large.mean() < hi_l
+    # the width follows the standard error 1.96 * 2 * 3 / sqrt(n) within 15%
+    assert (hi_l - lo_l) == pytest.approx(2 * 1.96 * 3.0 / np.sqrt(512), rel=0.15)
+    assert (hi_s - lo_s) / (hi_l - lo_l) == pytest.approx(4.0, rel=0.3)
+    assert bootstrap_interval(np.full((2, 5), 1.5)) == (1.5, 1.5)
+    assert bootstrap_interval(small, rng=7) == bootstrap_interval(small, rng=np.random.default_rng(7))
+    with pytest.raises(ValueError, match=r"\(seeds, images\) array"):
+        bootstrap_interval(np.zeros(5))
+
+
 def test_incomplete_checkpoint_is_refused_with_a_hint(tmp_path):
     cfg = tiny(tmp_path / "inc")
     (tmp_path / "inc").mkdir()

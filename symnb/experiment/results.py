@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from .stats import paired_differences
+from .stats import bootstrap_interval, paired_differences
 
 
 @dataclass
@@ -68,12 +69,17 @@ class RunResult:
     def gain_table(self) -> pd.DataFrame:
         """Input-view PSNR of the predicted texture, of each image's mean colour, and the gain (dB),
         rendered with the annotated camera (and the gain with the predicted camera), means per variant
-        over images and seeds."""
+        over images and seeds; the gain's 95% bootstrap interval (``gain_ci_low``, ``gain_ci_high``:
+        :func:`bootstrap_interval` over seeds and images) and the number of images (``n_images``)."""
         if not self.gains:
             return pd.DataFrame()
         df = pd.concat(self.gains)
         cols = [c for c in ("psnr", "psnr_mean_colour", "gain", "gain_pred_camera") if c in df]
-        return df.groupby("variant", sort=False)[cols].mean()
+        by = df.groupby("variant", sort=False)
+        ci = {v: bootstrap_interval(_seed_grid(d, "gain")) for v, d in by}
+        return by[cols].mean().assign(gain_ci_low=pd.Series({v: c[0] for v, c in ci.items()}),
+                                      gain_ci_high=pd.Series({v: c[1] for v, c in ci.items()}),
+                                      n_images=by["id"].nunique())
 
     def gain_paired(self, reference: str | None = None) -> pd.DataFrame:
         """Each variant's paired input-view gain difference from ``reference`` (default
@@ -94,6 +100,14 @@ class RunResult:
         df = pd.concat(self.artefacts)
         cols = ["symmetry_error", "roughness", "normal_consistency", "self_intersections"]
         return df.groupby("variant", sort=False)[cols].mean()
+
+
+def _seed_grid(df: pd.DataFrame, column: str):
+    """(seeds, images) array of one column of a per-image table with a seed column (images truncated to
+    the seed with the fewest)."""
+    rows = [g[column].to_numpy() for _, g in df.groupby("seed")]
+    n = min(len(r) for r in rows)
+    return np.stack([r[:n] for r in rows])
 
 
 def _per_seed(df: pd.DataFrame) -> dict:

@@ -69,7 +69,8 @@ def _claims(out: RunResult, name: str, seed: int, model, test_ds, vc: Experiment
         label = name if sym is None else f"{name}:posthoc_{sym}"
         fid = texture_fidelity(model, test_ds, max_items=n, render=vc.render, symmetrize=sym)
         if sym is None:  # rendered with the annotated camera (the protocol) and with the predicted one
-            gain = input_view_gain(model, test_ds, max_items=n, render=vc.render, cameras=("gt", "pred"))
+            gain = input_view_gain(model, test_ds, max_items=vc.eval.gain_items or n, render=vc.render,
+                                   cameras=("gt", "pred"))
             out.gains.append(gain.assign(variant=label, seed=seed))
         same = [a for a in out.artefacts if geometry_of and sym is None
                 and a.variant.iloc[0] == geometry_of and a.seed.iloc[0] == seed]

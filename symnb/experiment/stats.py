@@ -1,5 +1,5 @@
-"""Statistics of variants x seeds runs: paired differences from the baseline with bootstrap
-confidence intervals (the steps to reach a quality: :func:`symnb.experiment.report.steps_to_reach`)."""
+"""Statistics of variants x seeds runs: bootstrap confidence intervals of a mean and of paired differences
+from the baseline (the steps to reach a quality: :func:`symnb.experiment.report.steps_to_reach`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,30 @@ import pandas as pd
 #: per-image metrics of :func:`symnb.experiment.evaluate.evaluate` compared with a reference variant (the
 #: runner's ``paired.csv``, ``symnb evaluate --paired-with``)
 PAIRED_METRICS = ("iou_3d_drc", "iou_3d", "mask_iou", "rot_err", "chamfer", "symmetry_error")
+
+
+def bootstrap_interval(grid: np.ndarray, n_boot: int = 2000, level: float = 0.95,
+                       rng: np.random.Generator | int = 0) -> tuple[float, float]:
+    """Bootstrap interval of the mean of a (seeds, images) grid of per-image values.
+
+    Each of ``n_boot`` resamples draws seeds with replacement, then images with replacement, and takes
+    the mean over the resampled grid; the interval is their central ``level`` quantile range.
+
+    Args:
+        grid: (S, N) values, seed-major; rng: a generator (drawn from in place) or a seed.
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 2 or not grid.size:
+        raise ValueError(f"grid must be a non-empty (seeds, images) array, got shape {grid.shape}")
+    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    n_seeds, n_img = grid.shape
+    boot = np.empty(n_boot)
+    for k in range(n_boot):
+        ss = rng.integers(0, n_seeds, n_seeds)
+        ii = rng.integers(0, n_img, n_img)
+        boot[k] = grid[np.ix_(ss, ii)].mean()
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def paired_differences(per_sample: dict[str, list[pd.DataFrame]], baseline: str, metrics,
@@ -47,12 +71,7 @@ def paired_differences(per_sample: dict[str, list[pd.DataFrame]], baseline: str,
                 diffs.append((a.loc[ids] - b.loc[ids]).to_numpy(dtype=np.float64))
             n_img = min(len(d) for d in diffs)
             grid = np.stack([d[:n_img] for d in diffs])  # (seeds, images)
-            boot = np.empty(n_boot)
-            for k in range(n_boot):
-                ss = rng.integers(0, n_seeds, n_seeds)
-                ii = rng.integers(0, n_img, n_img)
-                boot[k] = grid[np.ix_(ss, ii)].mean()
-            lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+            lo, hi = bootstrap_interval(grid, n_boot, level, rng)
             rows.append(dict(variant=name, metric=m, mean_diff=float(grid.mean()), ci_low=float(lo),
                              ci_high=float(hi), n_seeds=n_seeds, n_images=n_img,
                              significant=bool(lo > 0 or hi < 0)))
