@@ -128,9 +128,10 @@ class ViewSettings(Config):
 
     def validate(self) -> None:
         for name in ("azimuth", "elevation", "distance", "theta", "focal"):
-            if len(getattr(self, name)) != 2:
-                raise ValueError(f"ViewSettings.{name} must be a range (low, high), got {getattr(self, name)}")
-            lo, hi = getattr(self, name)
+            value = getattr(self, name)
+            if len(value) != 2:
+                raise ValueError(f"ViewSettings.{name} must be a range (low, high), got {value}")
+            lo, hi = value
             if lo > hi:
                 raise ValueError(f"ViewSettings.{name} must be a range (low, high) with low <= high, got "
                                  f"{getattr(self, name)}")
