@@ -67,7 +67,8 @@ def _scores(model, rs, ds, args) -> dict:
 
     out = {"geometry": evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))}
     if args.textures:
-        cameras = ("gt", "pred", "oracle") if args.texture_ceiling else ("gt", "pred")
+        cameras = ("gt", "pred", "oracle", "oracle_rotation", "oracle_position") if args.texture_ceiling \
+            else ("gt", "pred")
         out["textures"] = input_view_gain(model, ds, args.textures, render=rs, cameras=cameras)
         for oracle in (False, True) if args.texture_ceiling else (False,):
             fid = texture_fidelity(model, ds, args.textures, render=rs, oracle=oracle)
@@ -191,7 +192,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--texture-ceiling", action="store_true",
                    help="with --textures: also the gain and fidelity of the image projected onto the "
                         "predicted mesh through the annotated camera (columns *_oracle: what a perfect "
-                        "camera allows)")
+                        "camera allows; the gain also through the annotated rotation alone, "
+                        "*_oracle_rotation, and scale and translation alone, *_oracle_position)")
     e.add_argument("--paired-with", default=None, metavar="MODEL",
                    help="score a second model.pt on the same images and print the paired differences")
     e.add_argument("--out", default=None, help="folder for per_sample.csv and protocol.csv (and the texture "

@@ -22,6 +22,7 @@ from symnb.experiment.fidelity import (
     image_metrics,
     input_view_gain,
     masked_psnr,
+    registered_by_annotation,
     render_vertex_colours,
     texture_fidelity,
     view_camera,
@@ -273,14 +274,29 @@ def test_input_view_gain_oracle_registration(data):
     cfg = dict(img_size=64, template_verts=162, tex_size=32, deform_hidden=32, n_feat=32)
     torch.manual_seed(0)
     model = ReconstructionNet(ModelConfig(texture_source="projection", **cfg))
-    df = input_view_gain(model, sub, cameras=("gt", "oracle"))
+    df = input_view_gain(model, sub, cameras=("gt", "oracle", "oracle_rotation", "oracle_position"))
     assert {"gain", "gain_oracle", "psnr_oracle", "pixels_oracle"} <= set(df)
     assert (df.gain_oracle > 6).all() and (df.gain_oracle > df.gain + 6).all(), df
+    # the camera split between rotation and position: the untrained network's camera is off in both, so
+    # either half alone stays well under the whole
+    halves = df[["gain_oracle_rotation", "gain_oracle_position"]].mean()
+    assert df.gain_oracle.mean() > halves.max() + 3, (df.gain_oracle.mean(), halves)
+    b = collate([ds[i] for i in range(3)])
+    model.eval()
+    with torch.no_grad():
+        out = model.reconstruct(b["image"])
+        own = registered_by_annotation(model, out, b, annotated=())  # nothing annotated: its own texture
+        assert torch.allclose(own["texture"], out["texture"], atol=1e-6)
+        whole = registered_by_annotation(model, out, b)
+        split = registered_by_annotation(model, out, b, annotated=("scale", "translation", "rotation"))
+        assert torch.equal(whole["texture"], split["texture"])
+    with pytest.raises(ValueError, match="annotated camera parts must be among"):
+        registered_by_annotation(model, out, b, annotated=("focal",))
     assert ((df.gain_oracle - (df.psnr_oracle - df.psnr_mean_colour_oracle)).abs() < 1e-9).all()
     fid = {o: texture_fidelity(model, ds, max_items=3, views=("input",), oracle=o).set_index("id").psnr
            for o in (False, True)}
     assert (fid[True] > fid[False] + 1).all() and (fid[True] - fid[False]).mean() > 3, fid
     with pytest.raises(ValueError, match="has no projector"):
         input_view_gain(ReconstructionNet(ModelConfig(**cfg)), sub, cameras=("oracle",))
-    with pytest.raises(ValueError, match="among 'gt', 'pred' and 'oracle'"):
+    with pytest.raises(ValueError, match="among 'gt', 'pred', 'oracle'"):
         input_view_gain(model, sub, cameras=("annotated",))

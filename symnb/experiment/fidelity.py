@@ -166,17 +166,36 @@ def render_views(out: dict, batch: dict, meshes: list, textures: list, views, rs
     return renders
 
 
-def registered_by_annotation(model, out: dict, batch: dict) -> dict:
+#: the parts of the annotated camera that :func:`registered_by_annotation` uses
+CAMERA_PARTS = ("rotation", "scale", "translation")
+
+#: the ``cameras`` of :func:`input_view_gain` -> the annotated camera parts of their registration (None: the
+#: predicted texture itself) and the suffix of their columns
+GAIN_CAMERAS = {"gt": (None, ""), "pred": (None, "_pred_camera"), "oracle": (CAMERA_PARTS, "_oracle"),
+                "oracle_rotation": (("rotation",), "_oracle_rotation"),
+                "oracle_position": (("scale", "translation"), "_oracle_position")}
+
+
+def registered_by_annotation(model, out: dict, batch: dict, annotated=CAMERA_PARTS) -> dict:
     """``out`` (a model's ``reconstruct`` outputs for ``batch``) with its texture replaced by the image
     projected onto the predicted mesh through the annotated camera
     (:class:`~symnb.model.texture.ProjectedTexture`): the texture of a ceiling, what a perfect camera
-    would give this shape."""
+    would give this shape.
+
+    Args:
+        annotated: the parts of the camera taken from the annotation (of :data:`CAMERA_PARTS`); the others
+            are the prediction's, so that a ceiling can be split between rotation and position.
+    """
     if getattr(model, "projector", None) is None:
         raise ValueError("the oracle texture projects the image onto the predicted mesh: the model has no "
                          "projector (ModelConfig.texture_source 'flow' or 'projection')")
+    if any(a not in CAMERA_PARTS for a in annotated):
+        raise ValueError(f"annotated camera parts must be among {CAMERA_PARTS}, got {annotated!r}")
     dev = out["verts"].device
-    scale, trans, quat = (batch[k].to(dev) for k in ("scale", "trans", "quat"))
-    texture = model.projector(batch["image"].to(dev), out["verts"], quaternion_to_matrix(quat), scale, trans)
+    R = quaternion_to_matrix(batch["quat"].to(dev)) if "rotation" in annotated else out["R"]
+    scale = batch["scale"].to(dev) if "scale" in annotated else out["scale"]
+    trans = batch["trans"].to(dev) if "translation" in annotated else out["trans"]
+    texture = model.projector(batch["image"].to(dev), out["verts"], R, scale, trans)
     return dict(out, texture=texture["texture"])
 
 
@@ -273,20 +292,23 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
     per object scores at most 0 dB of gain. "oracle" is a ceiling: the predicted mesh with the image
     projected onto it through the annotated camera (:class:`~symnb.model.texture.ProjectedTexture`),
     rendered with that camera (:func:`registered_by_annotation`): what the texture could carry with a
-    perfect camera.
+    perfect camera. "oracle_rotation" and "oracle_position" project through the annotated rotation, or
+    the annotated scale and translation, and the predicted rest: which part of the camera costs the gain.
 
     Args:
         model: predicts a texture (``reconstruct``); dataset: items with image, mask and camera.
         max_items: at most this many items, evenly spaced; render: the texture's sampling.
-        cameras: any of "gt", "pred" and "oracle" (needs a model with a projector: texture_source
-            "flow" or "projection").
+        cameras: any of :data:`GAIN_CAMERAS`: "gt", "pred", "oracle", "oracle_rotation",
+            "oracle_position" (the oracles need a model with a projector: texture_source "flow" or
+            "projection").
     Returns:
         DataFrame, one row per item: id, class_name, and per camera pixels, psnr (prediction vs image,
         dB), psnr_mean_colour (the image's mean colour on those pixels vs image) and gain (the
-        difference); the "pred" camera's columns end in ``_pred_camera``, the oracle's in ``_oracle``.
+        difference); the "pred" camera's columns end in ``_pred_camera``, the oracles' in ``_oracle``,
+        ``_oracle_rotation`` and ``_oracle_position``.
     """
-    if not cameras or any(c not in ("gt", "pred", "oracle") for c in cameras):
-        raise ValueError(f"cameras must be among 'gt', 'pred' and 'oracle', got {cameras!r}")
+    if not cameras or any(c not in GAIN_CAMERAS for c in cameras):
+        raise ValueError(f"cameras must be among {', '.join(map(repr, GAIN_CAMERAS))}, got {cameras!r}")
     picked = _picked(dataset, max_items)
     subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
     rows, dev = [], _device(model)
@@ -299,9 +321,10 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
         batch_rows = [{"id": b["id"][j], "class_name": b["class_name"][j]} for j in range(len(image))]
         gt = tuple(b[k].to(dev) for k in ("scale", "trans", "quat"))
         for camera in cameras:
-            pred = registered_by_annotation(model, out, b) if camera == "oracle" else out
+            annotated, sfx = GAIN_CAMERAS[camera]
+            pred = out if annotated is None else registered_by_annotation(model, out, b, annotated)
             pr = render_prediction(pred, rs, camera=None if camera == "pred" else gt, soft=False)
-            rgb, sfx = pr.rgb.cpu(), {"gt": "", "pred": "_pred_camera", "oracle": "_oracle"}[camera]
+            rgb = pr.rgb.cpu()
             both = (b["mask"][:, 0] > 0.5) & (pr.coverage[:, 0].cpu() > 0)  # (B, S, S)
             for j, row in enumerate(batch_rows):
                 m = both[j]
