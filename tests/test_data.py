@@ -402,3 +402,14 @@ def test_unaugmented_config_drops_every_augmentation_and_keeps_the_rest():
     assert (plain.flip, plain.colour_jitter, plain.crop_jitter) == (False, 0.0, 0.0)
     assert (plain.root, plain.padding, plain.classes) == ("somewhere", 0.2, cfg.classes)
     assert cfg.flip  # the original is not changed
+
+
+def test_evenly_spaced_indices():
+    from symnb.data import evenly_spaced
+
+    assert evenly_spaced(10, 3) == [0, 4, 9]  # first and last included, rounded (half to even)
+    assert evenly_spaced(5) == evenly_spaced(5, 10) == [0, 1, 2, 3, 4]
+    assert evenly_spaced(0, 3) == [] and evenly_spaced(7, 1) == [0]
+    picked = evenly_spaced(602, 120)  # the main job's test subset: both halves of a class-sorted split
+    assert len(set(picked)) == 120 and picked[0] == 0 and picked[-1] == 601
+    assert sum(i < 301 for i in picked) == 60

@@ -15,10 +15,9 @@ from pytorch3d.transforms import quaternion_to_matrix
 from data_prep import make_dataset as md
 from symnb.camera import project, viewpoint_angles
 from symnb.data import Pascal3DDataset, ToyDataset, collate
+from symnb.experiment.artefacts import artefact_metrics, artefact_table
 from symnb.experiment.fidelity import (
     PSNR_MAX,
-    artefact_metrics,
-    artefact_table,
     image_metrics,
     input_view_gain,
     masked_psnr,

@@ -15,6 +15,7 @@ from .base import (
     SeededItems,
     batch_indices,
     collate,
+    evenly_spaced,
     loader,
     split_key,
 )
@@ -35,6 +36,6 @@ from .toy import ToyDataset
 __all__ = [
     "CLASSES", "DATASETS", "REQUIRED_FIELDS", "SPLITS", "BadSampleError", "DataConfig", "Item",
     "Pascal3DDataset", "ReconstructionDataset", "SeededBatchSampler", "SeededItems", "ToyDataset",
-    "batch_indices", "build_dataset", "collate", "crop_box", "jitter_colour", "jitter_crop",
+    "batch_indices", "build_dataset", "collate", "crop_box", "evenly_spaced", "jitter_colour", "jitter_crop",
     "load_annotation", "loader", "register_dataset", "split_key",
 ]

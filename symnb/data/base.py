@@ -208,6 +208,14 @@ def collate(items: list[dict]) -> dict:
     return out
 
 
+def evenly_spaced(size: int, n: int | None = None) -> list[int]:
+    """``min(n, size)`` indices (all for None) evenly spaced over ``range(size)``, first and last included,
+    rounded: a subset that covers every class of a class-sorted split (evaluation, figures, the
+    fine-tunes' transfer fitting)."""
+    n = size if n is None else min(n, size)
+    return torch.linspace(0, size - 1, n).round().long().tolist() if n > 0 else []
+
+
 def loader(dataset, batch_size: int, num_workers: int = 0) -> torch.utils.data.DataLoader:
     """Batches of ``dataset`` in order (evaluation), collated by :func:`collate`."""
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,

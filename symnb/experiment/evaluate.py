@@ -34,10 +34,10 @@ from .. import metrics as M
 from ..align import icp
 from ..camera import rotation_angle, viewpoint_angles
 from ..config import Config
-from ..data import loader
+from ..data import evenly_spaced, loader
 from ..model import ReconstructionNet, export_mesh
 from ..render import RenderSettings, render_prediction
-from ..symmetry import GROUPS, geometric_symmetry_error, index_symmetry_error, symmetry_map
+from ..symmetry import GROUPS, MODES, geometric_symmetry_error, index_symmetry_error, symmetry_map
 
 
 @dataclass
@@ -142,8 +142,7 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
     device = model.template.device
     rs = RenderSettings(image_size=model.config.img_size) if render is None else render
     smap = _error_map(model, cfg.symmetry)
-    # max_items: evenly spaced items, so that a subset covers every class of a class-sorted split
-    picked = torch.linspace(0, len(dataset) - 1, n).round().long().unique().tolist()
+    picked = evenly_spaced(len(dataset), n)  # max_items: every class of a class-sorted split
     subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, picked)
     rows, saved, preds, gts = [], 0, [], []
     bar = tqdm(total=n, desc="evaluate", disable=not progress)
@@ -151,10 +150,10 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
     for batch in loader(subset, cfg.batch_size):
         out = model.reconstruct(batch["image"].to(device), camera_refine_steps=refine_steps,
                                 mean_shape_only=mean_shape_only)  # the camera refined for the shape scored
-        if symmetrize in ("l2r", "r2l", "cent"):
+        if symmetrize in MODES:
             out["verts"] = model.posthoc_symmetrize(out["verts"], symmetrize)
         elif symmetrize == "best":
-            cands = [model.posthoc_symmetrize(out["verts"], m) for m in ("l2r", "r2l", "cent")]
+            cands = [model.posthoc_symmetrize(out["verts"], m) for m in MODES]
             ious = torch.stack([silhouette_iou(dict(out, verts=c), batch, rs) for c in cands])  # (3, B)
             best = ious.argmax(0)
             out["verts"] = torch.stack(cands)[best, torch.arange(len(best))]

@@ -1,4 +1,5 @@
-"""Texture fidelity and mesh artefacts of a model's predictions.
+"""Texture fidelity of a model's predictions: against the ground-truth texture from several views, and
+against the input image (mesh artefacts: :mod:`symnb.experiment.artefacts`).
 
 Texture fidelity (:func:`texture_fidelity`): for each item with a ground-truth texture
 (``Pascal3DDataset.cad_texture``: the generator's per-vertex albedo on the CAD model), the textured CAD
@@ -15,9 +16,8 @@ differ) from each of these views (:func:`view_camera`):
 L1 over its pixels, SSIM (``skimage.metrics.structural_similarity``) on the bounding box of both
 silhouettes with the background set to 0 in both images, and the silhouettes' IoU.
 
-Artefacts (:func:`artefact_metrics` per mesh, :func:`artefact_table` per predicted mesh of a dataset):
-the geometric symmetry error about x = 0, Laplacian roughness, normal consistency (PyTorch3D's losses)
-and the fraction of self-intersecting faces (MeshLab's filter through pymeshlab).
+:func:`input_view_gain`: the input view against the image itself, over each image's best single colour,
+through the annotated camera, the network's own, or a ceiling (:func:`registered_by_annotation`).
 """
 
 from __future__ import annotations
@@ -36,14 +36,12 @@ from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
 from tqdm.auto import tqdm
 
 from ..camera import flip_horizontal, to_pytorch3d
-from ..data import collate, loader
-from ..geometry import check_mesh
+from ..data import collate, evenly_spaced, loader
 from ..render import RenderSettings, generator_shading, make_rasterizer, nearest_face, render_prediction
-from ..symmetry import geometric_symmetry_error
+from ..symmetry import MODES
 
 VIEWS = ("input", "mirror", "az+90", "az-90")  #: the default views of :func:`texture_fidelity`
 PSNR_MAX = 100.0  #: the PSNR given to identical images (kornia's is infinite; a squared error of 1e-10)
-SYMMETRIZE = (None, "l2r", "r2l", "cent")
 
 
 def view_camera(scale: torch.Tensor, trans: torch.Tensor, quat: torch.Tensor, view: str):
@@ -136,10 +134,9 @@ def image_metrics(gt: torch.Tensor, pred: torch.Tensor, gt_mask: torch.Tensor,
 
 def _picked(dataset, max_items: int | None) -> list[int]:
     """Evenly spaced indices (as ``evaluate`` picks them): every class of a class-sorted split."""
-    n = len(dataset) if max_items is None else min(max_items, len(dataset))
-    if n == 0:
+    if len(dataset) == 0:
         raise ValueError("the dataset is empty")
-    return torch.linspace(0, len(dataset) - 1, n).round().long().unique().tolist()
+    return evenly_spaced(len(dataset), max_items)
 
 
 def _device(model) -> torch.device:
@@ -249,8 +246,8 @@ def texture_fidelity(model, dataset, max_items: int | None = None, views=VIEWS, 
     Raises:
         ValueError: when no picked item has a ground-truth texture (the message names the dataset).
     """
-    if symmetrize not in SYMMETRIZE:
-        raise ValueError(f"symmetrize must be one of {SYMMETRIZE}, got {symmetrize!r}")
+    if symmetrize is not None and symmetrize not in MODES:
+        raise ValueError(f"symmetrize must be None or one of {MODES}, got {symmetrize!r}")
     textures = getattr(dataset, "cad_texture", None)
     picked = _picked(dataset, max_items)
     rs = render or RenderSettings()
@@ -337,73 +334,6 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
     return pd.DataFrame(rows)
 
 
-def self_intersections(verts: torch.Tensor, faces: torch.Tensor) -> float:
-    """Fraction of faces that intersect another face of the mesh (MeshLab's
-    ``compute_selection_by_self_intersections_per_face`` through pymeshlab)."""
-    import pymeshlab
-
-    ms = pymeshlab.MeshSet()
-    ms.add_mesh(pymeshlab.Mesh(vertex_matrix=verts.detach().double().cpu().numpy(),
-                               face_matrix=faces.cpu().numpy().astype(np.int32)))
-    ms.compute_selection_by_self_intersections_per_face()
-    m = ms.current_mesh()
-    return m.selected_face_number() / max(1, m.face_number())
-
-
-def artefact_metrics(verts: torch.Tensor, faces: torch.Tensor, n_samples: int = 4000) -> dict:
-    """What redundant representations break, for one mesh.
-
-    Args:
-        verts: (V, 3) float; faces: (F, 3) long; n_samples: surface samples of the symmetry error.
-    Returns:
-        dict of floats: "symmetry_error" (Hausdorff distance between the surface and its mirror image
-        about x = 0 over the bbox diagonal, :func:`symnb.symmetry.geometric_symmetry_error`);
-        "roughness" (mean norm of the uniform Laplacian, ``pytorch3d.loss.mesh_laplacian_smoothing``,
-        over the mean edge length: 0 on a plane, about edge / (2 radius) on a fine sphere);
-        "normal_consistency" (mean cosine between the normals of faces sharing an edge, 1 - PyTorch3D's
-        ``mesh_normal_consistency``; 1 = smooth); "self_intersections" (:func:`self_intersections`).
-    """
-    from pytorch3d.loss import mesh_laplacian_smoothing, mesh_normal_consistency
-
-    v, f = check_mesh(verts.detach().cpu(), faces.cpu())
-    m = Meshes([v.float()], [f])
-    edges = m.edges_packed()
-    mean_edge = float((m.verts_packed()[edges[:, 0]] - m.verts_packed()[edges[:, 1]]).norm(dim=1).mean())
-    lap = float(mesh_laplacian_smoothing(m, method="uniform"))
-    return {"symmetry_error": float(geometric_symmetry_error(v, f, "reflection", n_samples=n_samples)),
-            "roughness": lap / max(mean_edge, 1e-12),
-            "normal_consistency": 1.0 - float(mesh_normal_consistency(m)),
-            "self_intersections": self_intersections(v, f)}
-
-
-@torch.no_grad()
-def artefact_table(model, dataset, max_items: int | None = None, symmetrize: str | None = None,
-                   batch_size: int = 8, n_samples: int = 4000, progress: bool = False) -> pd.DataFrame:
-    """:func:`artefact_metrics` of each predicted mesh (``model.reconstruct``).
-
-    Args:
-        model: a :class:`symnb.model.ReconstructionNet`; dataset: items of the data contract.
-        max_items: at most this many items, evenly spaced over the dataset.
-        symmetrize: post-hoc symmetrization of the outputs first (``model.posthoc_symmetrize``):
-            None, "l2r", "r2l" or "cent".
-    Returns:
-        DataFrame, one row per item: id, class_name, symmetrize ("none" for None), symmetry_error,
-        roughness, normal_consistency, self_intersections.
-    """
-    if symmetrize not in SYMMETRIZE:
-        raise ValueError(f"symmetrize must be one of {SYMMETRIZE}, got {symmetrize!r}")
-    picked = _picked(dataset, max_items)
-    subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
-    rows = []
-    for b in tqdm(loader(subset, batch_size), desc="artefacts", disable=not progress):
-        out = model.reconstruct(b["image"].to(_device(model)))
-        verts = out["verts"] if symmetrize is None else model.posthoc_symmetrize(out["verts"], symmetrize)
-        rows += [{"id": i, "class_name": c, "symmetrize": symmetrize or "none",
-                  **artefact_metrics(v, out["faces"], n_samples)}
-                 for i, c, v in zip(b["id"], b["class_name"], verts, strict=True)]
-    return pd.DataFrame(rows)
-
-
-__all__ = ["PSNR_MAX", "VIEWS", "artefact_metrics", "artefact_table", "image_metrics", "input_view_gain",
-           "masked_psnr", "registered_by_annotation", "render_vertex_colours", "self_intersections",
-           "texture_fidelity", "view_camera"]
+__all__ = ["CAMERA_PARTS", "GAIN_CAMERAS", "PSNR_MAX", "VIEWS", "image_metrics", "input_view_gain",
+           "masked_psnr", "registered_by_annotation", "render_vertex_colours", "texture_fidelity",
+           "view_camera"]

@@ -14,7 +14,7 @@ import torch
 from pytorch3d.renderer import TexturesVertex
 from pytorch3d.structures import Meshes
 
-from ..data import collate
+from ..data import collate, evenly_spaced
 from ..render import RenderSettings, make_cameras, render_prediction, shaded_renderer
 from ..utils import atomic_write
 from .evaluate import error_heatmap
@@ -249,7 +249,6 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
                      n_show: int = 4) -> Path:
     """The figures and ``report.md`` of a :class:`symnb.experiment.RunResult`: per-run table, seed
     summary, per-class tables, metric-vs-step curves (mean over seeds), sample reconstructions."""
-    import torch
 
     run_dir = Path(run_dir)
     figs = {"Training losses vs step (mean over seeds)": save_figure(
@@ -258,8 +257,7 @@ def write_run_report(result, run_dir: str | Path, test_dataset, notes: str = "",
         figs["Training (dashed) and validation (solid) metrics, camera as predicted"] = save_figure(
             plot_train_val(result.val_histories, offsets=result.start_steps), run_dir / "train_val.png").name
     figs["Summary"] = save_figure(plot_metric_bars(result.runs), run_dir / "summary.png").name
-    n_show = min(n_show, len(test_dataset))
-    idx = [int(i) for i in torch.linspace(0, len(test_dataset) - 1, n_show).round().long()]
+    idx = evenly_spaced(len(test_dataset), n_show)
     steps = result.runs.groupby("variant")["steps"].first() if "steps" in result.runs else pd.Series()
     trained = {n: m for n, m in result.models.items() if steps.get(n, 1) > 0}  # not the texture-only ones
     figs["Sample reconstructions and error heat maps"] = save_figure(

@@ -19,9 +19,10 @@ import torch
 
 from ..model import ReconstructionNet, load_model
 from ..utils import atomic_write, set_seed
+from .artefacts import artefact_table
 from .config import ExperimentConfig
 from .evaluate import evaluate, per_class
-from .fidelity import artefact_table, input_view_gain, texture_fidelity
+from .fidelity import input_view_gain, texture_fidelity
 from .jobs import SPLIT_FILES, Job, _evaluate_splits, _splits, plan, submit_evaluations, train_jobs
 from .report import aggregate, steps_to_reach
 from .results import RunResult

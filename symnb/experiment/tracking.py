@@ -46,11 +46,10 @@ class Board:
         """The report's reconstruction grid of ``n`` items (predicted camera, second view, error)."""
         if self.writer is None or dataset is None or not len(dataset):
             return
-        import torch
-
+        from ..data import evenly_spaced
         from .report import plot_reconstructions
 
-        idx = torch.linspace(0, len(dataset) - 1, min(n, len(dataset))).round().long().tolist()
+        idx = evenly_spaced(len(dataset), n)
         was = model.training
         self.writer.add_figure("reconstructions", plot_reconstructions({"model": model}, dataset, idx), step)
         model.train(was)

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import losses as L
-from ..data import SeededBatchSampler, SeededItems, build_dataset, collate
+from ..data import SeededBatchSampler, SeededItems, build_dataset, collate, evenly_spaced
 from ..model import ReconstructionNet, load_model, same_representation, save_model, transfer
 from ..render import RenderSettings
 from ..utils import get_device, set_seed
@@ -138,7 +138,7 @@ def transfer_fitting(model: ReconstructionNet, source: ReconstructionNet, datase
     transfer(model, source, modes)
     if model.symmetry == "none" or same_representation(model, source):
         return modes, {}
-    idx = torch.linspace(0, len(dataset) - 1, min(n_images, len(dataset))).long().tolist()
+    idx = evenly_spaced(len(dataset), n_images)
     batch = collate([dataset[i] for i in idx])
     cam = (batch["scale"], batch["trans"], batch["quat"])
     candidates = ("cent", "l2r", "r2l") if model.symmetry == "reflection" else ("cent", "l2r")
