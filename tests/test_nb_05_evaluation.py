@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 SMOKE = dict(model_path="build/nb/05_evaluation/missing.pt", data_root="data/synthetic_nb",
@@ -20,3 +22,5 @@ def test_evaluation_notebook(run_notebook):
     assert len(r["meshes"]) == 2
     tex = r["textures"]  # the ceiling (the annotated camera's registration) beats the barely trained camera
     assert tex["gain_oracle"] > tex["gain"] + 1, tex
+    halves = [tex["gain_oracle_rotation"], tex["gain_oracle_position"]]  # the ceiling split by camera part
+    assert all(math.isfinite(h) for h in halves) and max(halves) < tex["gain_oracle"], tex
