@@ -63,12 +63,11 @@ def _scores(model, rs, ds, args) -> dict:
     "textures" (the input view's gain over the mean colour and the fidelity PSNR / SSIM of each view,
     one row per image)."""
     from .experiment.evaluate import EvalConfig, evaluate
-    from .experiment.fidelity import input_view_gain, texture_fidelity
+    from .experiment.fidelity import GAIN_CAMERAS, input_view_gain, texture_fidelity
 
     out = {"geometry": evaluate(model, ds, EvalConfig(max_items=args.max_items, save_meshes=0))}
     if args.textures:
-        cameras = ("gt", "pred", "oracle", "oracle_rotation", "oracle_position") if args.texture_ceiling \
-            else ("gt", "pred")
+        cameras = tuple(GAIN_CAMERAS) if args.texture_ceiling else ("gt", "pred")
         out["textures"] = input_view_gain(model, ds, args.textures, render=rs, cameras=cameras)
         for oracle in (False, True) if args.texture_ceiling else (False,):
             fid = texture_fidelity(model, ds, args.textures, render=rs, oracle=oracle)

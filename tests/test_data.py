@@ -413,3 +413,14 @@ def test_evenly_spaced_indices():
     picked = evenly_spaced(602, 120)  # the main job's test subset: both halves of a class-sorted split
     assert len(set(picked)) == 120 and picked[0] == 0 and picked[-1] == 601
     assert sum(i < 301 for i in picked) == 60
+
+
+def test_evenly_spaced_subset():
+    from symnb.data import evenly_spaced_subset
+
+    data = list(range(10))
+    assert evenly_spaced_subset(data) is data and evenly_spaced_subset(data, 10) is data
+    sub = evenly_spaced_subset(data, 3)
+    assert [sub[k] for k in range(len(sub))] == [0, 4, 9]
+    with pytest.raises(ValueError, match="the dataset is empty"):
+        evenly_spaced_subset([], 3)

@@ -16,6 +16,7 @@ from .base import (
     batch_indices,
     collate,
     evenly_spaced,
+    evenly_spaced_subset,
     loader,
     split_key,
 )
@@ -36,6 +37,7 @@ from .toy import ToyDataset
 __all__ = [
     "CLASSES", "DATASETS", "REQUIRED_FIELDS", "SPLITS", "BadSampleError", "DataConfig", "Item",
     "Pascal3DDataset", "ReconstructionDataset", "SeededBatchSampler", "SeededItems", "ToyDataset",
-    "batch_indices", "build_dataset", "collate", "crop_box", "evenly_spaced", "jitter_colour", "jitter_crop",
+    "batch_indices", "build_dataset", "collate", "crop_box", "evenly_spaced", "evenly_spaced_subset",
+    "jitter_colour", "jitter_crop",
     "load_annotation", "loader", "register_dataset", "split_key",
 ]

@@ -216,6 +216,18 @@ def evenly_spaced(size: int, n: int | None = None) -> list[int]:
     return torch.linspace(0, size - 1, n).round().long().tolist() if n > 0 else []
 
 
+def evenly_spaced_subset(dataset, n: int | None = None):
+    """``dataset`` itself, or a ``Subset`` of ``min(n, len(dataset))`` items (:func:`evenly_spaced`).
+
+    Raises:
+        ValueError: the dataset is empty.
+    """
+    if not len(dataset):
+        raise ValueError("the dataset is empty")
+    picked = evenly_spaced(len(dataset), n)
+    return dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
+
+
 def loader(dataset, batch_size: int, num_workers: int = 0) -> torch.utils.data.DataLoader:
     """Batches of ``dataset`` in order (evaluation), collated by :func:`collate`."""
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,

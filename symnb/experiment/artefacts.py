@@ -13,7 +13,7 @@ import torch
 from pytorch3d.structures import Meshes
 from tqdm.auto import tqdm
 
-from ..data import evenly_spaced, loader
+from ..data import evenly_spaced_subset, loader
 from ..geometry import check_mesh
 from ..symmetry import MODES, geometric_symmetry_error
 
@@ -73,10 +73,7 @@ def artefact_table(model, dataset, max_items: int | None = None, symmetrize: str
     """
     if symmetrize is not None and symmetrize not in MODES:
         raise ValueError(f"symmetrize must be None or one of {MODES}, got {symmetrize!r}")
-    if not len(dataset):
-        raise ValueError("the dataset is empty")
-    picked = evenly_spaced(len(dataset), max_items)
-    subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
+    subset = evenly_spaced_subset(dataset, max_items)
     rows = []
     for b in tqdm(loader(subset, batch_size), desc="artefacts", disable=not progress):
         out = model.reconstruct(b["image"].to(model.template.device))

@@ -34,7 +34,7 @@ from .. import metrics as M
 from ..align import icp
 from ..camera import rotation_angle, viewpoint_angles
 from ..config import Config
-from ..data import evenly_spaced, loader
+from ..data import evenly_spaced_subset, loader
 from ..model import ReconstructionNet, export_mesh
 from ..render import RenderSettings, render_prediction
 from ..symmetry import GROUPS, MODES, geometric_symmetry_error, index_symmetry_error, symmetry_map
@@ -135,15 +135,12 @@ def evaluate(model: ReconstructionNet, dataset, cfg: EvalConfig | None = None,
         hausdorff, a2b_mean ... rel_max, symmetry_error, geom_symmetry_error, az_err, el_err, roll_err).
     """
     cfg = cfg or EvalConfig()
-    n = len(dataset) if cfg.max_items is None else min(cfg.max_items, len(dataset))
-    if n == 0:
-        raise ValueError("evaluation dataset is empty")
+    subset = evenly_spaced_subset(dataset, cfg.max_items)  # every class of a class-sorted split
+    n = len(subset)
     model.eval()
     device = model.template.device
     rs = RenderSettings(image_size=model.config.img_size) if render is None else render
     smap = _error_map(model, cfg.symmetry)
-    picked = evenly_spaced(len(dataset), n)  # max_items: every class of a class-sorted split
-    subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, picked)
     rows, saved, preds, gts = [], 0, [], []
     bar = tqdm(total=n, desc="evaluate", disable=not progress)
     refine_steps = None if cfg.camera_refine else 0  # None: the model's own setting

@@ -36,7 +36,7 @@ from pytorch3d.transforms import matrix_to_quaternion, quaternion_to_matrix
 from tqdm.auto import tqdm
 
 from ..camera import flip_horizontal, to_pytorch3d
-from ..data import collate, evenly_spaced, loader
+from ..data import collate, evenly_spaced_subset, loader
 from ..render import RenderSettings, generator_shading, make_rasterizer, nearest_face, render_prediction
 from ..symmetry import MODES
 
@@ -130,13 +130,6 @@ def image_metrics(gt: torch.Tensor, pred: torch.Tensor, gt_mask: torch.Tensor,
             row["ssim"] = float(structural_similarity(g[crop], p[crop], channel_axis=-1, data_range=1.0,
                                                       win_size=win))
     return row
-
-
-def _picked(dataset, max_items: int | None) -> list[int]:
-    """Evenly spaced indices (as ``evaluate`` picks them): every class of a class-sorted split."""
-    if len(dataset) == 0:
-        raise ValueError("the dataset is empty")
-    return evenly_spaced(len(dataset), max_items)
 
 
 def _device(model) -> torch.device:
@@ -249,15 +242,15 @@ def texture_fidelity(model, dataset, max_items: int | None = None, views=VIEWS, 
     if symmetrize is not None and symmetrize not in MODES:
         raise ValueError(f"symmetrize must be None or one of {MODES}, got {symmetrize!r}")
     textures = getattr(dataset, "cad_texture", None)
-    picked = _picked(dataset, max_items)
+    subset = evenly_spaced_subset(dataset, max_items)
     rs = render or RenderSettings()
     rows, batch = [], []
-    for k, idx in enumerate(tqdm(picked, desc="texture fidelity", disable=not progress)):
-        item = dataset[idx]
+    for k in tqdm(range(len(subset)), desc="texture fidelity", disable=not progress):
+        item = subset[k]
         tex = textures(item["class_name"], item["id"]) if textures is not None else None
         if tex is not None:
             batch.append((item, tex))
-        if batch and (len(batch) == batch_size or k == len(picked) - 1):
+        if batch and (len(batch) == batch_size or k == len(subset) - 1):
             rs = replace(rs, image_size=batch[0][0]["image"].shape[-1])
             rows += _fidelity_rows(model, dataset, batch, views, rs, shading, symmetrize, oracle)
             batch = []
@@ -306,8 +299,7 @@ def input_view_gain(model, dataset, max_items: int | None = None, batch_size: in
     """
     if not cameras or any(c not in GAIN_CAMERAS for c in cameras):
         raise ValueError(f"cameras must be among {', '.join(map(repr, GAIN_CAMERAS))}, got {cameras!r}")
-    picked = _picked(dataset, max_items)
-    subset = dataset if len(picked) == len(dataset) else torch.utils.data.Subset(dataset, picked)
+    subset = evenly_spaced_subset(dataset, max_items)
     rows, dev = [], _device(model)
     for b in loader(subset, batch_size):
         out = model.reconstruct(b["image"].to(dev))
